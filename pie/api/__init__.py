@@ -1,0 +1,101 @@
+"""The HTTP layer: the Api, its one error renderer, the OpenAPI document and the docs pages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import flask_smorest
+import peewee
+from flask import Blueprint as FlaskBlueprint
+from flask import Flask, send_from_directory
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from pie.errors import PieError, envelope, flatten_messages
+from schemas.common import ErrorSchema
+from schemas.handlers import handler_field_documenter, handler_object_schema
+
+log = logging.getLogger(__name__)
+
+DOCS_ASSETS_URL = "/docs/assets/"
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict]:
+        """Render werkzeug/webargs errors (404, 405, 413, 400 from parsing) as the envelope."""
+        data = getattr(error, "data", None) or {}
+        messages = data.get("messages") or data.get("errors")
+        if messages:
+            message = "; ".join(flatten_messages(messages))
+        else:
+            message = data.get("message") or error.description or error.name
+        headers = dict(data.get("headers") or {})
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return envelope(message), error.code or 500, headers
+
+
+def handle_pie_error(error: PieError) -> tuple[dict[str, Any], int]:
+    return envelope(error.message, **error.extra), error.status
+
+
+def handle_database_error(error: peewee.PeeweeException) -> tuple[dict[str, Any], int]:
+    log.warning("database unavailable: %s", error)
+    return envelope("the database is unavailable; try again shortly"), 503
+
+
+def handle_unexpected(error: Exception) -> tuple[dict[str, Any], int]:
+    log.exception("unhandled error", exc_info=error)
+    return envelope("internal server error"), 500
+
+
+def docs_assets_blueprint() -> FlaskBlueprint:
+    """Swagger UI's files, served from the installed swagger-ui-bundle (no internet needed)."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    blueprint = FlaskBlueprint("docs_assets", __name__)
+
+    @blueprint.route(f"{DOCS_ASSETS_URL}<path:filename>")
+    def docs_asset(filename: str) -> Any:
+        return send_from_directory(str(swagger_ui_path), filename, max_age=86400)
+
+    return blueprint
+
+
+def init_app(app: Flask) -> Api:
+    from pie.api import health, models, versions
+
+    app.config.update(
+        API_TITLE="PIE",
+        API_VERSION=app.config["PIE_VERSION"],
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS_URL,
+        API_SPEC_OPTIONS={
+            "info": {"description": "PIE V2: model registry and job orchestrator."},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
+        },
+    )
+    api = Api()
+    api.init_app(app)
+    types = app.extensions["pie"].handler_types
+    for handler_type in types.values():
+        schema = handler_object_schema(type(handler_type))
+        api.spec.components.schema(schema.__name__, schema=schema)
+    api.ma_plugin.converter.add_attribute_function(handler_field_documenter(types))
+    for module in (health, models, versions):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(docs_assets_blueprint())
+    app.register_error_handler(PieError, handle_pie_error)
+    app.register_error_handler(peewee.OperationalError, handle_database_error)
+    app.register_error_handler(peewee.InterfaceError, handle_database_error)
+    app.register_error_handler(Exception, handle_unexpected)
+    return api

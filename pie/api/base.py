@@ -1,0 +1,87 @@
+"""The Blueprint every resource uses: 400 for bad input, auth checks, error documentation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from copy import deepcopy
+from functools import wraps
+from typing import Any
+
+import flask_smorest
+from flask import current_app, g, request
+from webargs.flaskparser import FlaskParser
+
+from pie import auth
+from pie.errors import BadRequest
+from pie.runtime import Runtime
+
+SECURITY = [{"bearerAuth": []}]
+
+
+class Parser(FlaskParser):
+    """Validation errors are the contract's 400, not webargs' 422; bodies must be JSON."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if req.get_data(cache=True) and not req.is_json:
+            raise BadRequest("the request body must be JSON (Content-Type: application/json)")
+        return super()._raw_load_json(req)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
+    PAGINATION_ARGUMENTS_PARSER = Parser()
+    DEFAULT_PAGINATION_PARAMETERS = {"page": 1, "page_size": 100, "max_page_size": 1000}
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["pie"]
+
+
+def current_principal() -> auth.Principal:
+    """The verified caller of this request (verified once, then kept on `g`)."""
+    principal = g.get("principal")
+    if principal is None:
+        token = auth.bearer_token(request.headers.get("Authorization"))
+        principal = g.principal = runtime().verifier.verify(token)
+    return principal
+
+
+def document(fn: Callable[..., Any], *codes: int, secured: bool = False) -> None:
+    """Add error responses (and the bearer requirement) to a view's OpenAPI operation."""
+    apidoc = fn._apidoc = deepcopy(getattr(fn, "_apidoc", {}))  # type: ignore[attr-defined]
+    responses = apidoc.setdefault("response", {}).setdefault("responses", {})
+    for code in codes:
+        responses.setdefault(code, [_RESPONSE_NAMES[code]])
+    if secured:
+        apidoc.setdefault("manual_doc", {})["security"] = SECURITY
+
+
+def requires(permission: str, *errors: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Authenticate, then check the operation permission and (on `/clients/{client_id}/…`
+    routes) tenant access — before the body is parsed. `errors` are the other statuses the
+    operation can answer, for the OpenAPI document."""
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            auth.require(current_principal(), permission, kwargs.get("client_id"))
+            return fn(*args, **kwargs)
+
+        document(wrapper, 401, 403, *errors, secured=True)
+        return wrapper
+
+    return decorator
+
+
+_RESPONSE_NAMES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    413: "REQUEST_ENTITY_TOO_LARGE",
+    422: "UNPROCESSABLE_ENTITY",
+    503: "SERVICE_UNAVAILABLE",
+}

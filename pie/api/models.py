@@ -1,0 +1,56 @@
+"""/v2/models: list, create, read, replace and delete models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from pie.api.base import Blueprint, requires
+from pie.services import registry
+from schemas.models import ModelCreateSchema, ModelSchema, ModelUpdateSchema
+
+blp = Blueprint("models", __name__, url_prefix="/v2", description="Registered models")
+
+
+@blp.route("/models")
+class Models(MethodView):
+    @requires("read_models")
+    @blp.response(200, ModelSchema(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters: Any) -> Any:
+        """List models"""
+        items, total = registry.list_models(
+            pagination_parameters.page, pagination_parameters.page_size
+        )
+        pagination_parameters.item_count = total
+        return items
+
+    @requires("manage_models", 409, 413, 422)
+    @blp.arguments(ModelCreateSchema)
+    @blp.response(201, ModelSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Register a model (and its version "1")"""
+        return registry.create_model(data)
+
+
+@blp.route("/models/<model_id>")
+class ModelById(MethodView):
+    @requires("read_models", 404)
+    @blp.response(200, ModelSchema)
+    def get(self, model_id: str) -> Any:
+        """Read a model"""
+        return registry.get_model(model_id)
+
+    @requires("manage_models", 404, 413, 422)
+    @blp.arguments(ModelUpdateSchema)
+    @blp.response(200, ModelSchema)
+    def put(self, data: dict[str, Any], model_id: str) -> Any:
+        """Replace a model (an active model gets a new version)"""
+        return registry.update_model(model_id, data)
+
+    @requires("manage_models", 404, 422)
+    @blp.response(204)
+    def delete(self, model_id: str) -> Any:
+        """Delete a model, its versions and its subscriptions"""
+        registry.delete_model(model_id)

@@ -1,0 +1,194 @@
+"""Token verification (HS256 secret, RS256/ES256 JWKS), permissions and tenant access."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from pie.errors import Forbidden, Unauthorized
+
+SCOPE_PREFIX = "streamline/"
+ADMIN_SCOPE = "streamline/admin"
+CALLBACK_CLAIM = "pie:job_id"
+
+# What a human `client:X` group grants on tenant X; `read_models` it grants everywhere.
+HUMAN_TENANT_PERMISSIONS = frozenset(
+    {"read_domains", "manage_domains", "init_services", "run_inference", "run_training"}
+)
+PERMISSIONS = frozenset(
+    {
+        "read_models",
+        "manage_models",
+        "run_inference",
+        "run_training",
+        "complete_jobs",
+        "read_domains",
+        "manage_domains",
+        "init_services",
+        "admin",
+    }
+)
+JWKS_ALGORITHMS = ("RS256", "ES256")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the verified token says."""
+
+    subject: str | None = None
+    scopes: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    client_id: str | None = None
+    job_id: str | None = None  # set on job-scoped callback tokens only
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.groups or ADMIN_SCOPE in self.scopes
+
+    @property
+    def group_clients(self) -> frozenset[str]:
+        return frozenset(g[len("client:") :] for g in self.groups if g.startswith("client:"))
+
+    def can_access(self, client_id: str) -> bool:
+        """Tenant access: admin, the machine token's own tenant, or a `client:X` group."""
+        if self.job_id is not None:
+            return False
+        return self.is_admin or self.client_id == client_id or client_id in self.group_clients
+
+    def has(self, permission: str, client_id: str | None = None) -> bool:
+        """Operation permission; `client_id` is the tenant of the route, when it has one."""
+        if self.job_id is not None:
+            return False  # callback tokens pass only the job-scoped checks
+        if self.is_admin:
+            return True
+        if f"{SCOPE_PREFIX}{permission}" in self.scopes:
+            return True
+        clients = self.group_clients
+        if permission == "read_models":
+            return bool(clients)
+        return permission in HUMAN_TENANT_PERMISSIONS and client_id in clients
+
+    def accessible_clients(self) -> frozenset[str] | None:
+        """Client ids this caller may see, or None for all (admin)."""
+        if self.is_admin:
+            return None
+        own = {self.client_id} if self.client_id else set()
+        return frozenset(own) | self.group_clients
+
+
+def require(principal: Principal, permission: str, client_id: str | None = None) -> None:
+    """Raise 403 unless the caller has the permission (and tenant access, on tenant routes)."""
+    if not principal.has(permission, client_id):
+        raise Forbidden(f"this token lacks the permission '{SCOPE_PREFIX}{permission}'")
+    if client_id is not None and not principal.can_access(client_id):
+        raise Forbidden(f"this token has no access to client '{client_id}'")
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    scope = claims.get("scope") or ""
+    groups = claims.get("cognito:groups") or []
+    if isinstance(scope, list):
+        scope = " ".join(str(s) for s in scope)
+    if not isinstance(groups, list):
+        groups = [groups]
+    return Principal(
+        subject=claims.get("sub"),
+        scopes=frozenset(str(scope).split()),
+        groups=frozenset(str(g) for g in groups),
+        client_id=claims.get("client_id"),
+        job_id=claims.get(CALLBACK_CLAIM),
+        claims=claims,
+    )
+
+
+class TokenVerifier:
+    """Verifies bearer tokens against the HS256 secret and, when configured, a JWKS URL."""
+
+    def __init__(
+        self,
+        secret: str,
+        jwks_url: str | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+    ) -> None:
+        self.secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"malformed token: {exc}") from exc
+        alg = header.get("alg")
+        if alg == "HS256":
+            key: Any = self.secret
+        elif alg in JWKS_ALGORITHMS and self.jwks is not None:
+            try:
+                key = self.jwks.get_signing_key_from_jwt(token).key
+            except jwt.PyJWTError as exc:
+                raise Unauthorized(f"token key not found in JWKS: {exc}") from exc
+        else:
+            raise Unauthorized(f"token algorithm {alg!r} is not accepted")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp"], "verify_aud": self.audience is not None},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        return principal_from_claims(claims)
+
+    def mint(self, claims: dict[str, Any], ttl_seconds: int) -> str:
+        now = int(time.time())
+        body = {"iat": now, "exp": now + int(ttl_seconds), **claims}
+        if self.issuer and "iss" not in body:
+            body["iss"] = self.issuer
+        if self.audience and "aud" not in body:
+            body["aud"] = self.audience
+        return jwt.encode(body, self.secret, algorithm="HS256")
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise Unauthorized("missing Authorization header: expected 'Bearer <token>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    return token.strip()
+
+
+def load_or_create_secret(path: str) -> str:
+    """The persisted HS256 secret; created once, readable by the owner only."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            secret = fh.read().strip()
+        if secret:
+            return secret
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret)
+    try:
+        os.link(tmp, path)  # atomic and exclusive: a racing process keeps the first secret
+    except FileExistsError:
+        with open(path, encoding="utf-8") as fh:
+            secret = fh.read().strip()
+    finally:
+        os.unlink(tmp)
+    return secret

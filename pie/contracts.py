@@ -1,0 +1,44 @@
+"""JSON Schema Draft 2020-12 helpers: check a schema, list an instance's violations as strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+from referencing.exceptions import Unresolvable
+
+
+def schema_problems(schema: Any) -> list[str]:
+    """Why `schema` is not a usable Draft 2020-12 schema (empty when it is)."""
+    if not isinstance(schema, dict | bool):
+        return ["a JSON Schema must be an object or a boolean"]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return [f"{where or '(root)'}: {exc.message}"]
+    return []
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+
+
+def violations(schema: Any, instance: Any, label: str = "input") -> list[str]:
+    """Every way `instance` fails `schema`, as `label.path: message` strings, sorted by path."""
+    validator = Draft202012Validator(schema)
+    try:
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path)))
+    except Unresolvable as exc:
+        return [f"{label}: the schema has an unresolvable reference ({exc})"]
+    return [f"{label}{_path(e)}: {e.message}" for e in errors]
+
+
+def contract_problems(contracts: dict[str, Any] | None) -> list[str]:
+    """Problems in a `handler_contracts` object, each naming the schema it is about."""
+    problems: list[str] = []
+    for kind, contract in (contracts or {}).items():
+        for side, schema in (contract or {}).items():
+            problems += [f"handler_contracts.{kind}.{side}: {p}" for p in schema_problems(schema)]
+    return problems

@@ -1,0 +1,155 @@
+"""The database: a peewee proxy chosen by URL, per-request connections, migrations, `pie db`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from urllib.parse import unquote, urlparse
+
+import click
+import peewee
+from flask import Flask
+from flask.cli import AppGroup
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+log = logging.getLogger(__name__)
+
+database = peewee.DatabaseProxy()
+
+# SQLite: WAL lets readers run beside one writer; the busy timeout makes writers queue instead
+# of failing; IMMEDIATE transactions take the write lock up front, so two writers never
+# deadlock upgrading a read lock.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": 1,
+    "busy_timeout": 30000,
+}
+
+
+def open_database(url: str, max_connections: int = 32) -> peewee.Database:
+    """Build (not connect) the database named by a `sqlite:///…` or `postgresql://…` URL."""
+    parsed = urlparse(url)
+    pool = {"max_connections": max_connections, "stale_timeout": 300, "timeout": 30}
+    if parsed.scheme == "sqlite":
+        path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
+        if not path:
+            raise click.UsageError(f"unsupported SQLite URL {url!r}: use sqlite:///path")
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return PooledSqliteDatabase(
+            path,
+            pragmas=SQLITE_PRAGMAS,
+            lock_type="IMMEDIATE",
+            check_same_thread=False,
+            **pool,
+        )
+    if parsed.scheme in ("postgres", "postgresql"):
+        return PooledPostgresqlDatabase(
+            unquote(parsed.path.lstrip("/")),
+            user=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            host=parsed.hostname,
+            port=parsed.port,
+            connect_timeout=5,
+            **pool,
+        )
+    raise ValueError(f"unsupported database URL scheme {parsed.scheme!r}")
+
+
+def close_all() -> None:
+    """Close every pooled connection (app shutdown, tests)."""
+    if database.obj is not None:
+        database.close_all() if hasattr(database.obj, "close_all") else database.close()
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def for_update(query: peewee.Select) -> peewee.Select:
+    """Lock the selected rows where the backend can (Postgres); SQLite's IMMEDIATE
+    transactions already serialise writers."""
+    return query.for_update() if database.for_update else query
+
+
+def init_app(app: Flask) -> None:
+    """Bind the proxy to this app's database and open/close a connection per request."""
+    url = app.config["PIE_DATABASE_URL"]
+    database.initialize(open_database(url, app.config["PIE_DB_MAX_CONNECTIONS"]))
+
+    @app.before_request
+    def _connect() -> None:
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+    app.cli.add_command(db_cli)
+
+
+# --- migrations -------------------------------------------------------------------------
+
+MIGRATIONS: list[Callable[[peewee.Database], None]] = []
+
+
+def migration(fn: Callable[[peewee.Database], None]) -> Callable[[peewee.Database], None]:
+    """Register the next numbered migration (numbers follow definition order)."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+class SchemaVersion(peewee.Model):
+    version = peewee.IntegerField(primary_key=True)
+    applied_at = peewee.DateTimeField(constraints=[peewee.SQL("DEFAULT CURRENT_TIMESTAMP")])
+
+    class Meta:
+        database = database
+        table_name = "pie_schema_version"
+
+
+def current_version() -> int:
+    if not database.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    return SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
+
+
+def upgrade() -> list[int]:
+    """Apply pending migrations, each in its own transaction; safe to race from many processes."""
+    from pie import migrations  # noqa: F401  (registers the numbered migrations)
+
+    applied = []
+    with database.connection_context():
+        SchemaVersion.create_table(safe=True)
+        for number, fn in enumerate(MIGRATIONS, start=1):
+            with database.atomic():
+                if is_postgres():
+                    # Serialise concurrent upgraders; the lock ends with the transaction.
+                    database.execute_sql("SELECT pg_advisory_xact_lock(7163)")
+                if current_version() >= number:
+                    continue
+                fn(database.obj)
+                SchemaVersion.create(version=number)
+                applied.append(number)
+                log.info("applied migration %d (%s)", number, fn.__name__)
+    return applied
+
+
+db_cli = AppGroup("db", help="Database commands.")
+
+
+@db_cli.command("upgrade")
+def upgrade_command() -> None:
+    """Apply pending schema migrations."""
+    applied = upgrade()
+    click.echo(f"applied migrations: {applied}" if applied else "database is up to date")
+
+
+@db_cli.command("version")
+def version_command() -> None:
+    """Print the schema version."""
+    with database.connection_context():
+        click.echo(str(current_version()))

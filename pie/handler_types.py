@@ -1,0 +1,35 @@
+"""The HandlerType base class that handler plugins subclass."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import marshmallow as ma
+
+if TYPE_CHECKING:
+    from pie.runtime import Runtime
+
+
+class HandlerType:
+    """A kind of backend that runs jobs: its `type` name, its handler fields, its dispatch.
+
+    `schema` describes the handler object's fields other than `type`. `dispatch` starts the
+    job and returns the backend's id for it (or None); raising fails the job with the message.
+    """
+
+    name: ClassVar[str]
+    schema: ClassVar[type[ma.Schema]]
+    description: ClassVar[str] = ""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
+        """Problems the schema cannot see (an unknown implementation name), by field."""
+        return {}
+
+    def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str | None:
+        raise NotImplementedError(f"handler type {self.name!r} does not dispatch")
+
+    def close(self) -> None:
+        """Release resources (threads, clients) when the app shuts down."""

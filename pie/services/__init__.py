@@ -1,0 +1,1 @@
+"""Domain logic, free of Flask: registry, lifecycle, jobs, dispatch, triggers, tenancy."""

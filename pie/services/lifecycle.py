@@ -1,0 +1,106 @@
+"""Model versions: create, read, list, and the status transitions of contract section 4."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pie import contracts
+from pie.db import database
+from pie.errors import NotFound, Unprocessable
+from pie.services import registry
+from pie.tables import ModelVersion, RegisteredModel, utcnow
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "pending": ("training", "active", "failed"),
+    "training": ("active", "failed"),
+    "failed": ("pending", "training"),
+    "active": (),
+}
+
+
+def get_version(model_id: str, version: str) -> ModelVersion:
+    row = (
+        ModelVersion.select()
+        .where((ModelVersion.model == model_id) & (ModelVersion.version == version))
+        .first()
+    )
+    if row is None:
+        registry.get_model(model_id)  # a missing model is the more useful 404
+        raise NotFound(f"version '{version}' of model '{model_id}' not found")
+    return row
+
+
+def list_versions(model_id: str, page: int, page_size: int) -> tuple[list[ModelVersion], int]:
+    registry.get_model(model_id)
+    query = (
+        ModelVersion.select()
+        .where(ModelVersion.model == model_id)
+        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+    )
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def feature_schema_problems(features: list[dict[str, Any]] | None) -> list[str]:
+    """Why a list of FeatureDefinitions is invalid: duplicate names, bad schemas, bad defaults."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, feature in enumerate(features or []):
+        name = feature["name"]
+        if name in seen:
+            problems.append(f"features[{index}].name: duplicate feature name '{name}'")
+        seen.add(name)
+        schema = feature["json_schema"]
+        schema_errors = contracts.schema_problems(schema)
+        problems += [f"features[{index}] '{name}'.json_schema: {p}" for p in schema_errors]
+        if not schema_errors and "default" in schema:
+            problems += contracts.violations(schema, schema["default"], f"{name}.default")
+    return problems
+
+
+def create_version(model_id: str, data: dict[str, Any]) -> tuple[RegisteredModel, ModelVersion]:
+    problems = feature_schema_problems(data.get("feature_schema"))
+    if problems:
+        raise Unprocessable("invalid feature_schema: " + "; ".join(problems))
+    with database.atomic():
+        model = registry.lock_model(model_id)
+        version = registry.add_version(
+            model,
+            data.get("version"),
+            description=data.get("description", ""),
+            metadata=data.get("metadata") or {},
+            feature_schema=data.get("feature_schema"),
+        )
+    return model, version
+
+
+def set_status(
+    model_id: str, version: str, status: str
+) -> tuple[RegisteredModel, ModelVersion, str | None]:
+    """Move a version to `status`; returns (model, version, previous status or None for a
+    no-op). The conditional update makes exactly one of several racing callers the mover."""
+    while True:
+        with database.atomic():
+            row = get_version(model_id, version)
+            if row.status == status:
+                return registry.get_model(model_id), row, None
+            allowed = TRANSITIONS[row.status]
+            if status not in allowed:
+                targets = ", ".join(allowed) or "none: a new version is how a model changes"
+                raise Unprocessable(
+                    f"cannot move version '{version}' from '{row.status}' to '{status}'; "
+                    f"allowed: {targets}"
+                )
+            previous, now = row.status, utcnow()
+            moved = (
+                ModelVersion.update(status=status, updated_at=now)
+                .where((ModelVersion.id == row.id) & (ModelVersion.status == previous))
+                .execute()
+            )
+            if not moved:
+                continue  # another caller moved it first: decide again from what it wrote
+            if status == "active":
+                RegisteredModel.update(status="active", updated_at=now).where(
+                    (RegisteredModel.id == model_id) & (RegisteredModel.status != "active")
+                ).execute()
+            row.status, row.updated_at = status, now
+            return registry.get_model(model_id), row, previous

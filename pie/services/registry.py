@@ -1,0 +1,137 @@
+"""Models: create, read, list, replace and delete registered models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import peewee
+
+from pie import contracts
+from pie.db import database, for_update
+from pie.errors import Conflict, NotFound, Unprocessable
+from pie.ids import uuid7
+from pie.tables import ModelVersion, RegisteredModel, utcnow
+
+INT_VERSION = re.compile(r"^[0-9]{1,18}$")
+
+
+def get_model(model_id: str) -> RegisteredModel:
+    model = RegisteredModel.get_or_none(RegisteredModel.id == model_id)
+    if model is None:
+        raise NotFound(f"model '{model_id}' not found")
+    return model
+
+
+def list_models(page: int, page_size: int) -> tuple[list[RegisteredModel], int]:
+    query = RegisteredModel.select().order_by(RegisteredModel.created_at, RegisteredModel.id)
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def check_contracts(handler_contracts: dict[str, Any] | None) -> None:
+    problems = contracts.contract_problems(handler_contracts)
+    if problems:
+        raise Unprocessable("invalid handler_contracts: " + "; ".join(problems))
+
+
+def create_model(data: dict[str, Any]) -> RegisteredModel:
+    """Store a model and its version "1" (pending)."""
+    check_contracts(data.get("handler_contracts"))
+    model_id = data.get("id") or uuid7()
+    now = utcnow()
+    try:
+        with database.atomic():
+            model = RegisteredModel.create(
+                id=model_id,
+                name=data["name"],
+                description=data["description"],
+                handlers=data["handlers"],
+                handler_contracts=data.get("handler_contracts"),
+                metadata=data.get("metadata") or {},
+                status="pending",
+                latest_version="1",
+                max_int_version=1,
+                created_at=now,
+                updated_at=now,
+            )
+            ModelVersion.create(
+                model=model,
+                version="1",
+                metadata={},
+                handlers=model.handlers,
+                handler_contracts=model.handler_contracts,
+                created_at=now,
+                updated_at=now,
+            )
+    except peewee.IntegrityError as exc:
+        raise Conflict(f"model '{model_id}' already exists") from exc
+    return model
+
+
+def add_version(model: RegisteredModel, version: str | None, **fields: Any) -> ModelVersion:
+    """Insert a pending version snapshotting the model's handlers; call inside a transaction
+    holding the model row (see `lock_model`)."""
+    version = version or str(model.max_int_version + 1)
+    now = utcnow()
+    try:
+        with database.atomic():
+            row = ModelVersion.create(
+                model=model,
+                version=version,
+                handlers=model.handlers,
+                handler_contracts=model.handler_contracts,
+                created_at=now,
+                updated_at=now,
+                **{"metadata": {}, **fields},
+            )
+    except peewee.IntegrityError as exc:
+        raise Conflict(f"version '{version}' of model '{model.id}' already exists") from exc
+    model.latest_version = version
+    if INT_VERSION.match(version):
+        model.max_int_version = max(model.max_int_version, int(version))
+    model.updated_at = now
+    model.save(
+        only=[
+            RegisteredModel.latest_version,
+            RegisteredModel.max_int_version,
+            RegisteredModel.updated_at,
+        ]
+    )
+    return row
+
+
+def lock_model(model_id: str) -> RegisteredModel:
+    """Read a model and, on backends with row locks, hold it until the transaction ends."""
+    model = for_update(RegisteredModel.select().where(RegisteredModel.id == model_id)).first()
+    if model is None:
+        raise NotFound(f"model '{model_id}' not found")
+    return model
+
+
+def update_model(model_id: str, data: dict[str, Any]) -> RegisteredModel:
+    """Replace a model's fields: in place while pending, as a new version once active."""
+    check_contracts(data.get("handler_contracts"))
+    with database.atomic():
+        model = lock_model(model_id)
+        model.name, model.description = data["name"], data["description"]
+        model.handlers, model.handler_contracts = data["handlers"], data.get("handler_contracts")
+        model.metadata = data.get("metadata") or {}
+        model.updated_at = utcnow()
+        model.save()
+        if model.status == "active":
+            add_version(model, None)
+        else:
+            ModelVersion.update(
+                handlers=model.handlers,
+                handler_contracts=model.handler_contracts,
+                updated_at=model.updated_at,
+            ).where((ModelVersion.model == model) & (ModelVersion.status == "pending")).execute()
+    return model
+
+
+def delete_model(model_id: str) -> None:
+    """Delete a model and its versions; its jobs stay as history."""
+    with database.atomic():
+        model = lock_model(model_id)
+        ModelVersion.delete().where(ModelVersion.model == model).execute()
+        model.delete_instance()

@@ -1,0 +1,42 @@
+"""The `lambda` handler type: asynchronous AWS Lambda invocation through boto3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from pie import HandlerType, hookimpl
+
+ARN_PATTERN = (
+    r"^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d:\d{12}:function:[A-Za-z0-9_-]{1,64}"
+    r"(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?$"
+)
+
+
+class LambdaHandlerSchema(ma.Schema):
+    arn = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(ARN_PATTERN, error="must be a Lambda function ARN"),
+        metadata={
+            "description": "Function ARN",
+            "example": "arn:aws:lambda:us-east-1:123456789012:function:my-model",
+        },
+    )
+    version = ma.fields.String(
+        validate=ma.validate.Regexp(
+            r"^(\$LATEST|[A-Za-z0-9_-]{1,128})$", error="must be a Lambda version or alias"
+        ),
+        metadata={"description": "Version or alias, passed as the invoke qualifier"},
+    )
+
+
+class LambdaHandlerType(HandlerType):
+    name = "lambda"
+    schema = LambdaHandlerSchema
+    description = "Asynchronous AWS Lambda invoke (InvocationType=Event)."
+
+
+@hookimpl
+def pie_register_handler_types(app: Any) -> list[type[HandlerType]]:
+    return [LambdaHandlerType]

@@ -1,0 +1,13 @@
+"""FeatureDefinition: one named, schema-checked feature of a domain or a frozen version contract."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from schemas.common import JsonObject, StrictBoolean
+
+
+class FeatureDefinitionSchema(ma.Schema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    json_schema = JsonObject(required=True, metadata={"description": "Draft 2020-12 schema"})
+    mandatory = StrictBoolean(required=True)

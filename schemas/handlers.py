@@ -1,0 +1,82 @@
+"""The Handler field: a `oneOf` discriminated by `type` over the registered handler types."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app
+
+from pie.handler_types import HandlerType
+
+
+@cache
+def handler_object_schema(handler_type: type[HandlerType]) -> type[ma.Schema]:
+    """The full handler object schema of a type: its own fields plus `type`."""
+    name = "".join(part.capitalize() for part in handler_type.name.replace("-", "_").split("_"))
+    return type(
+        f"{name}Handler",
+        (handler_type.schema,),
+        {
+            "type": ma.fields.String(
+                required=True, validate=ma.validate.OneOf([handler_type.name])
+            ),
+            "Meta": type("Meta", (), {"unknown": ma.RAISE}),
+        },
+    )
+
+
+def registered_types() -> dict[str, HandlerType]:
+    return current_app.extensions["pie"].handler_types
+
+
+class HandlerField(ma.fields.Field):
+    """A handler object validated by the schema of the type it names."""
+
+    default_error_messages = {
+        "invalid": "Not a valid handler object.",
+        "unknown_type": "Unknown handler type {type!r}; registered types: {known}.",
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        types = registered_types()
+        type_name = value.get("type")
+        if not isinstance(type_name, str) or type_name not in types:
+            known = ", ".join(sorted(types))
+            raise ma.ValidationError(
+                {"type": [self.error_messages["unknown_type"].format(type=type_name, known=known)]}
+            )
+        handler_type = types[type_name]
+        loaded = handler_object_schema(type(handler_type))().load(value)
+        problems = handler_type.check(loaded)
+        if problems:
+            raise ma.ValidationError(problems)
+        return loaded
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+
+def handler_field_documenter(types: dict[str, HandlerType]) -> Any:
+    """An apispec attribute function documenting HandlerField as a discriminated oneOf."""
+    refs = {
+        name: f"#/components/schemas/{handler_object_schema(type(t)).__name__}"
+        for name, t in sorted(types.items())
+    }
+
+    def handler_field_properties(
+        converter: Any, field: ma.fields.Field, ret: dict, **kwargs: Any
+    ) -> dict[str, Any]:
+        if not isinstance(field, HandlerField):
+            return {}
+        for key in ("type", "format"):
+            ret.pop(key, None)
+        return {
+            "oneOf": [{"$ref": ref} for ref in refs.values()],
+            "discriminator": {"propertyName": "type", "mapping": refs},
+        }
+
+    return handler_field_properties

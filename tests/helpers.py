@@ -1,0 +1,96 @@
+"""Test helpers: tokens and a test client that authenticates by default."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+
+SECRET = "test-secret-for-pie-tests-0123456789abcdef"
+
+
+def make_token(
+    *,
+    scope: str | list[str] | None = None,
+    client_id: str | None = None,
+    groups: list[str] | None = None,
+    ttl: int = 600,
+    secret: str = SECRET,
+    **claims: Any,
+) -> str:
+    body: dict[str, Any] = {
+        "sub": "tester",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + ttl,
+        **claims,
+    }
+    if scope is not None:
+        body["scope"] = scope if isinstance(scope, str) else " ".join(scope)
+    if client_id is not None:
+        body["client_id"] = client_id
+    if groups is not None:
+        body["cognito:groups"] = groups
+    return jwt.encode(body, secret, algorithm="HS256")
+
+
+ADMIN = make_token(scope="streamline/admin", ttl=86400)
+
+
+def scoped(*names: str, **kwargs: Any) -> str:
+    return make_token(scope=" ".join(f"streamline/{n}" for n in names), **kwargs)
+
+
+class Client:
+    """Flask test client wrapper: JSON in, admin token unless told otherwise."""
+
+    def __init__(self, flask_client: Any, token: str | None = ADMIN) -> None:
+        self.raw = flask_client
+        self.token = token
+
+    def request(
+        self, method: str, path: str, json: Any = None, token: Any = "default", **kwargs: Any
+    ) -> Any:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        token = self.token if token == "default" else token
+        if token is not None:
+            headers.setdefault("Authorization", f"Bearer {token}")
+        if json is not None:
+            kwargs["json"] = json
+        return self.raw.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, json=json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("PUT", path, json=json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+def model_body(model_id: str | None = "m1", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "Model one",
+        "description": "a test model",
+        "handlers": {
+            "training": {"type": "in_process", "value": "echo"},
+            "inference": {"type": "in_process", "value": "echo"},
+        },
+    }
+    if model_id is not None:
+        body["id"] = model_id
+    body.update(overrides)
+    return body
+
+
+def assert_envelope(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    body = response.get_json()
+    assert body is not None, response.get_data(as_text=True)
+    assert body["success"] is False
+    assert isinstance(body["message"], str) and body["message"]
+    return body
