@@ -10,10 +10,10 @@ from typing import Any
 
 from flask import Flask
 
-from pie.handler_types import HandlerType
+from pie.handler_types import DispatchDeferred, HandlerType
 from pie.hookspecs import hookimpl
 
-__all__ = ["HandlerType", "hookimpl", "create_app", "__version__"]
+__all__ = ["DispatchDeferred", "HandlerType", "hookimpl", "create_app", "__version__"]
 
 try:
     __version__ = _package_version("pie-registry")

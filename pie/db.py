@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import unquote, urlparse
 
 import click
@@ -56,6 +57,19 @@ def open_database(url: str, max_connections: int = 32) -> peewee.Database:
             **pool,
         )
     raise ValueError(f"unsupported database URL scheme {parsed.scheme!r}")
+
+
+@contextmanager
+def connection() -> Iterator[None]:
+    """A connection for a background thread: opened if needed, closed only if opened here."""
+    opened = database.is_closed()
+    if opened:
+        database.connect()
+    try:
+        yield
+    finally:
+        if opened and not database.is_closed():
+            database.close()
 
 
 def close_all() -> None:

@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from pie.runtime import Runtime
 
 
+class DispatchDeferred(Exception):
+    """Raised by `dispatch` when the backend cannot take the job now (shutting down, full):
+    the job stays pending and the recovery loop dispatches it later."""
+
+
 class HandlerType:
     """A kind of backend that runs jobs: its `type` name, its handler fields, its dispatch.
 

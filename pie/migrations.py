@@ -11,3 +11,13 @@ from pie.db import migration
 @migration
 def create_registry(db: peewee.Database) -> None:
     db.create_tables(tables.REGISTRY_TABLES, safe=True)
+
+
+@migration
+def create_jobs(db: peewee.Database) -> None:
+    db.create_tables(tables.JOB_TABLES, safe=True)
+
+
+@migration
+def create_subscriptions(db: peewee.Database) -> None:
+    db.create_tables(tables.SUBSCRIPTION_TABLES, safe=True)

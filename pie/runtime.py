@@ -1,4 +1,4 @@
-"""What one PIE app holds at run time: settings, plugins, handler types, token verifier."""
+"""What one PIE app holds at run time: settings, plugins, handler types, dispatcher."""
 
 from __future__ import annotations
 
@@ -7,21 +7,27 @@ from typing import Any
 
 import pluggy
 
-from pie.auth import TokenVerifier
+from pie import db
+from pie.auth import CALLBACK_CLAIM, TokenVerifier
 from pie.handler_types import HandlerType
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class Runtime:
-    """Per-app state that services use; views find it at `app.extensions["pie"]`."""
+    """Per-app state that services and plugins use; views find it at `app.extensions["pie"]`."""
 
     def __init__(
         self, config: dict[str, Any], pm: pluggy.PluginManager, verifier: TokenVerifier
     ) -> None:
+        from pie.services.dispatch import Dispatcher
+
         self.config = config
         self.pm = pm
         self.verifier = verifier
         self.handler_types: dict[str, HandlerType] = {}
         self.in_process_handlers: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        self.dispatcher = Dispatcher(self)
 
     def install(
         self,
@@ -31,9 +37,37 @@ class Runtime:
         self.in_process_handlers = in_process
         self.handler_types = {name: cls(self) for name, cls in handler_types.items()}
 
-    def handler_type(self, name: str) -> HandlerType:
-        return self.handler_types[name]
+    @property
+    def public_url(self) -> str:
+        return self.config.get("PIE_PUBLIC_URL") or DEFAULT_PUBLIC_URL
+
+    def callback_token(self, job_id: str) -> str:
+        """A token that may read and complete one job, and nothing else."""
+        claims = {
+            "sub": f"job:{job_id}",
+            CALLBACK_CLAIM: job_id,
+            "scope": "streamline/complete_jobs",
+        }
+        return self.verifier.mint(claims, self.config["PIE_CALLBACK_TOKEN_TTL_SECONDS"])
+
+    # --- for handler plugins: the same completion path the HTTP callback takes -----------
+
+    def mark_started(self, job_id: str, external_id: str | None = None) -> None:
+        from pie.services.dispatch import mark_started
+
+        with db.connection():
+            mark_started(job_id, external_id)
+
+    def complete_job(
+        self, job_id: str, status: str, output: Any = None, error: Any = None
+    ) -> dict[str, Any]:
+        from pie.services.orchestration import complete_job
+
+        with db.connection():
+            return complete_job(self, job_id, status, output=output, error=error)
 
     def close(self) -> None:
+        """Stop background work: the recovery loop, then dispatches, then handler pools."""
+        self.dispatcher.close()
         for handler_type in self.handler_types.values():
             handler_type.close()

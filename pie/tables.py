@@ -69,3 +69,66 @@ class ModelVersion(BaseModel):
 
 
 REGISTRY_TABLES = [RegisteredModel, ModelVersion]
+
+
+class Job(BaseModel):
+    job_id = peewee.CharField(primary_key=True, max_length=36)
+    job_type = peewee.CharField(max_length=16)
+    model_id = peewee.CharField(max_length=128)  # not a foreign key: jobs outlive their model
+    model_version = peewee.CharField(max_length=128)
+    status = peewee.CharField(max_length=16, default="pending")
+    input = JSONField()
+    output = JSONField(null=True)
+    error = JSONField(null=True)
+    warnings = JSONField(default=list)
+    assignment_id = peewee.CharField(max_length=36, null=True)
+    client_id = peewee.CharField(max_length=128, null=True)
+    domain_id = peewee.CharField(max_length=128, null=True)
+    service_id = peewee.CharField(max_length=128, null=True)
+    trigger = JSONField(null=True)
+    handler_type = peewee.CharField(max_length=64)
+    handler = JSONField()  # the handler object this job was dispatched with
+    external_id = peewee.TextField(null=True)
+    # The stored completion result, so a repeated callback answers the same thing.
+    triggered_events = JSONField(null=True)
+    # Dispatch claim: whoever sets claimed_until (conditionally) owns the dispatch until then.
+    claimed_until = peewee.DateTimeField(null=True)
+    dispatch_attempts = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField(default=utcnow)
+    started_at = peewee.DateTimeField(null=True)
+    completed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "jobs"
+        indexes = (
+            (("model_id", "model_version", "job_id"), False),
+            (("status", "created_at"), False),
+        )
+
+
+JOB_TABLES = [Job]
+
+
+class Subscription(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=36)
+    source_model_id = peewee.CharField(max_length=128)
+    trigger_event = peewee.CharField(max_length=32)
+    target_model_id = peewee.CharField(max_length=128)
+    target_action = peewee.CharField(max_length=16)
+    input_source = peewee.CharField(max_length=16)
+    input = JSONField(null=True)
+    label = peewee.TextField(null=True)
+    status = peewee.CharField(max_length=16, default="active")
+    warnings = JSONField(default=list)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "event_subscriptions"
+        indexes = (
+            (("source_model_id", "trigger_event", "status"), False),
+            (("target_model_id",), False),
+        )
+
+
+SUBSCRIPTION_TABLES = [Subscription]

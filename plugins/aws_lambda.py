@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import marshmallow as ma
 
 from pie import HandlerType, hookimpl
+from plugins._aws import AwsClients
 
 ARN_PATTERN = (
     r"^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d:\d{12}:function:[A-Za-z0-9_-]{1,64}"
@@ -35,6 +37,25 @@ class LambdaHandlerType(HandlerType):
     name = "lambda"
     schema = LambdaHandlerSchema
     description = "Asynchronous AWS Lambda invoke (InvocationType=Event)."
+
+    def __init__(self, runtime: Any) -> None:
+        super().__init__(runtime)
+        self.clients = AwsClients(runtime.config)
+
+    def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str:
+        """Invoke asynchronously; the request id becomes the job's external id."""
+        region = self.clients.region(fallback=handler["arn"].split(":")[3])
+        request: dict[str, Any] = {
+            "FunctionName": handler["arn"],
+            "InvocationType": "Event",
+            "Payload": json.dumps(payload).encode("utf-8"),
+        }
+        if handler.get("version"):
+            request["Qualifier"] = handler["version"]
+        response = self.clients.get("lambda", region).invoke(**request)
+        if response.get("FunctionError"):
+            raise RuntimeError(f"Lambda reported {response['FunctionError']}")
+        return response["ResponseMetadata"]["RequestId"]
 
 
 @hookimpl

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import marshmallow as ma
 
 from pie import HandlerType, hookimpl
+from plugins._aws import AwsClients
 
+MAX_PAYLOAD_BYTES = 8192  # larger payloads are left out of the environment
 VALUE_PATTERN = r"^[A-Za-z0-9_-]{1,255}/[A-Za-z0-9_-]{1,255}(:[0-9]{1,10})?$"
 
 
@@ -29,6 +32,67 @@ class EcsTaskHandlerType(HandlerType):
     name = "ecs_task"
     schema = EcsTaskHandlerSchema
     description = "AWS ECS RunTask with the job in container environment overrides."
+
+    def __init__(self, runtime: Any) -> None:
+        super().__init__(runtime)
+        self.settings = runtime.config
+        self.clients = AwsClients(runtime.config)
+        self._containers: dict[str, str] = {}
+
+    def container_name(self, client: Any, task_definition: str) -> str:
+        """PIE_ECS_CONTAINER, else the task definition's first container (looked up once)."""
+        if self.settings.get("PIE_ECS_CONTAINER"):
+            return self.settings["PIE_ECS_CONTAINER"]
+        if task_definition not in self._containers:
+            described = client.describe_task_definition(taskDefinition=task_definition)
+            containers = described["taskDefinition"]["containerDefinitions"]
+            self._containers[task_definition] = containers[0]["name"]
+        return self._containers[task_definition]
+
+    def environment(self, job: Any, payload: dict[str, Any]) -> list[dict[str, str]]:
+        env = {
+            "PIE_JOB_ID": job.job_id,
+            "PIE_CALLBACK_URL": payload["callback"]["url"],
+            "PIE_CALLBACK_TOKEN": payload["callback"]["token"],
+        }
+        document = json.dumps(payload, separators=(",", ":"))
+        if len(document.encode("utf-8")) <= MAX_PAYLOAD_BYTES:
+            env["PIE_JOB_PAYLOAD"] = document  # larger ones: the task GETs /v2/jobs/{job_id}
+        return [{"name": name, "value": value} for name, value in env.items()]
+
+    def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str:
+        """RunTask with the job in environment overrides; the task ARN is the external id."""
+        cluster, task_definition = handler["value"].split("/", 1)
+        client = self.clients.get("ecs", self.clients.region())
+        request: dict[str, Any] = {
+            "cluster": cluster,
+            "taskDefinition": task_definition,
+            "count": 1,
+            "launchType": self.settings.get("PIE_ECS_LAUNCH_TYPE") or "FARGATE",
+            "startedBy": job.job_id[:36],
+            "overrides": {
+                "containerOverrides": [
+                    {
+                        "name": self.container_name(client, task_definition),
+                        "environment": self.environment(job, payload),
+                    }
+                ]
+            },
+        }
+        if self.settings.get("PIE_ECS_SUBNETS"):
+            vpc = {"subnets": self.settings["PIE_ECS_SUBNETS"]}
+            if self.settings.get("PIE_ECS_SECURITY_GROUPS"):
+                vpc["securityGroups"] = self.settings["PIE_ECS_SECURITY_GROUPS"]
+            request["networkConfiguration"] = {"awsvpcConfiguration": vpc}
+        response = client.run_task(**request)
+        if response.get("failures"):
+            reasons = "; ".join(
+                f"{f.get('arn', cluster)}: {f.get('reason', 'unknown')}"
+                + (f" ({f['detail']})" if f.get("detail") else "")
+                for f in response["failures"]
+            )
+            raise RuntimeError(f"RunTask failed: {reasons}")
+        return response["tasks"][0]["taskArn"]
 
 
 @hookimpl

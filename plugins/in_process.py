@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import marshmallow as ma
 
-from pie import HandlerType, hookimpl
+from pie import DispatchDeferred, HandlerType, hookimpl
+
+log = logging.getLogger(__name__)
 
 
 class InProcessHandlerSchema(ma.Schema):
@@ -25,6 +32,13 @@ class InProcessHandlerType(HandlerType):
     schema = InProcessHandlerSchema
     description = "A Python callable registered with pie_register_in_process_handlers."
 
+    def __init__(self, runtime: Any) -> None:
+        super().__init__(runtime)
+        self.workers = int(runtime.config.get("PIE_IN_PROCESS_WORKERS") or 4)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
     def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
         known = self.runtime.in_process_handlers
         if handler["value"] in known:
@@ -35,6 +49,48 @@ class InProcessHandlerType(HandlerType):
                 f"Unknown in-process implementation {handler['value']!r} (registered: {names})."
             ]
         }
+
+    def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> None:
+        implementation = self.runtime.in_process_handlers.get(handler["value"])
+        if implementation is None:
+            raise LookupError(f"no in-process implementation named {handler['value']!r}")
+        with self._lock:
+            if self._closed:
+                raise DispatchDeferred("the in-process worker pool is shutting down")
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pie-in-process")
+            self._pool.submit(self.run, implementation, job.job_id, payload["input"])
+        return None
+
+    def run(
+        self,
+        implementation: Callable[[dict[str, Any]], Any],
+        job_id: str,
+        job_input: dict[str, Any],
+    ) -> None:
+        """Run one job and complete it through the same path as an HTTP callback."""
+        try:
+            self.runtime.mark_started(job_id)
+            try:
+                output = implementation(job_input)
+                if not isinstance(output, dict):
+                    raise TypeError(f"returned {type(output).__name__}, not a JSON object")
+                json.dumps(output)  # must be storable as JSON
+            except Exception as exc:  # the job's failure, reported as its error
+                self.runtime.complete_job(
+                    job_id, "failure", error={"type": type(exc).__name__, "message": str(exc)}
+                )
+            else:
+                self.runtime.complete_job(job_id, "success", output=output)
+        except Exception:
+            log.exception("in-process job %s could not be recorded", job_id)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def echo(job_input: dict[str, Any]) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def docs_assets_blueprint() -> FlaskBlueprint:
 
 
 def init_app(app: Flask) -> Api:
-    from pie.api import health, models, versions
+    from pie.api import health, jobs, models, subscriptions, versions
 
     app.config.update(
         API_TITLE="PIE",
@@ -91,7 +91,7 @@ def init_app(app: Flask) -> Api:
         schema = handler_object_schema(type(handler_type))
         api.spec.components.schema(schema.__name__, schema=schema)
     api.ma_plugin.converter.add_attribute_function(handler_field_documenter(types))
-    for module in (health, models, versions):
+    for module in (health, models, versions, jobs, subscriptions):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs_assets_blueprint())
     app.register_error_handler(PieError, handle_pie_error)

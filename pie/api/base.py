@@ -12,7 +12,7 @@ from flask import current_app, g, request
 from webargs.flaskparser import FlaskParser
 
 from pie import auth
-from pie.errors import BadRequest
+from pie.errors import BadRequest, Forbidden
 from pie.runtime import Runtime
 
 SECURITY = [{"bearerAuth": []}]
@@ -67,6 +67,27 @@ def requires(permission: str, *errors: int) -> Callable[[Callable[..., Any]], Ca
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             auth.require(current_principal(), permission, kwargs.get("client_id"))
+            return fn(*args, **kwargs)
+
+        document(wrapper, 401, 403, *errors, secured=True)
+        return wrapper
+
+    return decorator
+
+
+def requires_job(
+    permission: str, *errors: int
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Like `requires`, but a job-scoped callback token for the path's `job_id` also passes."""
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal()
+            if principal.job_id is None:
+                auth.require(principal, permission)
+            elif principal.job_id != kwargs.get("job_id"):
+                raise Forbidden("this callback token belongs to another job")
             return fn(*args, **kwargs)
 
         document(wrapper, 401, 403, *errors, secured=True)

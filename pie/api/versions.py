@@ -6,8 +6,8 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, requires
-from pie.services import lifecycle
+from pie.api.base import Blueprint, requires, runtime
+from pie.services import lifecycle, orchestration
 from schemas.versions import (
     ModelVersionSchema,
     NewVersionResultSchema,
@@ -65,5 +65,7 @@ class NewStatus(MethodView):
     @blp.response(200, TransitionResultSchema)
     def post(self, data: dict[str, Any], model_id: str, model_version: str) -> Any:
         """Move a version to a new status (training → active fires subscriptions)"""
-        model, version, _previous = lifecycle.set_status(model_id, model_version, data["status"])
-        return {"model": model, "version": version, "triggered_events": []}
+        model, version, events = orchestration.change_status(
+            runtime(), model_id, model_version, data["status"]
+        )
+        return {"model": model, "version": version, "triggered_events": events}

@@ -11,6 +11,7 @@ from pie import contracts
 from pie.db import database, for_update
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
+from pie.services import subscriptions
 from pie.tables import ModelVersion, RegisteredModel, utcnow
 
 INT_VERSION = re.compile(r"^[0-9]{1,18}$")
@@ -113,11 +114,13 @@ def update_model(model_id: str, data: dict[str, Any]) -> RegisteredModel:
     check_contracts(data.get("handler_contracts"))
     with database.atomic():
         model = lock_model(model_id)
+        before = RegisteredModel(handlers=model.handlers, handler_contracts=model.handler_contracts)
         model.name, model.description = data["name"], data["description"]
         model.handlers, model.handler_contracts = data["handlers"], data.get("handler_contracts")
         model.metadata = data.get("metadata") or {}
         model.updated_at = utcnow()
         model.save()
+        subscriptions.mark_stale(before, model)
         if model.status == "active":
             add_version(model, None)
         else:
@@ -134,4 +137,5 @@ def delete_model(model_id: str) -> None:
     with database.atomic():
         model = lock_model(model_id)
         ModelVersion.delete().where(ModelVersion.model == model).execute()
+        subscriptions.delete_for_model(model_id)
         model.delete_instance()

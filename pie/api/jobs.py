@@ -1,0 +1,108 @@
+"""Jobs: start inference and training, read and list jobs, and the completion callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from pie.api.base import Blueprint, current_principal, requires, requires_job, runtime
+from pie.errors import Forbidden
+from pie.services import jobs, orchestration
+from schemas.jobs import (
+    CompletionResultSchema,
+    CompletionSchema,
+    InferenceRequestSchema,
+    InferenceStartedSchema,
+    JobFilterSchema,
+    JobSchema,
+    TrainingRequestSchema,
+    TrainingStartedSchema,
+)
+
+blp = Blueprint("jobs", __name__, url_prefix="/v2", description="Training and inference jobs")
+VERSION = "/models/<model_id>/versions/<model_version>"
+
+
+@blp.route(f"{VERSION}/inference")
+class Inference(MethodView):
+    @requires("run_inference", 404, 413, 422)
+    @blp.arguments(InferenceRequestSchema)
+    @blp.response(202, InferenceStartedSchema)
+    def post(self, data: dict[str, Any], model_id: str, model_version: str) -> Any:
+        """Start an inference job on an active version"""
+        job = orchestration.start_inference(
+            runtime(), model_id, model_version, data["input"], subscribe=data["subscribe"]
+        )
+        return {"inference_job_id": job.job_id}
+
+
+@blp.route(f"{VERSION}/training")
+class Training(MethodView):
+    @requires("run_training", 404, 413, 422)
+    @blp.arguments(TrainingRequestSchema)
+    @blp.response(202, TrainingStartedSchema)
+    def post(self, data: dict[str, Any], model_id: str, model_version: str) -> Any:
+        """Start a training job (the version moves to training)"""
+        job = orchestration.start_training(runtime(), model_id, model_version, data["input"])
+        return {"training_job_id": job.job_id}
+
+
+@blp.route("/jobs/<job_id>")
+class JobById(MethodView):
+    @requires_job("read_models", 404)
+    @blp.response(200, JobSchema)
+    def get(self, job_id: str) -> Any:
+        """Read a job (a job launched for a client needs access to that client)"""
+        job = jobs.get_job(job_id)
+        principal = current_principal()
+        if job.client_id and principal.job_id is None and not principal.can_access(job.client_id):
+            raise Forbidden(f"this token has no access to client '{job.client_id}'")
+        return job
+
+
+@blp.route(f"{VERSION}/jobs")
+class VersionJobs(MethodView):
+    @requires("read_models", 404)
+    @blp.arguments(JobFilterSchema, location="query")
+    @blp.response(200, JobSchema(many=True))
+    @blp.paginate()
+    def get(
+        self, filters: dict[str, Any], model_id: str, model_version: str, pagination_parameters: Any
+    ) -> Any:
+        """List a version's jobs, newest first"""
+        items, total = jobs.list_jobs(
+            model_id,
+            model_version,
+            filters,
+            pagination_parameters.page,
+            pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
+        return items
+
+
+@blp.route(f"{VERSION}/jobs/<job_id>/complete")
+class Complete(MethodView):
+    @requires_job("complete_jobs", 404, 409, 413)
+    @blp.arguments(CompletionSchema)
+    @blp.response(200, CompletionResultSchema)
+    @blp.alt_response(
+        207,
+        schema=CompletionResultSchema,
+        success=True,
+        description="Completed; at least one triggered subscription failed to start",
+    )
+    def post(self, data: dict[str, Any], model_id: str, model_version: str, job_id: str) -> Any:
+        """Complete a job (handlers call this with their callback token)"""
+        result = orchestration.complete_job(
+            runtime(),
+            job_id,
+            data["status"],
+            output=data.get("output"),
+            error=data.get("error"),
+            model_id=model_id,
+            model_version=model_version,
+        )
+        failed = any("error" in event for event in result["triggered_events"])
+        return result, 207 if failed else 200

@@ -1,0 +1,171 @@
+"""Durable dispatch: claim a pending job, hand it to its handler type, record what happened;
+and the recovery loop that re-dispatches jobs a crash left pending."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from pie import db
+from pie.errors import PieError
+from pie.handler_types import DispatchDeferred
+from pie.services import jobs
+from pie.tables import Job, utcnow
+
+if TYPE_CHECKING:
+    from pie.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# How long a claim protects a dispatch in progress; after it, recovery may dispatch again.
+LEASE_SECONDS = 120
+RECOVERY_BATCH = 100
+
+
+def claim(job_id: str, lease_seconds: int = LEASE_SECONDS) -> bool:
+    """Take the right to dispatch a pending job. The conditional UPDATE is atomic on both
+    backends, so of several racing workers exactly one sees a changed row."""
+    now = utcnow()
+    claimed = (
+        Job.update(
+            claimed_until=now + timedelta(seconds=lease_seconds),
+            dispatch_attempts=Job.dispatch_attempts + 1,
+        )
+        .where(
+            (Job.job_id == job_id)
+            & (Job.status == "pending")
+            & (Job.claimed_until.is_null() | (Job.claimed_until < now))
+        )
+        .execute()
+    )
+    return claimed == 1
+
+
+def release(job_id: str) -> None:
+    """Give a claim back so the recovery loop may dispatch the job again at once."""
+    Job.update(claimed_until=None).where(
+        (Job.job_id == job_id) & (Job.status == "pending")
+    ).execute()
+
+
+def mark_started(job_id: str, external_id: str | None = None) -> None:
+    if external_id is not None:
+        Job.update(external_id=external_id).where(Job.job_id == job_id).execute()
+    Job.update(status="started", started_at=utcnow()).where(
+        (Job.job_id == job_id) & (Job.status == "pending")
+    ).execute()
+
+
+def recoverable(grace_seconds: int, limit: int = RECOVERY_BATCH) -> list[str]:
+    """Pending jobs older than the grace period whose claim (if any) has expired."""
+    now = utcnow()
+    query = (
+        Job.select(Job.job_id)
+        .where(
+            (Job.status == "pending")
+            & (Job.created_at < now - timedelta(seconds=grace_seconds))
+            & (Job.claimed_until.is_null() | (Job.claimed_until < now))
+        )
+        .order_by(Job.created_at)
+        .limit(limit)
+    )
+    return [row.job_id for row in query]
+
+
+class Dispatcher:
+    """Dispatches jobs on a small thread pool after their rows commit."""
+
+    def __init__(self, runtime: Runtime, workers: int = 4) -> None:
+        self.runtime = runtime
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._recovery: threading.Thread | None = None
+
+    def submit(self, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
+        with self._lock:
+            if self._stop.is_set():  # shutting down: the rows are durable, recovery sends them
+                log.info("shutting down; %d job(s) left pending for recovery", len(job_ids))
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pie-dispatch")
+            for job_id in job_ids:
+                self._pool.submit(self._dispatch_logged, job_id)
+
+    def _dispatch_logged(self, job_id: str) -> None:
+        try:
+            with db.connection():
+                self.dispatch(job_id)
+        except Exception:  # a background thread must never die silently
+            log.exception("dispatch of job %s failed unexpectedly", job_id)
+
+    def dispatch(self, job_id: str) -> bool:
+        """Dispatch one job if this caller wins its claim; returns whether it did."""
+        if not claim(job_id):
+            return False
+        job = Job.get(Job.job_id == job_id)
+        handler_type = self.runtime.handler_types.get(job.handler_type)
+        try:
+            if handler_type is None:
+                raise LookupError(f"handler type '{job.handler_type}' is not loaded")
+            external_id = handler_type.dispatch(job.handler, job, jobs.payload(self.runtime, job))
+        except DispatchDeferred as exc:
+            log.info("job %s: dispatch deferred (%s); left pending for recovery", job_id, exc)
+            release(job_id)
+            return False
+        except Exception as exc:  # any backend failure fails the job, readably
+            log.warning("job %s: dispatch to %s failed: %s", job_id, job.handler_type, exc)
+            self.fail(job, exc)
+            return True
+        mark_started(job_id, external_id)
+        log.info("job %s dispatched to %s (external id %s)", job_id, job.handler_type, external_id)
+        return True
+
+    def fail(self, job: Job, exc: Exception) -> None:
+        error = {
+            "type": "DispatchError",
+            "message": f"dispatch to '{job.handler_type}' failed: {type(exc).__name__}: {exc}",
+        }
+        try:
+            self.runtime.complete_job(job.job_id, "failure", error=error)
+        except PieError as conflict:  # it was completed meanwhile; nothing to record
+            log.info("job %s: %s", job.job_id, conflict.message)
+
+    def recover_once(self) -> int:
+        """Re-dispatch jobs a crash left pending; safe to run in many processes at once."""
+        grace = self.runtime.config["PIE_DISPATCH_GRACE_SECONDS"]
+        with db.connection():
+            done = sum(self.dispatch(job_id) for job_id in recoverable(grace))
+        if done:
+            log.info("recovery loop re-dispatched %d job(s)", done)
+        return done
+
+    def run_recovery(self, interval: float | None = None) -> None:
+        interval = interval or self.runtime.config["PIE_RECOVERY_INTERVAL_SECONDS"]
+        while not self._stop.is_set():
+            try:
+                self.recover_once()
+            except Exception:
+                log.exception("recovery loop iteration failed; retrying")
+            self._stop.wait(interval)
+
+    def start_recovery(self) -> None:
+        if self._recovery is None:
+            self._recovery = threading.Thread(
+                target=self.run_recovery, name="pie-recovery", daemon=True
+            )
+            self._recovery.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop.set()
+        if self._recovery is not None:
+            self._recovery.join(timeout=10)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

@@ -1,0 +1,138 @@
+"""Jobs: read and list them, build new rows, payloads and completion results."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from pie import contracts
+from pie.errors import NotFound, Unprocessable
+from pie.ids import uuid7
+from pie.services import lifecycle
+from pie.tables import Job, ModelVersion, utcnow
+
+if TYPE_CHECKING:
+    from pie.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("success", "failure")
+
+
+def get_job(job_id: str) -> Job:
+    job = Job.get_or_none(Job.job_id == job_id)
+    if job is None:
+        raise NotFound(f"job '{job_id}' not found")
+    return job
+
+
+def list_jobs(
+    model_id: str, model_version: str, filters: dict[str, str], page: int, page_size: int
+) -> tuple[list[Job], int]:
+    lifecycle.get_version(model_id, model_version)
+    query = Job.select().where((Job.model_id == model_id) & (Job.model_version == model_version))
+    for name in ("status", "job_type"):
+        if filters.get(name):
+            query = query.where(getattr(Job, name) == filters[name])
+    count = query.count()
+    return list(query.order_by(Job.job_id.desc()).paginate(page, page_size)), count
+
+
+def contract_schema(version: ModelVersion, job_type: str, side: str) -> Any:
+    return ((version.handler_contracts or {}).get(job_type) or {}).get(side)
+
+
+def check_input(version: ModelVersion, job_type: str, job_input: dict[str, Any]) -> None:
+    """422 listing every violation of the version's input contract for this job type."""
+    schema = contract_schema(version, job_type, "input_schema")
+    problems = contracts.violations(schema, job_input) if schema is not None else []
+    if problems:
+        raise Unprocessable(
+            f"input does not match the {job_type} input_schema: " + "; ".join(problems)
+        )
+
+
+def new_job(version: ModelVersion, job_type: str, job_input: dict[str, Any], **context: Any) -> Job:
+    """Insert a pending job for `version` (the caller owns the transaction)."""
+    handler = version.handlers[job_type]
+    return Job.create(
+        job_id=uuid7(),
+        job_type=job_type,
+        model_id=version.model_id,
+        model_version=version.version,
+        status="pending",
+        input=job_input,
+        warnings=[],
+        handler_type=handler["type"],
+        handler=handler,
+        created_at=utcnow(),
+        **context,
+    )
+
+
+def callback_url(public_url: str, job: Job) -> str:
+    return (
+        f"{public_url.rstrip('/')}/v2/models/{quote(job.model_id, safe='')}/versions/"
+        f"{quote(job.model_version, safe='')}/jobs/{job.job_id}/complete"
+    )
+
+
+def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
+    """What every backend receives (contract 6.4), with a fresh job-scoped callback token."""
+    return {
+        "job_id": job.job_id,
+        "job_type": job.job_type,
+        "model_id": job.model_id,
+        "model_version": job.model_version,
+        "input": job.input,
+        "context": {
+            "client_id": job.client_id,
+            "domain_id": job.domain_id,
+            "service_id": job.service_id,
+            "assignment_id": job.assignment_id,
+            "trigger": job.trigger,
+        },
+        "callback": {
+            "url": callback_url(runtime.public_url, job),
+            "token": runtime.callback_token(job.job_id),
+        },
+    }
+
+
+def output_warnings(job: Job, output: Any) -> list[str]:
+    version = (
+        ModelVersion.select()
+        .where((ModelVersion.model == job.model_id) & (ModelVersion.version == job.model_version))
+        .first()
+    )
+    schema = contract_schema(version, job.job_type, "output_schema") if version else None
+    if schema is None or output is None:
+        return []
+    found = contracts.violations(schema, output, "output")
+    if found:
+        log.warning("job %s output violates its output_schema: %s", job.job_id, "; ".join(found))
+    return found
+
+
+def completion_result(job: Job) -> dict[str, Any]:
+    result = {
+        "job_id": job.job_id,
+        "model_id": job.model_id,
+        "model_version": job.model_version,
+        "status": job.status,
+        "triggered_events": job.triggered_events or [],
+    }
+    if job.warnings:
+        result["warnings"] = job.warnings
+    return result
+
+
+def record_outcome(job: Job, status: str, output: Any, error: Any) -> None:
+    """Set a job's terminal fields (the caller saves it)."""
+    now = utcnow()
+    job.status, job.output, job.completed_at = status, output, now
+    job.error = error if status == "failure" else None
+    job.started_at = job.started_at or now
+    job.warnings = output_warnings(job, output)
+    job.triggered_events = []

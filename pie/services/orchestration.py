@@ -1,0 +1,129 @@
+"""Starting and finishing work: direct jobs, status transitions that fire subscriptions, and
+job completion. Each commits its rows first and dispatches after commit."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pie.db import database, for_update
+from pie.errors import Conflict, NotFound, Unprocessable
+from pie.services import jobs, lifecycle, subscriptions, triggers
+from pie.tables import Job, ModelVersion, RegisteredModel
+
+if TYPE_CHECKING:
+    from pie.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TRAINABLE = ("pending", "failed")
+
+
+def start_inference(
+    runtime: Runtime,
+    model_id: str,
+    model_version: str,
+    job_input: dict[str, Any],
+    subscribe: bool = False,
+    **context: Any,
+) -> Job:
+    version = lifecycle.get_version(model_id, model_version)
+    if version.status != "active":
+        raise Unprocessable(
+            f"version '{model_version}' of model '{model_id}' is "
+            f"'{version.status}'; inference needs an active version"
+        )
+    jobs.check_input(version, "inference", job_input)
+    with database.atomic():
+        job = jobs.new_job(version, "inference", job_input, **context)
+        if subscribe:
+            subscriptions.subscribe_replay(model_id, job_input)
+    runtime.dispatcher.submit([job.job_id])
+    return job
+
+
+def start_training(
+    runtime: Runtime, model_id: str, model_version: str, job_input: dict[str, Any], **context: Any
+) -> Job:
+    version = lifecycle.get_version(model_id, model_version)
+    if version.status not in TRAINABLE:
+        raise Unprocessable(
+            f"version '{model_version}' is '{version.status}'; "
+            "training starts from pending or failed"
+        )
+    jobs.check_input(version, "training", job_input)
+    with database.atomic():
+        _model, version, previous = lifecycle.set_status(model_id, model_version, "training")
+        if previous not in TRAINABLE:  # a racing request moved it first
+            raise Unprocessable(f"version '{model_version}' is already training")
+        job = jobs.new_job(version, "training", job_input, **context)
+    runtime.dispatcher.submit([job.job_id])
+    return job
+
+
+def last_successful_training(version: ModelVersion) -> Job | None:
+    return (
+        Job.select()
+        .where(
+            (Job.model_id == version.model_id)
+            & (Job.model_version == version.version)
+            & (Job.job_type == "training")
+            & (Job.status == "success")
+        )
+        .order_by(Job.completed_at.desc(), Job.job_id.desc())
+        .first()
+    )
+
+
+def change_status(
+    runtime: Runtime, model_id: str, model_version: str, status: str
+) -> tuple[RegisteredModel, ModelVersion, list[dict[str, Any]]]:
+    """Apply a status transition; `training → active` fires `training_complete` in the same
+    transaction, so the change and its triggered jobs commit together or not at all."""
+    fired: list[str] = []
+    events: list[dict[str, Any]] = []
+    with database.atomic():
+        model, version, previous = lifecycle.set_status(model_id, model_version, status)
+        if previous == "training" and status == "active":
+            parent = last_successful_training(version)
+            events, fired = triggers.fire(
+                runtime,
+                model_id,
+                "training_complete",
+                (parent.output or {}) if parent else {},
+                parent=parent,
+            )
+    runtime.dispatcher.submit(fired)
+    return model, version, events
+
+
+def complete_job(
+    runtime: Runtime,
+    job_id: str,
+    status: str,
+    output: Any = None,
+    error: Any = None,
+    model_id: str | None = None,
+    model_version: str | None = None,
+) -> dict[str, Any]:
+    """Record a job's outcome once; a repeat with the same status returns the stored result,
+    a different status is a 409. A successful inference fires `inference_complete`."""
+    fired: list[str] = []
+    with database.atomic():
+        job = for_update(Job.select().where(Job.job_id == job_id)).first()
+        if job is None or (
+            model_id is not None and (job.model_id, job.model_version) != (model_id, model_version)
+        ):
+            raise NotFound(f"job '{job_id}' not found for that model version")
+        if job.status in jobs.TERMINAL:
+            if job.status != status:
+                raise Conflict(f"job '{job_id}' already ended with '{job.status}'")
+            return jobs.completion_result(job)
+        jobs.record_outcome(job, status, output, error)
+        if status == "success" and job.job_type == "inference":
+            job.triggered_events, fired = triggers.fire(
+                runtime, job.model_id, "inference_complete", output or {}, parent=job
+            )
+        job.save()
+    runtime.dispatcher.submit(fired)
+    return jobs.completion_result(job)

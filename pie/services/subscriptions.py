@@ -1,0 +1,190 @@
+"""Event subscriptions: create, read, update, delete, and their compatibility warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pie import contracts
+from pie.errors import BadRequest, NotFound, Unprocessable
+from pie.ids import uuid7
+from pie.tables import RegisteredModel, Subscription, utcnow
+
+# The handler whose output a trigger event carries.
+EVENT_SOURCE = {"training_complete": "training", "inference_complete": "inference"}
+
+
+def _schema(model: RegisteredModel | None, kind: str, side: str) -> Any:
+    return (((model.handler_contracts if model else None) or {}).get(kind) or {}).get(side)
+
+
+def output_compatibility(source_schema: Any, target_schema: Any) -> list[str]:
+    """Properties the target requires that the source's output does not declare, or declares
+    with another `type`."""
+    if not isinstance(target_schema, dict):
+        return []
+    declared = (
+        (source_schema or {}).get("properties", {}) if isinstance(source_schema, dict) else {}
+    )
+    wanted = target_schema.get("properties", {})
+    warnings = []
+    for name in target_schema.get("required", []):
+        if name not in declared:
+            warnings.append(
+                f"the target requires '{name}', which the source's output_schema does not declare"
+            )
+        elif (
+            "type" in wanted.get(name, {})
+            and "type" in declared[name]
+            and wanted[name]["type"] != declared[name]["type"]
+        ):
+            warnings.append(
+                f"'{name}' is {declared[name]['type']!r} in the source's output "
+                f"but the target expects {wanted[name]['type']!r}"
+            )
+    return warnings
+
+
+def compute_warnings(sub: Subscription) -> list[str]:
+    target = RegisteredModel.get_or_none(RegisteredModel.id == sub.target_model_id)
+    target_input = _schema(target, sub.target_action, "input_schema")
+    if sub.input_source == "stored":
+        if target_input is None:
+            return []
+        return contracts.violations(target_input, sub.input)
+    source = RegisteredModel.get_or_none(RegisteredModel.id == sub.source_model_id)
+    source_output = _schema(source, EVENT_SOURCE[sub.trigger_event], "output_schema")
+    return output_compatibility(source_output, target_input)
+
+
+def _check_input_rule(input_source: str, has_input: bool) -> None:
+    if input_source == "stored" and not has_input:
+        raise BadRequest("json.input: required when input_source is 'stored'")
+    if input_source == "trigger_output" and has_input:
+        raise BadRequest("json.input: not allowed when input_source is 'trigger_output'")
+
+
+def create(source_model_id: str, data: dict[str, Any]) -> Subscription:
+    _check_input_rule(data["input_source"], data.get("input") is not None)
+    if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
+        raise NotFound(f"model '{source_model_id}' not found")
+    if not RegisteredModel.select().where(RegisteredModel.id == data["target_model_id"]).exists():
+        raise Unprocessable(f"target model '{data['target_model_id']}' does not exist")
+    now = utcnow()
+    sub = Subscription(
+        id=str(data.get("id") or uuid7()),
+        source_model_id=source_model_id,
+        trigger_event=data["trigger_event"],
+        target_model_id=data["target_model_id"],
+        target_action=data["target_action"],
+        input_source=data["input_source"],
+        input=data.get("input"),
+        label=data.get("label"),
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    sub.warnings = compute_warnings(sub)
+    sub.save(force_insert=True)
+    return sub
+
+
+def get(source_model_id: str, subscription_id: str) -> Subscription:
+    sub = Subscription.get_or_none(
+        (Subscription.id == subscription_id) & (Subscription.source_model_id == source_model_id)
+    )
+    if sub is None:
+        if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
+            raise NotFound(f"model '{source_model_id}' not found")
+        raise NotFound(f"subscription '{subscription_id}' not found on model '{source_model_id}'")
+    return sub
+
+
+def list_for(source_model_id: str, page: int, page_size: int) -> tuple[list[Subscription], int]:
+    if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
+        raise NotFound(f"model '{source_model_id}' not found")
+    query = (
+        Subscription.select()
+        .where(Subscription.source_model_id == source_model_id)
+        .order_by(Subscription.created_at, Subscription.id)
+    )
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def update(source_model_id: str, subscription_id: str, data: dict[str, Any]) -> Subscription:
+    sub = get(source_model_id, subscription_id)
+    if "input" in data:
+        _check_input_rule(sub.input_source, data["input"] is not None)
+        sub.input = data["input"]
+    for name in ("label", "status"):
+        if name in data:
+            setattr(sub, name, data[name])
+    sub.warnings = compute_warnings(sub)
+    sub.updated_at = utcnow()
+    sub.save()
+    return sub
+
+
+def delete(source_model_id: str, subscription_id: str) -> None:
+    get(source_model_id, subscription_id).delete_instance()
+
+
+def subscribe_replay(model_id: str, job_input: dict[str, Any]) -> Subscription:
+    """`subscribe: true`: replay this inference input after the model's next retrain."""
+    return create(
+        model_id,
+        {
+            "trigger_event": "training_complete",
+            "target_model_id": model_id,
+            "target_action": "inference",
+            "input_source": "stored",
+            "input": job_input,
+            "label": "subscribe",
+        },
+    )
+
+
+def _changed_sides(old: RegisteredModel, new: RegisteredModel) -> tuple[set[str], set[str]]:
+    """Which handler kinds changed on their input side and on their output side (5.3)."""
+    inputs: set[str] = set()
+    outputs: set[str] = set()
+    for kind in EVENT_SOURCE.values():
+        if old.handler_contracts or new.handler_contracts:
+            if _schema(old, kind, "input_schema") != _schema(new, kind, "input_schema"):
+                inputs.add(kind)
+            if _schema(old, kind, "output_schema") != _schema(new, kind, "output_schema"):
+                outputs.add(kind)
+        elif (old.handlers or {}).get(kind) != (new.handlers or {}).get(kind):
+            inputs.add(kind)
+            outputs.add(kind)
+    return inputs, outputs
+
+
+def mark_stale(old: RegisteredModel, new: RegisteredModel) -> int:
+    """Stale the subscriptions that depend on what a model update changed."""
+    inputs, outputs = _changed_sides(old, new)
+    events = {kind: event for event, kind in EVENT_SOURCE.items()}
+    conditions = [
+        (Subscription.target_model_id == new.id) & (Subscription.target_action == kind)
+        for kind in inputs
+    ] + [
+        (Subscription.source_model_id == new.id)
+        & (Subscription.input_source == "trigger_output")
+        & (Subscription.trigger_event == events[kind])
+        for kind in outputs
+    ]
+    if not conditions:
+        return 0
+    where = conditions[0]
+    for condition in conditions[1:]:
+        where |= condition
+    return (
+        Subscription.update(status="stale", updated_at=utcnow())
+        .where(where & (Subscription.status != "stale"))
+        .execute()
+    )
+
+
+def delete_for_model(model_id: str) -> None:
+    Subscription.delete().where(
+        (Subscription.source_model_id == model_id) | (Subscription.target_model_id == model_id)
+    ).execute()

@@ -1,0 +1,86 @@
+"""Job request and response schemas (contract section 6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from schemas.common import JsonObject, StrictBoolean, Timestamp
+from schemas.versions import TriggeredEventSchema
+
+JOB_TYPES = ("training", "inference")
+JOB_STATUSES = ("pending", "started", "success", "failure")
+
+
+class InferenceRequestSchema(ma.Schema):
+    input = JsonObject(required=True)
+    subscribe = StrictBoolean(load_default=False)
+
+
+class TrainingRequestSchema(ma.Schema):
+    input = JsonObject(required=True)
+
+
+class InferenceStartedSchema(ma.Schema):
+    inference_job_id = ma.fields.String(required=True)
+
+
+class TrainingStartedSchema(ma.Schema):
+    training_job_id = ma.fields.String(required=True)
+
+
+class TriggerSchema(ma.Schema):
+    subscription_id = ma.fields.String(required=True)
+    parent_job_id = ma.fields.String(allow_none=True, required=True)
+    depth = ma.fields.Integer(required=True)
+
+
+class JobSchema(ma.Schema):
+    job_id = ma.fields.String(required=True)
+    job_type = ma.fields.String(required=True, validate=ma.validate.OneOf(JOB_TYPES))
+    model_id = ma.fields.String(required=True)
+    model_version = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(JOB_STATUSES))
+    input = JsonObject(required=True)
+    output = JsonObject(allow_none=True, required=True)
+    error = JsonObject(allow_none=True, required=True)
+    warnings = ma.fields.List(ma.fields.String(), required=True)
+    assignment_id = ma.fields.String(allow_none=True, required=True)
+    client_id = ma.fields.String(allow_none=True, required=True)
+    domain_id = ma.fields.String(allow_none=True, required=True)
+    service_id = ma.fields.String(allow_none=True, required=True)
+    trigger = ma.fields.Nested(TriggerSchema, allow_none=True, required=True)
+    handler_type = ma.fields.String(required=True)
+    external_id = ma.fields.String(allow_none=True, required=True)
+    created_at = Timestamp(required=True)
+    started_at = Timestamp(allow_none=True, required=True)
+    completed_at = Timestamp(allow_none=True, required=True)
+
+
+class JobFilterSchema(ma.Schema):
+    status = ma.fields.String(validate=ma.validate.OneOf(JOB_STATUSES))
+    job_type = ma.fields.String(validate=ma.validate.OneOf(JOB_TYPES))
+
+
+class CompletionSchema(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(("success", "failure")))
+    output = JsonObject(allow_none=True)
+    error = JsonObject(allow_none=True)
+
+
+class CompletionResultSchema(ma.Schema):
+    job_id = ma.fields.String(required=True)
+    model_id = ma.fields.String(required=True)
+    model_version = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(JOB_STATUSES))
+    triggered_events = ma.fields.List(ma.fields.Nested(TriggeredEventSchema), required=True)
+    warnings = ma.fields.List(
+        ma.fields.String(), metadata={"description": "Present when non-empty"}
+    )
+
+    @ma.post_dump
+    def drop_empty_warnings(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if not data.get("warnings"):
+            data.pop("warnings", None)
+        return data

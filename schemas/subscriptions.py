@@ -1,0 +1,54 @@
+"""Event subscription request and response schemas (contract section 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from schemas.common import JsonObject, Timestamp
+
+TRIGGER_EVENTS = ("training_complete", "inference_complete")
+TARGET_ACTIONS = ("inference", "training")
+INPUT_SOURCES = ("stored", "trigger_output")
+SUBSCRIPTION_STATUSES = ("active", "paused", "stale")
+
+
+class SubscriptionCreateSchema(ma.Schema):
+    trigger_event = ma.fields.String(required=True, validate=ma.validate.OneOf(TRIGGER_EVENTS))
+    target_model_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1))
+    target_action = ma.fields.String(required=True, validate=ma.validate.OneOf(TARGET_ACTIONS))
+    input_source = ma.fields.String(required=True, validate=ma.validate.OneOf(INPUT_SOURCES))
+    input = JsonObject(metadata={"description": "Required for stored, rejected for trigger_output"})
+    label = ma.fields.String(allow_none=True)
+
+
+class SubscriptionUpdateSchema(ma.Schema):
+    input = JsonObject()
+    label = ma.fields.String(allow_none=True)
+    status = ma.fields.String(validate=ma.validate.OneOf(SUBSCRIPTION_STATUSES))
+
+
+class SubscriptionSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    source_model_id = ma.fields.String(required=True)
+    trigger_event = ma.fields.String(required=True, validate=ma.validate.OneOf(TRIGGER_EVENTS))
+    target_model_id = ma.fields.String(required=True)
+    target_action = ma.fields.String(required=True, validate=ma.validate.OneOf(TARGET_ACTIONS))
+    input_source = ma.fields.String(required=True, validate=ma.validate.OneOf(INPUT_SOURCES))
+    input = JsonObject(metadata={"description": "Present for stored input"})
+    label = ma.fields.String(allow_none=True, required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(SUBSCRIPTION_STATUSES))
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+    warnings = ma.fields.List(
+        ma.fields.String(), metadata={"description": "Present when non-empty"}
+    )
+
+    @ma.post_dump
+    def drop_absent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if not data.get("warnings"):
+            data.pop("warnings", None)
+        if data.get("input") is None:
+            data.pop("input", None)
+        return data
