@@ -94,3 +94,34 @@ def assert_envelope(response: Any, status: int) -> dict[str, Any]:
     assert body["success"] is False
     assert isinstance(body["message"], str) and body["message"]
     return body
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll until `predicate()` returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(interval)
+
+
+def wait_for_job(client: Client, job_id: str, statuses: tuple[str, ...] = ("success", "failure"),
+                 timeout: float = 10.0) -> dict[str, Any]:
+    """Poll GET /v2/jobs/{job_id} until the job reaches one of `statuses`; return it."""
+
+    def done() -> Any:
+        job = client.get(f"/v2/jobs/{job_id}").get_json()
+        return job if job and job.get("status") in statuses else None
+
+    return wait_for(done, timeout)
+
+
+def activate(client: Client, model_id: str, version: str = "1") -> None:
+    """Move a pending version to active through training (so training_complete can fire)."""
+    for status in ("training", "active"):
+        r = client.post(f"/v2/models/{model_id}/versions/{version}/new_status",
+                        json={"status": status})
+        assert r.status_code == 200, r.get_json()
