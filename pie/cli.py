@@ -50,8 +50,34 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
 
     public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     os.environ.setdefault("PIE_PUBLIC_URL", f"http://{public_host}:{port}")
-    _create_app()  # applies migrations once, before any worker starts
+    from pie import create_app
+    from pie.db import close_all
+
+    create_app({"PIE_EMBEDDED_WORKER": False})  # applies migrations once, before the fork
+    close_all()  # no connection may be shared with the forked workers
     run(f"{host}:{port}", workers or os.cpu_count() or 1, threads)
+
+
+@main.command("worker")
+@click.option("--interval", default=None, type=float,
+              help="Seconds between recovery passes [default: PIE_RECOVERY_INTERVAL_SECONDS].")
+def worker(interval: float | None) -> None:
+    """Run the dispatch recovery loop on its own (safe beside other workers and servers)."""
+    import signal
+
+    from pie import create_app
+
+    app = create_app({"PIE_EMBEDDED_WORKER": False})
+    runtime = app.extensions["pie"]
+
+    def stop(signum: int, frame: object) -> None:
+        runtime.dispatcher.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo("pie worker: recovery loop running", err=True)
+    runtime.dispatcher.run_recovery(interval)
+    runtime.close()  # lets running in-process jobs finish
 
 
 @main.command("token")

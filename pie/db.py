@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 import click
 import peewee
@@ -53,7 +53,7 @@ def open_database(url: str, max_connections: int = 32) -> peewee.Database:
             password=unquote(parsed.password) if parsed.password else None,
             host=parsed.hostname,
             port=parsed.port,
-            connect_timeout=5,
+            **{"connect_timeout": 5, **dict(parse_qsl(parsed.query))},  # e.g. sslmode, options
             **pool,
         )
     raise ValueError(f"unsupported database URL scheme {parsed.scheme!r}")

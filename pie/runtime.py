@@ -28,6 +28,7 @@ class Runtime:
         self.handler_types: dict[str, HandlerType] = {}
         self.in_process_handlers: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.dispatcher = Dispatcher(self)
+        self._background_started = False
 
     def install(
         self,
@@ -36,6 +37,12 @@ class Runtime:
     ) -> None:
         self.in_process_handlers = in_process
         self.handler_types = {name: cls(self) for name, cls in handler_types.items()}
+
+    def start_background(self) -> None:
+        """Start the embedded recovery loop once (PIE_EMBEDDED_WORKER)."""
+        if not self._background_started:
+            self._background_started = True
+            self.dispatcher.start_recovery()
 
     @property
     def public_url(self) -> str:

@@ -23,6 +23,13 @@ class PieServer(BaseApplication):
         return create_app({"PIE_AUTO_MIGRATE": False})
 
 
+def close_worker_app(server: Any, worker: Any) -> None:
+    """Gunicorn `worker_exit`: stop background work; running in-process jobs finish first."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "pie" in getattr(app, "extensions", {}):
+        app.extensions["pie"].close()
+
+
 def run(bind: str, workers: int, threads: int) -> None:
     PieServer(
         {

@@ -54,7 +54,7 @@ class HandlerField(ma.fields.Field):
         problems = handler_type.check(loaded)
         if problems:
             raise ma.ValidationError(problems)
-        return loaded
+        return {"type": type_name, **loaded}
 
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
         return value

@@ -18,19 +18,35 @@ from tests.helpers import SECRET, Client
 POSTGRES_URL = os.environ.get("PIE_TEST_DATABASE_URL")
 
 
-def reset_postgres(url: str) -> None:
+# Each pytest process gets its own schema, so parallel runs on one database never collide.
+TEST_SCHEMA = f"pie_test_{os.getpid()}"
+
+
+def reset_postgres(url: str, schema: str = TEST_SCHEMA) -> str:
+    """Recreate this process's schema; return a URL whose connections use it."""
     conn = pie_db.open_database(url, max_connections=1)
     conn.connect()
-    conn.execute_sql("DROP SCHEMA IF EXISTS public CASCADE")
-    conn.execute_sql("CREATE SCHEMA public")
+    conn.execute_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    conn.execute_sql(f'CREATE SCHEMA "{schema}"')
     conn.close_all()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_test_schema() -> Iterator[None]:
+    yield
+    if POSTGRES_URL:
+        conn = pie_db.open_database(POSTGRES_URL, max_connections=1)
+        conn.connect()
+        conn.execute_sql(f'DROP SCHEMA IF EXISTS "{TEST_SCHEMA}" CASCADE')
+        conn.close_all()
 
 
 @pytest.fixture
 def database_url(tmp_path: Any) -> str:
     if POSTGRES_URL:
-        reset_postgres(POSTGRES_URL)
-        return POSTGRES_URL
+        return reset_postgres(POSTGRES_URL)
     return f"sqlite:///{tmp_path}/pie.sqlite"
 
 

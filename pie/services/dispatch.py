@@ -155,6 +155,10 @@ class Dispatcher:
                 log.exception("recovery loop iteration failed; retrying")
             self._stop.wait(interval)
 
+    def stop(self) -> None:
+        """Ask the recovery loop to end after its current pass."""
+        self._stop.set()
+
     def start_recovery(self) -> None:
         if self._recovery is None:
             self._recovery = threading.Thread(

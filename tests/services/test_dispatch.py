@@ -1,0 +1,136 @@
+"""Dispatch claims and the recovery loop: no job is dispatched twice, none is lost."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import marshmallow as ma
+import pytest
+
+from pie import HandlerType, hookimpl
+from pie.db import connection
+from pie.services import dispatch, jobs, lifecycle
+from pie.tables import Job, utcnow
+from tests.helpers import Client, model_body
+
+
+class Recorded:
+    calls: list[str] = []
+    lock = threading.Lock()
+    fail_with: Exception | None = None
+
+
+class RecorderSchema(ma.Schema):
+    pass
+
+
+class RecorderType(HandlerType):
+    name = "recorder"
+    schema = RecorderSchema
+
+    def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str:
+        if Recorded.fail_with is not None:
+            raise Recorded.fail_with
+        with Recorded.lock:
+            Recorded.calls.append(job.job_id)
+        return f"ext-{job.job_id}"
+
+
+class RecorderPlugin:
+    name = "recorder-plugin"
+
+    @hookimpl
+    def pie_register_handler_types(self, app: Any) -> list[type[HandlerType]]:
+        return [RecorderType]
+
+
+@pytest.fixture
+def recorder_app(make_app):
+    Recorded.calls = []
+    Recorded.fail_with = None
+    app = make_app({"PIE_DISPATCH_GRACE_SECONDS": 5}, plugins=[RecorderPlugin()])
+    client = Client(app.test_client())
+    handler = {"type": "recorder"}
+    body = model_body("rec", handlers={"training": handler, "inference": handler})
+    assert client.post("/v2/models", json=body).status_code == 201
+    assert client.post("/v2/models/rec/versions/1/new_status",
+                       json={"status": "active"}).status_code == 200
+    return app
+
+
+def orphan_jobs(count: int, age_seconds: int = 60) -> list[str]:
+    """Pending jobs as a crash leaves them: committed, never dispatched."""
+    with connection():
+        version = lifecycle.get_version("rec", "1")
+        ids = [jobs.new_job(version, "inference", {"n": n}).job_id for n in range(count)]
+        Job.update(created_at=utcnow() - timedelta(seconds=age_seconds)).where(
+            Job.job_id.in_(ids)).execute()
+    return ids
+
+
+def test_recovery_dispatches_orphans_once(recorder_app):
+    ids = orphan_jobs(5)
+    runtime = recorder_app.extensions["pie"]
+    assert runtime.dispatcher.recover_once() == 5
+    assert sorted(Recorded.calls) == sorted(ids)
+    assert runtime.dispatcher.recover_once() == 0
+    with connection():
+        rows = list(Job.select().where(Job.job_id.in_(ids)))
+    assert {r.status for r in rows} == {"started"}
+    assert all(r.external_id == f"ext-{r.job_id}" for r in rows)
+
+
+def test_recovery_waits_for_grace_period(recorder_app):
+    orphan_jobs(3, age_seconds=0)
+    assert recorder_app.extensions["pie"].dispatcher.recover_once() == 0
+    assert Recorded.calls == []
+
+
+def test_racing_recovery_workers_never_double_dispatch(recorder_app):
+    ids = orphan_jobs(150)
+    runtime = recorder_app.extensions["pie"]
+    workers = [dispatch.Dispatcher(runtime) for _ in range(4)]
+    counts: list[int] = []
+    barrier = threading.Barrier(len(workers))
+
+    def run(worker: dispatch.Dispatcher) -> None:
+        barrier.wait()
+        total = 0
+        while True:
+            done = worker.recover_once()
+            total += done
+            if not done:
+                break
+        counts.append(total)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(counts) == 150
+    assert sorted(Recorded.calls) == sorted(ids)  # each exactly once
+
+
+def test_expired_claim_is_dispatched_again_with_same_id(recorder_app):
+    (job_id,) = orphan_jobs(1)
+    with connection():
+        assert dispatch.claim(job_id)  # a worker claimed it, then died before dispatching
+        assert not dispatch.claim(job_id)  # the claim holds while its lease runs
+        assert recorder_app.extensions["pie"].dispatcher.recover_once() == 0
+        Job.update(claimed_until=utcnow() - timedelta(seconds=1)).where(
+            Job.job_id == job_id).execute()
+    assert recorder_app.extensions["pie"].dispatcher.recover_once() == 1
+    assert Recorded.calls == [job_id]
+
+
+def test_backend_error_fails_job_readably(recorder_app):
+    Recorded.fail_with = ConnectionError("backend unreachable")
+    (job_id,) = orphan_jobs(1)
+    assert recorder_app.extensions["pie"].dispatcher.recover_once() == 1
+    job = Client(recorder_app.test_client()).get(f"/v2/jobs/{job_id}").get_json()
+    assert job["status"] == "failure"
+    assert "backend unreachable" in job["error"]["message"]
+    assert job["completed_at"] is not None
