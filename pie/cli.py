@@ -59,8 +59,12 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
 
 
 @main.command("worker")
-@click.option("--interval", default=None, type=float,
-              help="Seconds between recovery passes [default: PIE_RECOVERY_INTERVAL_SECONDS].")
+@click.option(
+    "--interval",
+    default=None,
+    type=float,
+    help="Seconds between recovery passes [default: PIE_RECOVERY_INTERVAL_SECONDS].",
+)
 def worker(interval: float | None) -> None:
     """Run the dispatch recovery loop on its own (safe beside other workers and servers)."""
     import signal

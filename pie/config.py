@@ -40,6 +40,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CALLBACK_TOKEN_TTL_SECONDS": (604800, _INT),
     "MAX_BODY_BYTES": (1048576, _INT),
     "RECOVERY_INTERVAL_SECONDS": (2, float),
+    "DISPATCH_LEASE_SECONDS": (60, float),
+    "IN_PROCESS_LEASE_SECONDS": (30, float),
     "DB_MAX_CONNECTIONS": (32, _INT),
 }
 

@@ -25,6 +25,9 @@ class HandlerType:
     name: ClassVar[str]
     schema: ClassVar[type[ma.Schema]]
     description: ClassVar[str] = ""
+    # True when `dispatch` only queues the job here and the type itself marks it started
+    # (with a lease, through `runtime.mark_started`) once it really runs.
+    starts_itself: ClassVar[bool] = False
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

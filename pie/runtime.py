@@ -59,11 +59,21 @@ class Runtime:
 
     # --- for handler plugins: the same completion path the HTTP callback takes -----------
 
-    def mark_started(self, job_id: str, external_id: str | None = None) -> None:
+    def mark_started(
+        self, job_id: str, external_id: str | None = None, lease_seconds: float | None = None
+    ) -> bool:
+        """Take a pending job to run it here; False when it is not pending any more (another
+        process runs it, or it ended). With a lease, renew it while the job runs."""
         from pie.services.dispatch import mark_started
 
         with db.connection():
-            mark_started(job_id, external_id)
+            return mark_started(job_id, external_id, lease_seconds)
+
+    def renew_leases(self, job_ids: list[str], lease_seconds: float) -> None:
+        from pie.services.dispatch import renew_leases
+
+        with db.connection():
+            renew_leases(job_ids, lease_seconds)
 
     def complete_job(
         self, job_id: str, status: str, output: Any = None, error: Any = None

@@ -31,13 +31,29 @@ class InProcessHandlerType(HandlerType):
     name = "in_process"
     schema = InProcessHandlerSchema
     description = "A Python callable registered with pie_register_in_process_handlers."
+    starts_itself = True
 
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)
         self.workers = int(runtime.config.get("PIE_IN_PROCESS_WORKERS") or 4)
+        self.lease = float(runtime.config.get("PIE_IN_PROCESS_LEASE_SECONDS") or 30)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._running: set[str] = set()  # queued or running here
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _beat(self) -> None:
+        """Renew the claims of queued and running jobs, so recovery knows this process is
+        alive and leaves them alone."""
+        while not self._stop.wait(self.lease / 3):
+            with self._lock:
+                running = list(self._running)
+            try:
+                self.runtime.renew_leases(running, self.lease)
+            except Exception:
+                log.exception("could not renew in-process job leases")
 
     def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
         known = self.runtime.in_process_handlers
@@ -59,6 +75,11 @@ class InProcessHandlerType(HandlerType):
                 raise DispatchDeferred("the in-process worker pool is shutting down")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pie-in-process")
+                self._heartbeat = threading.Thread(
+                    target=self._beat, daemon=True, name="pie-in-process-heartbeat"
+                )
+                self._heartbeat.start()
+            self._running.add(job.job_id)
             self._pool.submit(self.run, implementation, job.job_id, payload["input"])
         return None
 
@@ -70,7 +91,8 @@ class InProcessHandlerType(HandlerType):
     ) -> None:
         """Run one job and complete it through the same path as an HTTP callback."""
         try:
-            self.runtime.mark_started(job_id)
+            if not self.runtime.mark_started(job_id, lease_seconds=self.lease):
+                return  # a re-dispatched copy: the job already runs (or ran) elsewhere
             try:
                 output = implementation(job_input)
                 if not isinstance(output, dict):
@@ -84,6 +106,9 @@ class InProcessHandlerType(HandlerType):
                 self.runtime.complete_job(job_id, "success", output=output)
         except Exception:
             log.exception("in-process job %s could not be recorded", job_id)
+        finally:
+            with self._lock:
+                self._running.discard(job_id)
 
     def close(self) -> None:
         with self._lock:
@@ -91,6 +116,7 @@ class InProcessHandlerType(HandlerType):
             pool = self._pool
         if pool is not None:
             pool.shutdown(wait=True)
+        self._stop.set()
 
 
 def echo(job_input: dict[str, Any]) -> dict[str, Any]:

@@ -20,12 +20,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How long a claim protects a dispatch in progress; after it, recovery may dispatch again.
-LEASE_SECONDS = 120
+# How long a claim protects a dispatch in progress (PIE_DISPATCH_LEASE_SECONDS); after it,
+# recovery may dispatch again. Backend calls time out well within it.
+LEASE_SECONDS = 60
 RECOVERY_BATCH = 100
+# A job whose process dies while running it is dispatched at most this many times in all.
+MAX_ATTEMPTS = 3
 
 
-def claim(job_id: str, lease_seconds: int = LEASE_SECONDS) -> bool:
+def claim(job_id: str, lease_seconds: float = LEASE_SECONDS) -> bool:
     """Take the right to dispatch a pending job. The conditional UPDATE is atomic on both
     backends, so of several racing workers exactly one sees a changed row."""
     now = utcnow()
@@ -51,12 +54,56 @@ def release(job_id: str) -> None:
     ).execute()
 
 
-def mark_started(job_id: str, external_id: str | None = None) -> None:
+def mark_started(
+    job_id: str, external_id: str | None = None, lease_seconds: float | None = None
+) -> bool:
+    """Record that the backend has the job; returns whether this call moved it from pending.
+    With a lease (in-process jobs) this process runs it and must keep renewing the lease;
+    a lease that runs out means the process died (see `stalled`)."""
+    now = utcnow()
     if external_id is not None:
         Job.update(external_id=external_id).where(Job.job_id == job_id).execute()
-    Job.update(status="started", started_at=utcnow()).where(
-        (Job.job_id == job_id) & (Job.status == "pending")
-    ).execute()
+    lease = now + timedelta(seconds=lease_seconds) if lease_seconds else None
+    return (
+        Job.update(status="started", started_at=now, claimed_until=lease)
+        .where((Job.job_id == job_id) & (Job.status == "pending"))
+        .execute()
+        == 1
+    )
+
+
+def renew_leases(job_ids: list[str], lease_seconds: float) -> None:
+    """Heartbeat of a process that holds these jobs (queued or running)."""
+    if job_ids:
+        Job.update(claimed_until=utcnow() + timedelta(seconds=lease_seconds)).where(
+            Job.job_id.in_(job_ids) & Job.status.in_(("pending", "started"))
+        ).execute()
+
+
+def stalled(limit: int = RECOVERY_BATCH) -> list[Job]:
+    """Started jobs whose running process stopped renewing its lease (it died)."""
+    return list(
+        Job.select()
+        .where(
+            (Job.status == "started")
+            & Job.claimed_until.is_null(False)
+            & (Job.claimed_until < utcnow())
+        )
+        .order_by(Job.created_at)
+        .limit(limit)
+    )
+
+
+def requeue(job: Job) -> bool:
+    """Put a stalled job back to pending (conditionally: one recoverer wins)."""
+    return (
+        Job.update(status="pending", claimed_until=None)
+        .where(
+            (Job.job_id == job.job_id) & (Job.status == "started") & (Job.claimed_until < utcnow())
+        )
+        .execute()
+        == 1
+    )
 
 
 def recoverable(grace_seconds: int, limit: int = RECOVERY_BATCH) -> list[str]:
@@ -107,7 +154,7 @@ class Dispatcher:
 
     def dispatch(self, job_id: str) -> bool:
         """Dispatch one job if this caller wins its claim; returns whether it did."""
-        if not claim(job_id):
+        if not claim(job_id, self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)):
             return False
         job = Job.get(Job.job_id == job_id)
         handler_type = self.runtime.handler_types.get(job.handler_type)
@@ -123,7 +170,8 @@ class Dispatcher:
             log.warning("job %s: dispatch to %s failed: %s", job_id, job.handler_type, exc)
             self.fail(job, exc)
             return True
-        mark_started(job_id, external_id)
+        if not handler_type.starts_itself:
+            mark_started(job_id, external_id)
         log.info("job %s dispatched to %s (external id %s)", job_id, job.handler_type, external_id)
         return True
 
@@ -137,11 +185,36 @@ class Dispatcher:
         except PieError as conflict:  # it was completed meanwhile; nothing to record
             log.info("job %s: %s", job.job_id, conflict.message)
 
+    def recover_stalled(self) -> int:
+        """Jobs whose process died while running them: re-run them (same job_id) until
+        MAX_ATTEMPTS dispatches, then fail them with a clear error."""
+        done = 0
+        for job in stalled():
+            if job.dispatch_attempts >= MAX_ATTEMPTS:
+                self.fail_interrupted(job)
+            elif requeue(job):
+                done += self.dispatch(job.job_id)
+        return done
+
+    def fail_interrupted(self, job: Job) -> None:
+        error = {
+            "type": "Interrupted",
+            "message": (
+                f"the PIE process running this job stopped before it finished, "
+                f"{job.dispatch_attempts} time(s); it is not retried again"
+            ),
+        }
+        try:
+            self.runtime.complete_job(job.job_id, "failure", error=error)
+        except PieError:
+            pass
+
     def recover_once(self) -> int:
-        """Re-dispatch jobs a crash left pending; safe to run in many processes at once."""
+        """Re-dispatch jobs a crash left pending or stalled; safe in many processes at once."""
         grace = self.runtime.config["PIE_DISPATCH_GRACE_SECONDS"]
         with db.connection():
-            done = sum(self.dispatch(job_id) for job_id in recoverable(grace))
+            done = self.recover_stalled()
+            done += sum(self.dispatch(job_id) for job_id in recoverable(grace))
         if done:
             log.info("recovery loop re-dispatched %d job(s)", done)
         return done

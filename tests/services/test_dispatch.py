@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from pie import HandlerType, hookimpl
 from pie.db import connection
 from pie.services import dispatch, jobs, lifecycle
 from pie.tables import Job, utcnow
-from tests.helpers import Client, model_body
+from tests.helpers import Client, model_body, wait_for_job
 
 
 class Recorded:
@@ -134,3 +135,61 @@ def test_backend_error_fails_job_readably(recorder_app):
     assert job["status"] == "failure"
     assert "backend unreachable" in job["error"]["message"]
     assert job["completed_at"] is not None
+
+
+def test_stalled_in_process_job_is_rerun_with_same_id(make_app):
+    app = make_app()
+    client = Client(app.test_client())
+    assert client.post("/v2/models", json=model_body("echo")).status_code == 201
+    client.post("/v2/models/echo/versions/1/new_status", json={"status": "active"})
+    with connection():
+        version = lifecycle.get_version("echo", "1")
+        job = jobs.new_job(version, "inference", {"x": 1})
+        # As a killed server leaves it: started, its lease run out, dispatched once.
+        Job.update(status="started", dispatch_attempts=1,
+                   claimed_until=utcnow() - timedelta(seconds=1)).where(
+            Job.job_id == job.job_id).execute()
+    assert app.extensions["pie"].dispatcher.recover_once() == 1
+    done = wait_for_job(client, job.job_id)
+    assert done["status"] == "success" and done["output"] == {"x": 1}
+
+
+def test_stalled_job_past_max_attempts_fails_clearly(make_app):
+    app = make_app()
+    client = Client(app.test_client())
+    assert client.post("/v2/models", json=model_body("echo")).status_code == 201
+    client.post("/v2/models/echo/versions/1/new_status", json={"status": "active"})
+    with connection():
+        version = lifecycle.get_version("echo", "1")
+        job = jobs.new_job(version, "inference", {"x": 1})
+        Job.update(status="started", dispatch_attempts=dispatch.MAX_ATTEMPTS,
+                   claimed_until=utcnow() - timedelta(seconds=1)).where(
+            Job.job_id == job.job_id).execute()
+    app.extensions["pie"].dispatcher.recover_once()
+    done = client.get(f"/v2/jobs/{job.job_id}").get_json()
+    assert done["status"] == "failure"
+    assert done["error"]["type"] == "Interrupted"
+    assert "stopped before it finished" in done["error"]["message"]
+
+
+def test_running_in_process_job_keeps_its_lease(make_app):
+    release = threading.Event()
+
+    class Slow:
+        @hookimpl
+        def pie_register_in_process_handlers(self, app: Any) -> dict[str, Any]:
+            return {"slow": lambda job_input: (release.wait(10), job_input)[1]}
+
+    app = make_app({"PIE_IN_PROCESS_LEASE_SECONDS": 0.3}, plugins=[Slow()])
+    client = Client(app.test_client())
+    handler = {"type": "in_process", "value": "slow"}
+    client.post("/v2/models", json=model_body("slow", handlers={"training": handler,
+                                                                "inference": handler}))
+    client.post("/v2/models/slow/versions/1/new_status", json={"status": "active"})
+    job_id = client.post("/v2/models/slow/versions/1/inference",
+                         json={"input": {}}).get_json()["inference_job_id"]
+    wait_for_job(client, job_id, statuses=("started",))
+    time.sleep(1.0)  # several lease periods: the heartbeat must keep it alive
+    assert app.extensions["pie"].dispatcher.recover_once() == 0
+    release.set()
+    assert wait_for_job(client, job_id)["status"] == "success"
