@@ -32,9 +32,13 @@ def Identifier(**kwargs: Any) -> ma.fields.String:  # noqa: N802  (a field facto
     return ma.fields.String(validate=ma.validate.Regexp(ID_PATTERN, error=ID_ERROR), **kwargs)
 
 
-def StrictBoolean(**kwargs: Any) -> ma.fields.Boolean:  # noqa: N802
+class StrictBoolean(ma.fields.Boolean):
     """Only JSON true/false; marshmallow's default also takes "yes", 1, "on"…"""
-    return ma.fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 def JsonObject(**kwargs: Any) -> ma.fields.Dict:  # noqa: N802

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pie import db
+from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
 from pie.services import jobs
@@ -134,8 +135,12 @@ class Dispatcher:
         self._recovery: threading.Thread | None = None
 
     def submit(self, job_ids: list[str]) -> None:
-        if not job_ids:
-            return
+        """Dispatch these jobs once the current transaction commits (at once outside one);
+        nothing is dispatched if it rolls back."""
+        if job_ids:
+            database.after_commit(lambda: self._submit_now(job_ids))
+
+    def _submit_now(self, job_ids: list[str]) -> None:
         with self._lock:
             if self._stop.is_set():  # shutting down: the rows are durable, recovery sends them
                 log.info("shutting down; %d job(s) left pending for recovery", len(job_ids))
