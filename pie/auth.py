@@ -90,6 +90,11 @@ def require(principal: Principal, permission: str, client_id: str | None = None)
         raise Forbidden(f"this token has no access to client '{client_id}'")
 
 
+def require_tenant(principal: Principal, client_id: str | None) -> None:
+    if client_id is not None and not principal.can_access(client_id):
+        raise Forbidden(f"this token has no access to client '{client_id}'")
+
+
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     scope = claims.get("scope") or ""
     groups = claims.get("cognito:groups") or []

@@ -35,6 +35,23 @@ def violations(schema: Any, instance: Any, label: str = "input") -> list[str]:
     return [f"{label}{_path(e)}: {e.message}" for e in errors]
 
 
+def feature_definition_problems(features: list[dict[str, Any]] | None) -> list[str]:
+    """Why a list of FeatureDefinitions is invalid: duplicate names, bad schemas, bad defaults."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, feature in enumerate(features or []):
+        name = feature["name"]
+        if name in seen:
+            problems.append(f"features[{index}].name: duplicate feature name '{name}'")
+        seen.add(name)
+        schema = feature["json_schema"]
+        schema_errors = schema_problems(schema)
+        problems += [f"features[{index}] '{name}'.json_schema: {p}" for p in schema_errors]
+        if not schema_errors and isinstance(schema, dict) and "default" in schema:
+            problems += violations(schema, schema["default"], f"{name}.default")
+    return problems
+
+
 def contract_problems(contracts: dict[str, Any] | None) -> list[str]:
     """Problems in a `handler_contracts` object, each naming the schema it is about."""
     problems: list[str] = []

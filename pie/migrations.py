@@ -21,3 +21,13 @@ def create_jobs(db: peewee.Database) -> None:
 @migration
 def create_subscriptions(db: peewee.Database) -> None:
     db.create_tables(tables.SUBSCRIPTION_TABLES, safe=True)
+
+
+@migration
+def create_tenancy(db: peewee.Database) -> None:
+    db.create_tables(tables.TENANCY_TABLES, safe=True)
+    # One active revision per key and scope, enforced by the database itself.
+    db.execute_sql(
+        'CREATE UNIQUE INDEX IF NOT EXISTS "assignments_one_active" ON "assignments" '
+        '("client_id", "domain_id", "scope", "assignment_key") WHERE "status" = \'active\''
+    )

@@ -132,3 +132,73 @@ class Subscription(BaseModel):
 
 
 SUBSCRIPTION_TABLES = [Subscription]
+
+
+class Client(BaseModel):
+    client_id = peewee.CharField(primary_key=True, max_length=128)
+    client_uuid = peewee.CharField(max_length=36, unique=True)
+    name = peewee.TextField()
+    status = peewee.CharField(max_length=16, default="active")
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "clients"
+
+
+class Domain(BaseModel):
+    client_id = peewee.CharField(max_length=128)
+    domain_id = peewee.CharField(max_length=128)
+    status = peewee.CharField(max_length=16, default="active")
+    features = JSONField(default=list)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "domains"
+        indexes = ((("client_id", "domain_id"), True),)
+
+
+class Service(BaseModel):
+    client_id = peewee.CharField(max_length=128)
+    domain_id = peewee.CharField(max_length=128)
+    service_id = peewee.CharField(max_length=128)
+    status = peewee.CharField(max_length=16, default="available")
+    departure_datetime = peewee.DateTimeField(null=True)
+    provided_features = JSONField(default=dict)
+    resolved_features = JSONField(default=dict)
+    init_job_id = peewee.CharField(max_length=36, null=True)  # the job `status` follows
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "services"
+        indexes = ((("client_id", "domain_id", "service_id"), True),)
+
+
+class Assignment(BaseModel):
+    assignment_id = peewee.CharField(primary_key=True, max_length=36)
+    assignment_key = peewee.CharField(max_length=128)
+    client_id = peewee.CharField(max_length=128)
+    domain_id = peewee.CharField(max_length=128)
+    service_id = peewee.CharField(max_length=128, null=True)
+    # service_id or "" — a NOT NULL column so one unique index covers both scopes.
+    scope = peewee.CharField(max_length=128, default="")
+    model_id = peewee.CharField(max_length=128)
+    model_version = peewee.CharField(max_length=128)
+    status = peewee.CharField(max_length=16, default="active")
+    role = peewee.TextField(null=True)
+    settings = JSONField(default=dict)
+    metadata = JSONField(default=dict)
+    created_at = peewee.DateTimeField(default=utcnow)
+    archived_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "assignments"
+        indexes = (
+            (("client_id", "domain_id", "scope", "assignment_key", "created_at"), False),
+            (("model_id", "status"), False),
+        )
+
+
+TENANCY_TABLES = [Client, Domain, Service, Assignment]

@@ -50,8 +50,3 @@ class ErrorSchema(ma.Schema):
 
     success = ma.fields.Boolean(required=True, metadata={"enum": [False]})
     message = ma.fields.String(required=True, metadata={"description": "What failed"})
-
-
-class BlockingServiceSchema(ma.Schema):
-    service_id = ma.fields.String(required=True)
-    errors = ma.fields.List(ma.fields.String(), required=True)

@@ -65,7 +65,16 @@ def docs_assets_blueprint() -> FlaskBlueprint:
 
 
 def init_app(app: Flask) -> Api:
-    from pie.api import health, jobs, models, subscriptions, versions
+    from pie.api import (
+        assignments,
+        clients,
+        health,
+        jobs,
+        models,
+        subscriptions,
+        tenant_services,
+        versions,
+    )
 
     app.config.update(
         API_TITLE="PIE",
@@ -91,7 +100,16 @@ def init_app(app: Flask) -> Api:
         schema = handler_object_schema(type(handler_type))
         api.spec.components.schema(schema.__name__, schema=schema)
     api.ma_plugin.converter.add_attribute_function(handler_field_documenter(types))
-    for module in (health, models, versions, jobs, subscriptions):
+    for module in (
+        health,
+        models,
+        versions,
+        jobs,
+        subscriptions,
+        clients,
+        tenant_services,
+        assignments,
+    ):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs_assets_blueprint())
     app.register_error_handler(PieError, handle_pie_error)

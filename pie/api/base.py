@@ -14,6 +14,7 @@ from webargs.flaskparser import FlaskParser
 from pie import auth
 from pie.errors import BadRequest, Forbidden
 from pie.runtime import Runtime
+from pie.services import tenants
 
 SECURITY = [{"bearerAuth": []}]
 
@@ -58,15 +59,24 @@ def document(fn: Callable[..., Any], *codes: int, secured: bool = False) -> None
         apidoc.setdefault("manual_doc", {})["security"] = SECURITY
 
 
-def requires(permission: str, *errors: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Authenticate, then check the operation permission and (on `/clients/{client_id}/…`
-    routes) tenant access — before the body is parsed. `errors` are the other statuses the
-    operation can answer, for the OpenAPI document."""
+def requires(
+    permission: str | tuple[str, ...], *errors: int, client_route: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Authenticate, then check the operation permission (any of a tuple) and, on routes with
+    a `client_id`, tenant access — all before the body is parsed. Routes under a client
+    (not the client resource itself, `client_route`) also need it to exist and be active.
+    `errors` are the other statuses the operation answers, for the OpenAPI document."""
+    wanted = permission if isinstance(permission, tuple) else (permission,)
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            auth.require(current_principal(), permission, kwargs.get("client_id"))
+            principal, client_id = current_principal(), kwargs.get("client_id")
+            if not any(principal.has(p, client_id) for p in wanted):
+                auth.require(principal, wanted[0], client_id)  # raises, naming the first
+            auth.require_tenant(principal, client_id)
+            if client_id is not None and not client_route:
+                tenants.ensure_client_active(client_id)
             return fn(*args, **kwargs)
 
         document(wrapper, 401, 403, *errors, secured=True)

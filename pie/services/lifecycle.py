@@ -40,25 +40,8 @@ def list_versions(model_id: str, page: int, page_size: int) -> tuple[list[ModelV
     return list(query.paginate(page, page_size)), query.count()
 
 
-def feature_schema_problems(features: list[dict[str, Any]] | None) -> list[str]:
-    """Why a list of FeatureDefinitions is invalid: duplicate names, bad schemas, bad defaults."""
-    problems: list[str] = []
-    seen: set[str] = set()
-    for index, feature in enumerate(features or []):
-        name = feature["name"]
-        if name in seen:
-            problems.append(f"features[{index}].name: duplicate feature name '{name}'")
-        seen.add(name)
-        schema = feature["json_schema"]
-        schema_errors = contracts.schema_problems(schema)
-        problems += [f"features[{index}] '{name}'.json_schema: {p}" for p in schema_errors]
-        if not schema_errors and "default" in schema:
-            problems += contracts.violations(schema, schema["default"], f"{name}.default")
-    return problems
-
-
 def create_version(model_id: str, data: dict[str, Any]) -> tuple[RegisteredModel, ModelVersion]:
-    problems = feature_schema_problems(data.get("feature_schema"))
+    problems = contracts.feature_definition_problems(data.get("feature_schema"))
     if problems:
         raise Unprocessable("invalid feature_schema: " + "; ".join(problems))
     with database.atomic():

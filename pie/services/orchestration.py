@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pie import contracts
 from pie.db import database, for_update
 from pie.errors import Conflict, NotFound, Unprocessable
-from pie.services import jobs, lifecycle, subscriptions, triggers
-from pie.tables import Job, ModelVersion, RegisteredModel
+from pie.services import jobs, lifecycle, registry, subscriptions, triggers
+from pie.tables import Job, ModelVersion, RegisteredModel, Service
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -56,6 +57,26 @@ def start_training(
         _model, version, previous = lifecycle.set_status(model_id, model_version, "training")
         if previous not in TRAINABLE:  # a racing request moved it first
             raise Unprocessable(f"version '{model_version}' is already training")
+        job = jobs.new_job(version, "training", job_input, **context)
+    runtime.dispatcher.submit([job.job_id])
+    return job
+
+
+def train_new_version(
+    runtime: Runtime, model_id: str, job_input: dict[str, Any], **context: Any
+) -> Job:
+    """Training through an assignment: a new version of the model (snapshotting its current
+    handlers), moved to training, with a training job on it."""
+    with database.atomic():
+        model = registry.lock_model(model_id)
+        contract = ((model.handler_contracts or {}).get("training") or {}).get("input_schema")
+        if contract is not None:
+            problems = contracts.violations(contract, job_input)
+            if problems:
+                raise Unprocessable(
+                    "input does not match the training input_schema: " + "; ".join(problems)
+                )
+        version = registry.add_version(model, None, status="training")
         job = jobs.new_job(version, "training", job_input, **context)
     runtime.dispatcher.submit([job.job_id])
     return job
@@ -120,6 +141,10 @@ def complete_job(
                 raise Conflict(f"job '{job_id}' already ended with '{job.status}'")
             return jobs.completion_result(job)
         jobs.record_outcome(job, status, output, error)
+        if job.service_id is not None:  # a service's status follows its init job
+            Service.update(
+                status="available" if status == "success" else "failed", updated_at=job.completed_at
+            ).where(Service.init_job_id == job.job_id).execute()
         if status == "success" and job.job_type == "inference":
             job.triggered_events, fired = triggers.fire(
                 runtime, job.model_id, "inference_complete", output or {}, parent=job

@@ -12,7 +12,7 @@ from pie.db import database, for_update
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import subscriptions
-from pie.tables import ModelVersion, RegisteredModel, utcnow
+from pie.tables import Assignment, ModelVersion, RegisteredModel, utcnow
 
 INT_VERSION = re.compile(r"^[0-9]{1,18}$")
 
@@ -132,10 +132,23 @@ def update_model(model_id: str, data: dict[str, Any]) -> RegisteredModel:
     return model
 
 
+def assignments_point_at(model_id: str) -> bool:
+    return (
+        Assignment.select()
+        .where((Assignment.model_id == model_id) & (Assignment.status == "active"))
+        .exists()
+    )
+
+
 def delete_model(model_id: str) -> None:
     """Delete a model and its versions; its jobs stay as history."""
     with database.atomic():
         model = lock_model(model_id)
+        if assignments_point_at(model_id):
+            raise Unprocessable(
+                f"model '{model_id}' has versions in active assignments; "
+                "re-assign or archive those keys first"
+            )
         ModelVersion.delete().where(ModelVersion.model == model).execute()
         subscriptions.delete_for_model(model_id)
         model.delete_instance()

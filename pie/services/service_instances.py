@@ -1,0 +1,154 @@
+"""Services (tenant instances): init with resolved features and an inference job through the
+domain's `default` assignment, update, delete, and re-initialise them all."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import peewee
+
+from pie.db import database
+from pie.errors import Conflict, NotFound, Unprocessable
+from pie.services import assignments, features, jobs, lifecycle, orchestration, tenants
+from pie.tables import Assignment, Domain, Service, utcnow
+
+if TYPE_CHECKING:
+    from pie.runtime import Runtime
+
+
+def get_service(client_id: str, domain_id: str, service_id: str) -> Service:
+    tenants.get_domain(client_id, domain_id)
+    service = Service.get_or_none(
+        (Service.client_id == client_id)
+        & (Service.domain_id == domain_id)
+        & (Service.service_id == service_id)
+    )
+    if service is None:
+        raise NotFound(f"service '{service_id}' not found in domain '{domain_id}'")
+    return service
+
+
+def list_services(
+    client_id: str, domain_id: str, page: int, page_size: int
+) -> tuple[list[Service], int]:
+    tenants.get_domain(client_id, domain_id)
+    query = (
+        Service.select()
+        .where((Service.client_id == client_id) & (Service.domain_id == domain_id))
+        .order_by(Service.created_at, Service.service_id)
+    )
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def contract_in_force(domain: Domain, default: Assignment | None) -> list[dict[str, Any]]:
+    """The default assignment's frozen feature_schema when it has one, else the domain's."""
+    if default is not None:
+        version = lifecycle.get_version(default.model_id, default.model_version)
+        if version.feature_schema is not None:
+            return version.feature_schema
+    return domain.features or []
+
+
+def _start_init_job(runtime: Runtime, service: Service, default: Assignment) -> str:
+    job = orchestration.start_inference(
+        runtime,
+        default.model_id,
+        default.model_version,
+        service.resolved_features,
+        assignment_id=default.assignment_id,
+        client_id=service.client_id,
+        domain_id=service.domain_id,
+        service_id=service.service_id,
+    )
+    service.status, service.init_job_id, service.updated_at = "initializing", job.job_id, utcnow()
+    service.save()
+    return job.job_id
+
+
+def init_service(
+    runtime: Runtime, client_id: str, domain_id: str, data: dict[str, Any]
+) -> tuple[Service, str | None]:
+    """Store a service with its resolved features and start its init job (when the domain
+    has an active `default` assignment); (service, job id or None)."""
+    domain = tenants.active_domain(client_id, domain_id)
+    default = assignments.default_revision(client_id, domain_id)
+    provided = data.get("static_features") or {}
+    resolved = features.resolve_or_422(contract_in_force(domain, default), provided)
+    now = utcnow()
+    try:
+        with database.atomic():
+            service = Service.create(
+                client_id=client_id,
+                domain_id=domain_id,
+                service_id=data["service_id"],
+                status="available",
+                departure_datetime=data.get("departure_datetime"),
+                provided_features=provided,
+                resolved_features=resolved,
+                created_at=now,
+                updated_at=now,
+            )
+            job_id = _start_init_job(runtime, service, default) if default else None
+    except peewee.IntegrityError as exc:
+        raise Conflict(f"service '{data['service_id']}' already exists") from exc
+    return service, job_id
+
+
+def update_service(
+    client_id: str, domain_id: str, service_id: str, data: dict[str, Any]
+) -> Service:
+    """Change departure and/or replace provided features (re-resolved); starts no job."""
+    domain = tenants.get_domain(client_id, domain_id)
+    service = get_service(client_id, domain_id, service_id)
+    if "static_features" in data:
+        default = assignments.default_revision(client_id, domain_id)
+        provided = data["static_features"] or {}
+        service.resolved_features = features.resolve_or_422(
+            contract_in_force(domain, default), provided
+        )
+        service.provided_features = provided
+    if "departure_datetime" in data:
+        service.departure_datetime = data["departure_datetime"]
+    service.updated_at = utcnow()
+    service.save()
+    return service
+
+
+def delete_service(client_id: str, domain_id: str, service_id: str) -> None:
+    service = get_service(client_id, domain_id, service_id)
+    with database.atomic():
+        Assignment.delete().where(
+            (Assignment.client_id == client_id)
+            & (Assignment.domain_id == domain_id)
+            & (Assignment.scope == service_id)
+        ).execute()
+        service.delete_instance()
+
+
+def reinit_all(runtime: Runtime, client_id: str, domain_id: str) -> list[str]:
+    """A fresh init job for every staying service, from its stored resolved features; all
+    inputs are checked first, so a failing one changes nothing (422 naming it)."""
+    tenants.active_domain(client_id, domain_id)
+    default = assignments.default_revision(client_id, domain_id)
+    if default is None:
+        raise Unprocessable(f"domain '{domain_id}' has no active 'default' assignment")
+    version = lifecycle.get_version(default.model_id, default.model_version)
+    services = features.staying(
+        list(
+            Service.select()
+            .where((Service.client_id == client_id) & (Service.domain_id == domain_id))
+            .order_by(Service.service_id)
+        )
+    )
+    problems = []
+    for service in services:
+        try:
+            jobs.check_input(version, "inference", service.resolved_features)
+        except Unprocessable as exc:
+            problems.append(f"{service.service_id}: {exc.message}")
+    if problems:
+        raise Unprocessable("cannot re-initialise: " + "; ".join(problems))
+    with database.atomic():
+        for service in services:
+            _start_init_job(runtime, service, default)
+    return [s.service_id for s in services]

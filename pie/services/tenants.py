@@ -1,0 +1,149 @@
+"""Clients, domains and their feature contracts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import peewee
+
+from pie import contracts
+from pie.db import database
+from pie.errors import Conflict, Forbidden, NotFound, Unprocessable
+from pie.ids import uuid7
+from pie.services import features
+from pie.tables import Client, Domain, Service, utcnow
+
+
+def get_client(client_id: str) -> Client:
+    client = Client.get_or_none(Client.client_id == client_id)
+    if client is None:
+        raise NotFound(f"client '{client_id}' not found")
+    return client
+
+
+def ensure_client_active(client_id: str) -> Client:
+    """Every route under a client: it must exist (404) and not be suspended (403)."""
+    client = get_client(client_id)
+    if client.status == "suspended":
+        raise Forbidden(f"client '{client_id}' is suspended")
+    return client
+
+
+def list_clients(
+    visible: frozenset[str] | None, page: int, page_size: int
+) -> tuple[list[Client], int]:
+    query = Client.select().order_by(Client.created_at, Client.client_id)
+    if visible is not None:
+        query = query.where(Client.client_id.in_(list(visible)))
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def create_client(data: dict[str, Any]) -> Client:
+    now = utcnow()
+    try:
+        with database.atomic():
+            return Client.create(
+                client_id=data["client_id"],
+                client_uuid=str(uuid.uuid4()),
+                name=data["name"],
+                status=data.get("status", "active"),
+                created_at=now,
+                updated_at=now,
+            )
+    except peewee.IntegrityError as exc:
+        raise Conflict(f"client '{data['client_id']}' already exists") from exc
+
+
+def update_client(client_id: str, data: dict[str, Any]) -> Client:
+    client = get_client(client_id)
+    for name in ("name", "status"):
+        if name in data:
+            setattr(client, name, data[name])
+    client.updated_at = utcnow()
+    client.save()
+    return client
+
+
+def get_domain(client_id: str, domain_id: str) -> Domain:
+    domain = Domain.get_or_none((Domain.client_id == client_id) & (Domain.domain_id == domain_id))
+    if domain is None:
+        raise NotFound(f"domain '{domain_id}' not found for client '{client_id}'")
+    return domain
+
+
+def active_domain(client_id: str, domain_id: str) -> Domain:
+    domain = get_domain(client_id, domain_id)
+    if domain.status != "active":
+        raise Unprocessable(f"domain '{domain_id}' is {domain.status}")
+    return domain
+
+
+def list_domains(client_id: str, page: int, page_size: int) -> tuple[list[Domain], int]:
+    query = (
+        Domain.select()
+        .where(Domain.client_id == client_id)
+        .order_by(Domain.created_at, Domain.domain_id)
+    )
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def check_features(definitions: list[dict[str, Any]]) -> None:
+    problems = contracts.feature_definition_problems(definitions)
+    if problems:
+        raise Unprocessable("invalid feature definitions: " + "; ".join(problems))
+
+
+def create_domain(client_id: str, data: dict[str, Any]) -> Domain:
+    definitions = data.get("features") or []
+    check_features(definitions)
+    domain_id = data.get("domain_id") or uuid7()
+    now = utcnow()
+    try:
+        with database.atomic():
+            return Domain.create(
+                client_id=client_id,
+                domain_id=domain_id,
+                status=data.get("status", "active"),
+                features=definitions,
+                created_at=now,
+                updated_at=now,
+            )
+    except peewee.IntegrityError as exc:
+        raise Conflict(f"domain '{domain_id}' already exists") from exc
+
+
+def update_domain(client_id: str, domain_id: str, data: dict[str, Any]) -> Domain:
+    domain = get_domain(client_id, domain_id)
+    if "status" in data:
+        domain.status = data["status"]
+    domain.updated_at = utcnow()
+    domain.save()
+    return domain
+
+
+def replace_features(
+    client_id: str, domain_id: str, definitions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Replace the domain's feature list and report which services would resolve differently
+    (or not at all) under it."""
+    check_features(definitions)
+    with database.atomic():
+        domain = get_domain(client_id, domain_id)
+        domain.features, domain.updated_at = definitions, utcnow()
+        domain.save()
+        unchanged, requiring = [], []
+        services = (
+            Service.select()
+            .where((Service.client_id == client_id) & (Service.domain_id == domain_id))
+            .order_by(Service.service_id)
+        )
+        for service in features.staying(list(services)):
+            resolved, errors = features.resolve(definitions, service.provided_features or {})
+            same = not errors and resolved == service.resolved_features
+            (unchanged if same else requiring).append(service.service_id)
+    return {
+        "features": definitions,
+        "unchanged_services": unchanged,
+        "services_requiring_reinitialization": requiring,
+    }

@@ -1,0 +1,168 @@
+"""Clients, domains, features, services and assignments (contract section 7)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from schemas.common import Identifier, JsonObject, StrictBoolean, Timestamp
+from schemas.features import FeatureDefinitionSchema
+
+CLIENT_STATUSES = ("active", "suspended")
+DOMAIN_STATUSES = ("active", "inactive")
+SERVICE_STATUSES = ("initializing", "available", "failed")
+ASSIGNMENT_STATUSES = ("active", "archived")
+
+
+class ClientCreateSchema(ma.Schema):
+    client_id = Identifier(required=True)
+    name = ma.fields.String(required=True)
+    status = ma.fields.String(load_default="active", validate=ma.validate.OneOf(CLIENT_STATUSES))
+
+
+class ClientUpdateSchema(ma.Schema):
+    name = ma.fields.String()
+    status = ma.fields.String(validate=ma.validate.OneOf(CLIENT_STATUSES))
+
+
+class ClientSchema(ma.Schema):
+    client_id = ma.fields.String(required=True)
+    client_uuid = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(CLIENT_STATUSES))
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+
+
+class DomainCreateSchema(ma.Schema):
+    domain_id = Identifier(metadata={"description": "Generated when omitted"})
+    features = ma.fields.List(ma.fields.Nested(FeatureDefinitionSchema), load_default=list)
+    status = ma.fields.String(load_default="active", validate=ma.validate.OneOf(DOMAIN_STATUSES))
+
+
+class DomainUpdateSchema(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(DOMAIN_STATUSES))
+
+
+class DomainSchema(ma.Schema):
+    client_id = ma.fields.String(required=True)
+    domain_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(DOMAIN_STATUSES))
+    features = ma.fields.List(ma.fields.Nested(FeatureDefinitionSchema), required=True)
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+
+
+class FeaturesSchema(ma.Schema):
+    features = ma.fields.List(ma.fields.Nested(FeatureDefinitionSchema), required=True)
+
+
+class FeaturesReportSchema(FeaturesSchema):
+    unchanged_services = ma.fields.List(ma.fields.String(), required=True)
+    services_requiring_reinitialization = ma.fields.List(ma.fields.String(), required=True)
+
+
+class ServiceInitSchema(ma.Schema):
+    service_id = Identifier(required=True)
+    departure_datetime = Timestamp(allow_none=True)
+    static_features = JsonObject(load_default=dict)
+
+
+class ServiceInitResultSchema(ma.Schema):
+    service_id = ma.fields.String(required=True)
+    job_id = ma.fields.String(
+        metadata={"description": "Absent when there is no default assignment"}
+    )
+
+
+class ServiceUpdateSchema(ma.Schema):
+    departure_datetime = Timestamp(allow_none=True)
+    static_features = JsonObject()
+
+
+class ServiceSchema(ma.Schema):
+    client_id = ma.fields.String(required=True)
+    domain_id = ma.fields.String(required=True)
+    service_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(SERVICE_STATUSES))
+    departure_datetime = Timestamp(allow_none=True, required=True)
+    provided_features = JsonObject(required=True)
+    resolved_features = JsonObject(required=True)
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+
+
+class ReinitResultSchema(ma.Schema):
+    dispatched_services = ma.fields.List(ma.fields.String(), required=True)
+    reinitializing_services = ma.fields.List(ma.fields.String(), required=True)
+
+
+class ServiceUpdateItemSchema(ma.Schema):
+    service_id = ma.fields.String(required=True)
+    static_features = JsonObject(
+        required=True, metadata={"description": "Merged into provided_features; null removes"}
+    )
+
+
+class AssignmentBodySchema(ma.Schema):
+    model_id = ma.fields.String(required=True)
+    model_version = ma.fields.String(required=True)
+    status = ma.fields.String(
+        load_default="active", validate=ma.validate.OneOf(ASSIGNMENT_STATUSES)
+    )
+    role = ma.fields.String(allow_none=True)
+    settings = JsonObject(load_default=dict)
+    metadata = JsonObject(load_default=dict)
+    service_updates = ma.fields.List(
+        ma.fields.Nested(ServiceUpdateItemSchema),
+        metadata={"description": "Domain 'default' key only"},
+    )
+
+
+class AssignmentCreateSchema(AssignmentBodySchema):
+    assignment_key = Identifier(required=True)
+
+
+class AssignmentSchema(ma.Schema):
+    assignment_id = ma.fields.String(required=True)
+    assignment_key = ma.fields.String(required=True)
+    client_id = ma.fields.String(required=True)
+    domain_id = ma.fields.String(required=True)
+    service_id = ma.fields.String(allow_none=True, required=True)
+    model_id = ma.fields.String(required=True)
+    model_version = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(ASSIGNMENT_STATUSES))
+    role = ma.fields.String(allow_none=True, required=True)
+    settings = JsonObject(required=True)
+    metadata = JsonObject(required=True)
+    created_at = Timestamp(required=True)
+    archived_at = Timestamp(allow_none=True, required=True)
+
+
+class AssignmentListArgsSchema(ma.Schema):
+    include_archived = ma.fields.Boolean(load_default=False)
+
+
+class AssignmentJobSchema(ma.Schema):
+    job_type = ma.fields.String(
+        load_default="inference", validate=ma.validate.OneOf(("inference", "training"))
+    )
+    input = JsonObject(required=True)
+    subscribe = StrictBoolean(load_default=False)
+
+
+class JobStartedSchema(ma.Schema):
+    job_id = ma.fields.String(required=True)
+
+
+class BlockingServiceSchema(ma.Schema):
+    service_id = ma.fields.String(required=True)
+    errors = ma.fields.List(ma.fields.String(), required=True)
+
+
+class BlockedAssignmentSchema(ma.Schema):
+    """The 422 of 7.5: the error envelope plus the services that block the assignment."""
+
+    success = ma.fields.Boolean(required=True, metadata={"enum": [False]})
+    message = ma.fields.String(required=True)
+    error = ma.fields.String()
+    blocking_services = ma.fields.List(ma.fields.Nested(BlockingServiceSchema))
