@@ -5,8 +5,52 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
-from jsonschema import Draft202012Validator
+import regex
+from jsonschema import Draft202012Validator, validators
 from referencing.exceptions import Unresolvable
+
+# A user-supplied `pattern` may backtrack catastrophically; evaluation is bounded so one
+# request cannot stall a worker (the `regex` engine also avoids most such blow-ups).
+PATTERN_TIMEOUT_SECONDS = 0.1
+
+
+def _search(pattern: str, text: str) -> bool | None:
+    """regex.search with a time bound; None when it ran out of time."""
+    try:
+        return regex.search(pattern, text, timeout=PATTERN_TIMEOUT_SECONDS) is not None
+    except TimeoutError:
+        return None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "string"):
+        return
+    found = _search(pattern, instance)
+    if found is None:
+        yield jsonschema.ValidationError(f"pattern {pattern!r} took too long to evaluate")
+    elif not found:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: Any
+) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            found = _search(pattern, key)
+            if found is None:
+                yield jsonschema.ValidationError(
+                    f"patternProperties {pattern!r} took too long to evaluate"
+                )
+            elif found:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+Validator = validators.extend(
+    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+)
 
 
 def schema_problems(schema: Any) -> list[str]:
@@ -27,7 +71,7 @@ def _path(error: jsonschema.ValidationError) -> str:
 
 def violations(schema: Any, instance: Any, label: str = "input") -> list[str]:
     """Every way `instance` fails `schema`, as `label.path: message` strings, sorted by path."""
-    validator = Draft202012Validator(schema)
+    validator = Validator(schema)
     try:
         errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path)))
     except Unresolvable as exc:

@@ -27,7 +27,31 @@ class Parser(FlaskParser):
     def _raw_load_json(self, req: Any) -> Any:
         if req.get_data(cache=True) and not req.is_json:
             raise BadRequest("the request body must be JSON (Content-Type: application/json)")
-        return super()._raw_load_json(req)
+        try:
+            data = super()._raw_load_json(req)
+        except RecursionError as exc:
+            raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels") from exc
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+        return data
+
+
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (so hostile input cannot overflow)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_JSON_DEPTH:
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -1,0 +1,83 @@
+"""Hostile input: nothing a caller sends may produce a 500 or stall a worker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pie.api.base import MAX_JSON_DEPTH, json_depth
+from tests.helpers import activate, assert_envelope, model_body
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5000, 200_000])
+def test_deeply_nested_json_is_400(client, depth):
+    body = '{"input": ' + "[" * depth + "]" * depth + "}"
+    r = client.post("/v2/models/m/versions/1/inference", data=body, headers=JSON)
+    assert "nests deeper" in assert_envelope(r, 400)["message"]
+
+
+def test_nesting_within_the_limit_is_accepted(client):
+    metadata = {}
+    for _ in range(MAX_JSON_DEPTH - 3):
+        metadata = {"a": metadata}
+    r = client.post("/v2/models", json=model_body(metadata=metadata))
+    assert r.status_code == 201, r.get_json()
+
+
+def test_json_depth_counts_without_recursion():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_depth(deep) == MAX_JSON_DEPTH + 1  # stops counting past the limit
+    assert json_depth({"a": [1, {"b": 2}]}) == 3
+    assert json_depth(7) == 0
+
+
+def test_catastrophic_pattern_does_not_stall(client):
+    schema = {
+        "type": "object",
+        "properties": {"s": {"type": "string", "pattern": "^(a|aa)+$"}},
+        "patternProperties": {"^(b|bb)+$": {"type": "string"}},
+    }
+    body = model_body("rx", handler_contracts={"inference": {"input_schema": schema}})
+    assert client.post("/v2/models", json=body).status_code == 201
+    activate(client, "rx")
+    start = time.monotonic()
+    r = client.post(
+        "/v2/models/rx/versions/1/inference",
+        json={"input": {"s": "a" * 5000 + "!", "b" * 5000 + "!": 1}},
+    )
+    elapsed = time.monotonic() - start
+    assert "took too long" in assert_envelope(r, 422)["message"]
+    assert elapsed < 5, elapsed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/models/a%2Fb",
+        "/v2/models/%E2%9C%93",
+        "/v2/models/x'%20OR%201=1--",
+        "/v2/models/" + "a" * 5000,
+        "/v2/jobs/%00",
+        "/v2/models/m/versions/%F0%9F%92%A5",
+    ],
+)
+def test_odd_path_parameters_are_404(client, path):
+    assert_envelope(client.get(path), 404)
+
+
+@pytest.mark.parametrize("page_size", ["100000000000000000000", "-1", "0", "abc"])
+def test_bad_page_size_is_400(client, page_size):
+    assert_envelope(client.get(f"/v2/models?page_size={page_size}"), 400)
+
+
+def test_body_over_the_limit_is_413(make_app):
+    from tests.helpers import Client
+
+    client = Client(make_app({"PIE_MAX_BODY_BYTES": 2048}).test_client())
+    r = client.post("/v2/models", json=model_body(metadata={"x": "y" * 5000}))
+    assert_envelope(r, 413)
