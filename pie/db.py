@@ -89,14 +89,12 @@ def for_update(query: peewee.Select) -> peewee.Select:
 
 
 def init_app(app: Flask) -> None:
-    """Bind the proxy to this app's database and open/close a connection per request."""
+    """Bind the proxy to this app's database and close each request's connection."""
     url = app.config["PIE_DATABASE_URL"]
     database.initialize(open_database(url, app.config["PIE_DB_MAX_CONNECTIONS"]))
 
-    @app.before_request
-    def _connect() -> None:
-        database.connect(reuse_if_open=True)
-
+    # Connections open lazily on the first query (peewee's autoconnect), so a request that
+    # needs no database never touches the pool, and health can report an outage itself.
     @app.teardown_request
     def _close(exc: BaseException | None) -> None:
         if not database.is_closed():

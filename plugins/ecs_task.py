@@ -40,14 +40,17 @@ class EcsTaskHandlerType(HandlerType):
         self._containers: dict[str, str] = {}
 
     def container_name(self, client: Any, task_definition: str) -> str:
-        """PIE_ECS_CONTAINER, else the task definition's first container (looked up once)."""
+        """PIE_ECS_CONTAINER, else the task definition's first container. Only a pinned
+        `family:revision` is cached: a bare family may gain a new revision at any time."""
         if self.settings.get("PIE_ECS_CONTAINER"):
             return self.settings["PIE_ECS_CONTAINER"]
-        if task_definition not in self._containers:
-            described = client.describe_task_definition(taskDefinition=task_definition)
-            containers = described["taskDefinition"]["containerDefinitions"]
-            self._containers[task_definition] = containers[0]["name"]
-        return self._containers[task_definition]
+        if task_definition in self._containers:
+            return self._containers[task_definition]
+        described = client.describe_task_definition(taskDefinition=task_definition)
+        name = described["taskDefinition"]["containerDefinitions"][0]["name"]
+        if ":" in task_definition:
+            self._containers[task_definition] = name
+        return name
 
     def environment(self, job: Any, payload: dict[str, Any]) -> list[dict[str, str]]:
         env = {
@@ -92,6 +95,8 @@ class EcsTaskHandlerType(HandlerType):
                 for f in response["failures"]
             )
             raise RuntimeError(f"RunTask failed: {reasons}")
+        if not response.get("tasks"):
+            raise RuntimeError("RunTask started no task and reported no failure")
         return response["tasks"][0]["taskArn"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -60,11 +61,23 @@ class HandlerField(ma.fields.Field):
         return value
 
 
+def component_names(types: dict[str, HandlerType]) -> dict[str, str]:
+    """OpenAPI component name per handler type: `LambdaHandler` style, made unique when two
+    type names fold to the same words (`in_process` and `in-process`)."""
+    names: dict[str, str] = {}
+    for type_name in sorted(types):
+        name = handler_object_schema(type(types[type_name])).__name__
+        if name in names.values():
+            name = f"{name}-{re.sub(r'[^A-Za-z0-9._-]', '_', type_name)}"
+        names[type_name] = name
+    return names
+
+
 def handler_field_documenter(types: dict[str, HandlerType]) -> Any:
     """An apispec attribute function documenting HandlerField as a discriminated oneOf."""
     refs = {
-        name: f"#/components/schemas/{handler_object_schema(type(t)).__name__}"
-        for name, t in sorted(types.items())
+        name: f"#/components/schemas/{component}"
+        for name, component in component_names(types).items()
     }
 
     def handler_field_properties(

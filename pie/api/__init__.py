@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from pie.errors import PieError, envelope, flatten_messages
 from schemas.common import ErrorSchema
-from schemas.handlers import handler_field_documenter, handler_object_schema
+from schemas.handlers import component_names, handler_field_documenter, handler_object_schema
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,10 @@ def init_app(app: Flask) -> Api:
     api = Api()
     api.init_app(app)
     types = app.extensions["pie"].handler_types
+    names = component_names(types)
     for handler_type in types.values():
         schema = handler_object_schema(type(handler_type))
-        api.spec.components.schema(schema.__name__, schema=schema)
+        api.spec.components.schema(names[handler_type.name], schema=schema)
     api.ma_plugin.converter.add_attribute_function(handler_field_documenter(types))
     for module in (
         health,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app
+from flask import current_app, jsonify
 from flask.views import MethodView
 
 from pie.api.base import Blueprint
@@ -42,10 +42,13 @@ class Health(MethodView):
         version = current_app.config["PIE_VERSION"]
         if database_reachable():
             return {"status": "ok", "database": "ok", "version": version}
-        return {
-            "success": False,
-            "message": "the database is unavailable",
-            "status": "unavailable",
-            "database": "unavailable",
-            "version": version,
-        }, 503
+        body = UnhealthySchema().dump(
+            {
+                "success": False,
+                "message": "the database is unavailable",
+                "status": "unavailable",
+                "database": "unavailable",
+                "version": version,
+            }
+        )
+        return jsonify(body), 503  # a Response: not re-dumped with the 200 schema
