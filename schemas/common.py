@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-ID_ERROR = "must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+ID_ERROR = "must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"  # str.format()ed
 
 
 class Timestamp(ma.fields.DateTime):

@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any
 
 import flask_smorest
+from flask_smorest.pagination import PaginationParameters
 from flask import current_app, g, request
 from webargs.flaskparser import FlaskParser
 
@@ -54,9 +55,21 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+# Past this a page's offset would overflow the databases' 64-bit integers.
+MAX_PAGE = 10**12
+
+
+class PaginationParser(Parser):
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        params = super().parse(*args, **kwargs)
+        if isinstance(params, PaginationParameters) and params.page > MAX_PAGE:
+            raise BadRequest(f"query.page: Must be less than or equal to {MAX_PAGE}.")
+        return params
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
-    PAGINATION_ARGUMENTS_PARSER = Parser()
+    PAGINATION_ARGUMENTS_PARSER = PaginationParser()
     DEFAULT_PAGINATION_PARAMETERS = {"page": 1, "page_size": 100, "max_page_size": 1000}
 
 
