@@ -8,8 +8,8 @@ from functools import wraps
 from typing import Any
 
 import flask_smorest
-from flask_smorest.pagination import PaginationParameters
 from flask import current_app, g, request
+from flask_smorest.pagination import PaginationParameters
 from webargs.flaskparser import FlaskParser
 
 from pie import auth
