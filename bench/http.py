@@ -1,0 +1,269 @@
+"""PIE against the ceiling, over real HTTP, in one run.
+
+    python -m bench.http [--duration 10] [--connections 8]
+
+Starts `pie serve` (SQLite, 2 workers) and a bare Flask + peewee + SQLite app on the same
+WSGI server (bench/bare_app.py), drives both with wrk (Debian package `wrk`) and prints each
+figure with its ratio to the bare read or insert, and p50/p99 latency."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-0123456789abcdef0123456789"
+HANDLERS = {"training": {"type": "in_process", "value": "echo"},
+            "inference": {"type": "in_process", "value": "echo"}}
+EXTERNAL = {"type": "bench_external"}  # not loaded: its jobs stay pending for callbacks
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Http:
+    def __init__(self, base: str, token: str) -> None:
+        self.base, self.token = base, token
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"null"), \
+                    dict(response.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null"), dict(exc.headers)
+
+
+def wrk(url: str, args: argparse.Namespace, script: str | None = None,
+        token: str | None = None) -> dict[str, float]:
+    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
+               "--latency"]
+    if token:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    if script:
+        handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        handle.write(script)
+        handle.close()
+        command += ["-s", handle.name]
+    out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": latency(out, "50%"), "p99": latency(out, "99%"),
+            "non2xx": int(bad.group(1)) if bad else 0}
+
+
+def latency(out: str, label: str) -> float:
+    match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def post_script(body: dict, path_format: str | None = None) -> str:
+    """A wrk script POSTing `body`; with `path_format`, each request gets its own path
+    (`%d-%d`: wrk thread, request number) so every request does real work."""
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = '{json.dumps(body)}'",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    if path_format:
+        lines += [
+            "local next_id = 0",
+            "function setup(thread) thread:set('tid', next_id); next_id = next_id + 1 end",
+            "local n = 0",
+            "function request()",
+            "  n = n + 1",
+            f'  return wrk.format(nil, string.format("{path_format}", tid, n))',
+            "end",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def seed_database(url: str, threads: int, per_thread: int) -> None:
+    """Rows the write benchmarks consume: pending versions and pending external jobs."""
+    from pie.db import database, open_database
+    from pie.tables import Job, ModelVersion, RegisteredModel, utcnow
+
+    database.initialize(open_database(url))
+    now = utcnow()
+    with database.connection_context():
+        model = RegisteredModel.get(RegisteredModel.id == "m")
+        versions, jobs = [], []
+        for tid in range(threads):
+            for n in range(1, per_thread + 1):
+                versions.append({"model": model.id, "version": f"b{tid}-{n}", "metadata": {},
+                                 "status": "pending", "handlers": HANDLERS,
+                                 "created_at": now, "updated_at": now})
+                jobs.append({"job_id": f"cb-{tid}-{n}", "job_type": "inference",
+                             "model_id": "m", "model_version": "1", "status": "pending",
+                             "input": {}, "warnings": [], "handler_type": "bench_external",
+                             "handler": EXTERNAL, "created_at": now})
+        with database.atomic():
+            for start in range(0, len(versions), 500):
+                ModelVersion.insert_many(versions[start:start + 500]).execute()
+                Job.insert_many(jobs[start:start + 500]).execute()
+    database.close_all()
+
+
+def seed_subscriptions(url: str, source: str, count: int) -> None:
+    from pie.db import database, open_database
+    from pie.ids import uuid7
+    from pie.tables import Subscription, utcnow
+
+    database.initialize(open_database(url))
+    now = utcnow()
+    rows = [{"id": uuid7(), "source_model_id": source, "trigger_event": "training_complete",
+             "target_model_id": "m", "target_action": "inference", "input_source": "stored",
+             "input": {"n": n}, "label": None, "status": "active", "warnings": [],
+             "created_at": now, "updated_at": now} for n in range(count)]
+    with database.connection_context(), database.atomic():
+        for start in range(0, count, 500):
+            Subscription.insert_many(rows[start:start + 500]).execute()
+    database.close_all()
+
+
+def fan_out(api: Http, url: str, size: int) -> float:
+    """Median seconds of one training → active transition with `size` subscriptions."""
+    source = f"src{size}"
+    api.call("POST", "/v2/models", {"id": source, "name": source, "description": "",
+                                    "handlers": HANDLERS})
+    seed_subscriptions(url, source, size)
+    times = []
+    for repeat in range(3):
+        version = str(repeat + 2)
+        api.call("POST", f"/v2/models/{source}/new_version", {"version": version})
+        path = f"/v2/models/{source}/versions/{version}/new_status"
+        api.call("POST", path, {"status": "training"})
+        start = time.perf_counter()
+        status, body, _ = api.call("POST", path, {"status": "active"})
+        times.append(time.perf_counter() - start)
+        assert status == 200 and len(body["triggered_events"]) == size, (status, body)
+    return sorted(times)[1]
+
+
+def echo_throughput(api: Http, jobs: int = 1000) -> float:
+    """In-process echo jobs per second, from the first request to the last success."""
+    _, _, headers = api.call("GET", "/v2/models/m/versions/1/jobs?status=success&page_size=1")
+    before = json.loads(headers["X-Pagination"])["total"]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: api.call("POST", "/v2/models/m/versions/1/inference",
+                                         {"input": {"n": n}}), range(jobs)))
+    while True:
+        _, _, headers = api.call("GET",
+                                 "/v2/models/m/versions/1/jobs?status=success&page_size=1")
+        if json.loads(headers["X-Pagination"])["total"] - before >= jobs:
+            return jobs / (time.perf_counter() - start)
+        time.sleep(0.05)
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="pie-bench-"))
+    pie_port, bare_port = free_port(), free_port()
+    pie_url = f"sqlite:///{folder}/pie.sqlite"
+    pie_env = {"PIE_DATABASE_URL": pie_url, "PIE_JWT_SECRET": SECRET,
+               "PIE_INSTANCE_PATH": str(folder), "PIE_EMBEDDED_WORKER": "0"}
+    bare_env = {"BARE_DB": str(folder / "bare.sqlite")}
+    subprocess.run([sys.executable, "-c", "from bench.bare_app import setup; setup()"],
+                   env={**os.environ, **bare_env}, cwd=ROOT, check=True)
+    servers = [
+        start([sys.executable, "-m", "pie", "serve", "--port", str(pie_port), "--workers", "2"],
+              pie_env, folder / "pie.log"),
+        start([sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
+               "-b", f"127.0.0.1:{bare_port}", "bench.bare_app:app"], bare_env,
+              folder / "bare.log"),
+    ]
+    try:
+        pie, bare = f"http://127.0.0.1:{pie_port}", f"http://127.0.0.1:{bare_port}"
+        wait_healthy(f"{pie}/v2/health")
+        wait_healthy(f"{bare}/items/item-1")
+        sys.path.insert(0, str(ROOT))
+        from pie.auth import TokenVerifier
+
+        token = TokenVerifier(SECRET).mint({"sub": "bench", "scope": "streamline/admin"}, 7200)
+        api = Http(pie, token)
+        api.call("POST", "/v2/models", {"id": "m", "name": "m", "description": "",
+                                        "handlers": HANDLERS})
+        api.call("POST", "/v2/models/m/versions/1/new_status", {"status": "active"})
+        _, started, _ = api.call("POST", "/v2/models/m/versions/1/inference", {"input": {"a": 1}})
+        job_id = started["inference_job_id"]
+        seed_database(pie_url, args.threads, 60_000)
+
+        rows: list[tuple[str, dict[str, float], str]] = []
+        base_read = wrk(f"{bare}/items/item-1", args)
+        base_insert = wrk(f"{bare}/items", args, post_script({"name": "x", "body": {"a": 1}}))
+        rows += [("bare read (ceiling)", base_read, "read"),
+                 ("bare insert (ceiling)", base_insert, "insert")]
+        rows.append(("GET /v2/models/{id}", wrk(f"{pie}/v2/models/m", args, token=token),
+                     "read"))
+        rows.append(("GET /v2/jobs/{id}", wrk(f"{pie}/v2/jobs/{job_id}", args, token=token),
+                     "read"))
+        rows.append(("POST new_version", wrk(f"{pie}/v2/models/m/new_version", args,
+                                             post_script({}), token=token), "insert"))
+        rows.append(("POST new_status (0 subs)", wrk(
+            pie, args, post_script({"status": "training"},
+                                   "/v2/models/m/versions/b%d-%d/new_status"),
+            token=token), "insert"))
+        rows.append(("POST complete (callback)", wrk(
+            pie, args, post_script({"status": "success", "output": {"ok": True}},
+                                   "/v2/models/m/versions/1/jobs/cb-%d-%d/complete"),
+            token=token), "insert"))
+        ceilings = {"read": base_read["rps"], "insert": base_insert["rps"]}
+        print(f"{'figure':<28}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+        for name, figure, kind in rows:
+            ratio = figure["rps"] / ceilings[kind]
+            print(f"{name:<28}{figure['rps']:>10.0f}{ratio:>8.2f}{figure['p50']:>9.2f}"
+                  f"{figure['p99']:>9.2f}{figure['non2xx']:>9}")
+        print(f"in-process echo jobs end to end: {echo_throughput(api):.0f} jobs/s")
+        for size in (100, 1000):
+            seconds = fan_out(api, pie_url, size)
+            print(f"training -> active with {size} subscriptions: {seconds * 1000:.0f} ms, "
+                  f"{seconds / size * 1000:.3f} ms per subscription")
+    finally:
+        for server in servers:
+            os.killpg(server.pid, 15)
+            server.wait(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""The `in_process` handler type: named implementations from plugins run inside PIE and
+complete their jobs through the same path as an HTTP callback (contract 6.4)."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from typing import Any
+
+import pytest
+
+from pie import hookimpl
+from pie.plugin_manager import PluginError
+from tests.helpers import Client, activate, assert_envelope, model_body, wait_for, wait_for_job
+
+
+def in_process(name: str) -> dict[str, dict[str, str]]:
+    handler = {"type": "in_process", "value": name}
+    return {"training": handler, "inference": handler}
+
+
+def create_model(client: Client, implementation: str, model_id: str = "m1") -> None:
+    r = client.post("/v2/models", json=model_body(model_id, handlers=in_process(implementation)))
+    assert r.status_code == 201, r.get_json()
+    activate(client, model_id)
+
+
+def run_inference(client: Client, job_input: dict[str, Any], model_id: str = "m1") -> dict:
+    r = client.post(f"/v2/models/{model_id}/versions/1/inference", json={"input": job_input})
+    assert r.status_code == 202, r.get_json()
+    return wait_for_job(client, r.get_json()["inference_job_id"])
+
+
+class Implementations:
+    """A third-party plugin offering in-process implementations; it records the app it got."""
+
+    name = "test-implementations"
+
+    def __init__(self, **implementations: Any) -> None:
+        self.implementations = implementations
+        self.apps: list[Any] = []
+
+    @hookimpl
+    def pie_register_in_process_handlers(self, app: Any) -> dict[str, Any]:
+        self.apps.append(app)
+        return self.implementations
+
+
+def test_echo_returns_its_input_as_the_output(client):
+    create_model(client, "echo")
+    job_input = {"text": "naïve ☃", "numbers": [1, 2.5, None], "nested": {"ok": True}}
+
+    job = run_inference(client, job_input)
+
+    assert job["status"] == "success", job
+    assert job["output"] == job_input
+    assert job["error"] is None and job["external_id"] is None
+    assert job["handler_type"] == "in_process"
+    assert job["started_at"] is not None and job["completed_at"] is not None
+    assert job["started_at"] <= job["completed_at"]
+
+
+def test_a_training_job_runs_in_process_and_leaves_the_version_status_alone(client):
+    r = client.post("/v2/models", json=model_body("m1", handlers=in_process("echo")))
+    assert r.status_code == 201, r.get_json()
+
+    r = client.post("/v2/models/m1/versions/1/training", json={"input": {"epochs": 3}})
+    assert r.status_code == 202, r.get_json()
+    job = wait_for_job(client, r.get_json()["training_job_id"])
+
+    assert job["status"] == "success" and job["job_type"] == "training"
+    assert job["output"] == {"epochs": 3}
+    assert client.get("/v2/models/m1/versions/1").get_json()["status"] == "training"
+
+
+def test_a_job_is_started_while_its_implementation_runs(make_app):
+    release = threading.Event()
+
+    def slow(job_input: dict[str, Any]) -> dict[str, Any]:
+        assert release.wait(10), "the test never released the implementation"
+        return {"done": True}
+
+    client = Client(make_app(plugins=[Implementations(slow=slow)]).test_client())
+    create_model(client, "slow")
+    r = client.post("/v2/models/m1/versions/1/inference", json={"input": {}})
+    job_id = r.get_json()["inference_job_id"]
+
+    started = wait_for_job(client, job_id, ("started", "success", "failure"))
+    release.set()
+    done = wait_for_job(client, job_id)
+
+    assert started["status"] == "started" and started["output"] is None
+    assert done["status"] == "success" and done["output"] == {"done": True}
+
+
+def test_an_implementation_that_raises_fails_its_job_with_type_and_message(make_app):
+    def fragile(job_input: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError(f"cannot score {job_input['x']!r}")
+
+    client = Client(make_app(plugins=[Implementations(fragile=fragile)]).test_client())
+    create_model(client, "fragile")
+
+    job = run_inference(client, {"x": "abc"})
+
+    assert job["status"] == "failure", job
+    assert job["error"] == {"type": "ValueError", "message": "cannot score 'abc'"}
+    assert job["output"] is None
+
+
+@pytest.mark.parametrize(
+    "result",
+    [[1, 2], "done", None, 42, {"when": datetime.datetime(2024, 1, 1)}],
+    ids=["list", "str", "none", "int", "not-json"],
+)
+def test_an_implementation_must_return_a_json_object(make_app, result):
+    client = Client(make_app(plugins=[Implementations(odd=lambda job_input: result)]).test_client())
+    create_model(client, "odd")
+
+    job = run_inference(client, {"a": 1})
+
+    assert job["status"] == "failure", job
+    assert set(job["error"]) == {"type", "message"} and job["error"]["message"]
+    assert job["output"] is None
+
+
+def test_a_third_party_plugin_adds_implementations(make_app):
+    plugin = Implementations(double=lambda job_input: {"y": job_input["x"] * 2})
+
+    class NoAppArgument:
+        """A hook implementation may take fewer arguments than the spec."""
+
+        @hookimpl
+        def pie_register_in_process_handlers(self) -> dict[str, Any]:
+            return {"negate": lambda job_input: {"y": -job_input["x"]}}
+
+    app = make_app(plugins=[plugin, NoAppArgument()])
+    client = Client(app.test_client())
+    create_model(client, "double", "doubler")
+    create_model(client, "negate", "negator")
+
+    assert run_inference(client, {"x": 21}, "doubler")["output"] == {"y": 42}
+    assert run_inference(client, {"x": 5}, "negator")["output"] == {"y": -5}
+    assert plugin.apps == [app]
+    assert create_model_response(make_app, "double").status_code == 400
+
+
+def create_model_response(make_app: Any, implementation: str) -> Any:
+    """Creating a model on an app without the plugin."""
+    client = Client(make_app().test_client())
+    return client.post("/v2/models", json=model_body("x", handlers=in_process(implementation)))
+
+
+def test_an_unknown_implementation_is_400_at_model_creation(client):
+    r = client.post("/v2/models", json=model_body(handlers=in_process("no-such-thing")))
+
+    body = assert_envelope(r, 400)
+    assert "json.handlers.inference.value" in body["message"]
+    assert "no-such-thing" in body["message"] and "echo" in body["message"]
+    assert_envelope(client.get("/v2/models/m1"), 404)
+
+
+def test_successful_in_process_inference_fires_subscriptions(client):
+    create_model(client, "echo", "source")
+    create_model(client, "echo", "target")
+    subscription = {
+        "trigger_event": "inference_complete",
+        "target_model_id": "target",
+        "target_action": "inference",
+        "input_source": "trigger_output",
+    }
+    r = client.post("/v2/models/source/event-subscriptions", json=subscription)
+    assert r.status_code == 201, r.get_json()
+
+    parent = run_inference(client, {"k": "v"}, "source")
+    assert parent["status"] == "success"
+
+    def target_jobs() -> list[dict[str, Any]]:
+        jobs = client.get("/v2/models/target/versions/1/jobs").get_json()
+        return [j for j in jobs if j["status"] == "success"]
+
+    (child,) = wait_for(target_jobs)
+    assert child["input"] == {"k": "v"} and child["output"] == {"k": "v"}
+    assert child["trigger"]["parent_job_id"] == parent["job_id"]
+
+
+@pytest.mark.parametrize(
+    "implementations",
+    [{"echo": lambda job_input: job_input}, {"broken": "not callable"}],
+    ids=["duplicate-name", "not-callable"],
+)
+def test_bad_implementations_stop_start_up(make_app, implementations):
+    with pytest.raises(PluginError):
+        make_app(plugins=[Implementations(**implementations)])
