@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ PERMISSIONS = frozenset(
     }
 )
 JWKS_ALGORITHMS = ("RS256", "ES256")
+CACHE_SIZE = 4096
+CACHE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,25 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
+        """The token's principal. A verified token is remembered (bounded, and never past its
+        `exp` or CACHE_SECONDS), so a client's repeated calls skip the signature check."""
+        now = time.time()
+        cached = self._cache.get(token)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        principal = self._verify(token)
+        expires = min(float(principal.claims["exp"]), now + CACHE_SECONDS)
+        with self._lock:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))  # the oldest entry
+            self._cache[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -137,9 +157,12 @@ class TokenVerifier:
             key: Any = self.secret
         elif alg in JWKS_ALGORITHMS and self.jwks is not None:
             try:
-                key = self.jwks.get_signing_key_from_jwt(token).key
+                signing = self.jwks.get_signing_key_from_jwt(token)
             except jwt.PyJWTError as exc:
                 raise Unauthorized(f"token key not found in JWKS: {exc}") from exc
+            if signing.algorithm_name != alg:
+                raise Unauthorized(f"token algorithm {alg!r} does not match its JWKS key")
+            key = signing.key
         else:
             raise Unauthorized(f"token algorithm {alg!r} is not accepted")
         try:
@@ -151,7 +174,7 @@ class TokenVerifier:
                 audience=self.audience,
                 options={"require": ["exp"], "verify_aud": self.audience is not None},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # e.g. an EC key for RS256
             raise Unauthorized(f"invalid token: {exc}") from exc
         return principal_from_claims(claims)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import click
@@ -70,6 +73,23 @@ def connection() -> Iterator[None]:
     finally:
         if opened and not database.is_closed():
             database.close()
+
+
+_SELECT_SQL: dict[tuple[type, tuple[str, ...], type], str] = {}
+
+
+def get_by(table: type[peewee.Model], /, **where: Any) -> Any:
+    """The row whose columns equal `where` (a key lookup), or None. The hot read paths use
+    this: the SQL is built once per table and backend, not on every request."""
+    names = tuple(where)
+    key = (table, names, type(database.obj))
+    sql = _SELECT_SQL.get(key)
+    if sql is None:
+        condition = functools.reduce(
+            operator.and_, [getattr(table, name) == where[name] for name in names])
+        sql = _SELECT_SQL[key] = table.select().where(condition).sql()[0]
+    rows = list(table.raw(sql, *[getattr(table, n).db_value(where[n]) for n in names]))
+    return rows[0] if rows else None
 
 
 def close_all() -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pie import contracts
+from pie.db import get_by
 from pie.errors import NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import lifecycle
@@ -21,7 +22,7 @@ TERMINAL = ("success", "failure")
 
 
 def get_job(job_id: str) -> Job:
-    job = Job.get_or_none(Job.job_id == job_id)
+    job = get_by(Job, job_id=job_id)
     if job is None:
         raise NotFound(f"job '{job_id}' not found")
     return job

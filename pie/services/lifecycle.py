@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pie import contracts
-from pie.db import database
+from pie.db import database, get_by
 from pie.errors import NotFound, Unprocessable
 from pie.services import registry
 from pie.tables import ModelVersion, RegisteredModel, utcnow
@@ -19,11 +19,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 
 def get_version(model_id: str, version: str) -> ModelVersion:
-    row = (
-        ModelVersion.select()
-        .where((ModelVersion.model == model_id) & (ModelVersion.version == version))
-        .first()
-    )
+    row = get_by(ModelVersion, model=model_id, version=version)
     if row is None:
         registry.get_model(model_id)  # a missing model is the more useful 404
         raise NotFound(f"version '{version}' of model '{model_id}' not found")

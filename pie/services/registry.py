@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
 import peewee
 
 from pie import contracts
-from pie.db import database, for_update
+from pie.db import database, for_update, get_by
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import subscriptions
@@ -18,7 +19,7 @@ INT_VERSION = re.compile(r"^[0-9]{1,18}$")
 
 
 def get_model(model_id: str) -> RegisteredModel:
-    model = RegisteredModel.get_or_none(RegisteredModel.id == model_id)
+    model = get_by(RegisteredModel, id=model_id)
     if model is None:
         raise NotFound(f"model '{model_id}' not found")
     return model
@@ -72,10 +73,13 @@ def create_model(data: dict[str, Any]) -> RegisteredModel:
 def add_version(model: RegisteredModel, version: str | None, **fields: Any) -> ModelVersion:
     """Insert a pending version snapshotting the model's handlers; call inside a transaction
     holding the model row (see `lock_model`)."""
+    explicit = version is not None
     version = version or str(model.max_int_version + 1)
     now = utcnow()
     try:
-        with database.atomic():
+        # An explicit version may collide, and a savepoint keeps the caller's transaction
+        # usable (Postgres); an auto-numbered one cannot while the model row is held.
+        with database.atomic() if explicit else contextlib.nullcontext():
             row = ModelVersion.create(
                 model=model,
                 version=version,

@@ -8,7 +8,7 @@ from typing import Any
 import peewee
 
 from pie import contracts
-from pie.db import database
+from pie.db import database, get_by
 from pie.errors import Conflict, Forbidden, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import features
@@ -16,7 +16,7 @@ from pie.tables import Client, Domain, Service, utcnow
 
 
 def get_client(client_id: str) -> Client:
-    client = Client.get_or_none(Client.client_id == client_id)
+    client = get_by(Client, client_id=client_id)
     if client is None:
         raise NotFound(f"client '{client_id}' not found")
     return client
