@@ -73,8 +73,8 @@ class Principal:
         if f"{SCOPE_PREFIX}{permission}" in self.scopes:
             return True
         clients = self.group_clients
-        if permission == "read_models":
-            return bool(clients)
+        if permission == "read_models" or (permission == "read_domains" and client_id is None):
+            return bool(clients)  # reading models, or listing the clients the groups name
         return permission in HUMAN_TENANT_PERMISSIONS and client_id in clients
 
     def accessible_clients(self) -> frozenset[str] | None:

@@ -77,6 +77,7 @@ class VersionJobs(MethodView):
             filters,
             pagination_parameters.page,
             pagination_parameters.page_size,
+            visible_clients=current_principal().accessible_clients(),
         )
         pagination_parameters.item_count = total
         return items

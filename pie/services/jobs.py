@@ -29,10 +29,15 @@ def get_job(job_id: str) -> Job:
 
 
 def list_jobs(
-    model_id: str, model_version: str, filters: dict[str, str], page: int, page_size: int
+    model_id: str, model_version: str, filters: dict[str, str], page: int, page_size: int,
+    visible_clients: frozenset[str] | None = None,
 ) -> tuple[list[Job], int]:
+    """A version's jobs, newest first; jobs launched for a tenant only when `visible_clients`
+    (None: all) includes it."""
     lifecycle.get_version(model_id, model_version)
     query = Job.select().where((Job.model_id == model_id) & (Job.model_version == model_version))
+    if visible_clients is not None:
+        query = query.where(Job.client_id.is_null() | Job.client_id.in_(list(visible_clients)))
     for name in ("status", "job_type"):
         if filters.get(name):
             query = query.where(getattr(Job, name) == filters[name])
