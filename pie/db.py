@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import operator
@@ -86,7 +87,8 @@ def get_by(table: type[peewee.Model], /, **where: Any) -> Any:
     sql = _SELECT_SQL.get(key)
     if sql is None:
         condition = functools.reduce(
-            operator.and_, [getattr(table, name) == where[name] for name in names])
+            operator.and_, [getattr(table, name) == where[name] for name in names]
+        )
         sql = _SELECT_SQL[key] = table.select().where(condition).sql()[0]
     rows = list(table.raw(sql, *[getattr(table, n).db_value(where[n]) for n in names]))
     return rows[0] if rows else None
@@ -100,6 +102,12 @@ def close_all() -> None:
 
 def is_postgres() -> bool:
     return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def transaction() -> Any:
+    """A transaction, or nothing when one is already open: joining the caller's transaction
+    costs no SAVEPOINT statements, and any error still rolls the whole of it back."""
+    return database.atomic() if not database.in_transaction() else contextlib.nullcontext()
 
 
 def for_update(query: peewee.Select) -> peewee.Select:

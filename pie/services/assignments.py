@@ -157,11 +157,11 @@ def upsert(
     client_id: str, domain_id: str, service_id: str | None, key: str, data: dict[str, Any]
 ) -> tuple[Assignment, bool]:
     """Archive the key's active revision and add a new one; (revision, created first)."""
+    check_scope(client_id, domain_id, service_id)  # a missing path resource is 404 first
     updates = data.get("service_updates")
     if updates is not None and (key != DEFAULT_KEY or service_id is not None):
         raise Unprocessable("service_updates is allowed only on the domain's 'default' key")
     version = assignable_version(data["model_id"], data["model_version"])
-    check_scope(client_id, domain_id, service_id)
     try:
         with database.atomic():
             domain = for_update(

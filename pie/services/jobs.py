@@ -29,7 +29,11 @@ def get_job(job_id: str) -> Job:
 
 
 def list_jobs(
-    model_id: str, model_version: str, filters: dict[str, str], page: int, page_size: int,
+    model_id: str,
+    model_version: str,
+    filters: dict[str, str],
+    page: int,
+    page_size: int,
     visible_clients: frozenset[str] | None = None,
 ) -> tuple[list[Job], int]:
     """A version's jobs, newest first; jobs launched for a tenant only when `visible_clients`
@@ -107,13 +111,11 @@ def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
 
 
 def output_warnings(job: Job, output: Any) -> list[str]:
-    version = (
-        ModelVersion.select()
-        .where((ModelVersion.model == job.model_id) & (ModelVersion.version == job.model_version))
-        .first()
-    )
+    if output is None:
+        return []
+    version = get_by(ModelVersion, model=job.model_id, version=job.model_version)
     schema = contract_schema(version, job.job_type, "output_schema") if version else None
-    if schema is None or output is None:
+    if schema is None:
         return []
     found = contracts.violations(schema, output, "output")
     if found:
@@ -142,3 +144,14 @@ def record_outcome(job: Job, status: str, output: Any, error: Any) -> None:
     job.started_at = job.started_at or now
     job.warnings = output_warnings(job, output)
     job.triggered_events = []
+
+
+OUTCOME_FIELDS = (
+    Job.status,
+    Job.output,
+    Job.completed_at,
+    Job.error,
+    Job.started_at,
+    Job.warnings,
+    Job.triggered_events,
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pie import contracts
-from pie.db import database, get_by
+from pie.db import database, get_by, transaction
 from pie.errors import NotFound, Unprocessable
 from pie.services import registry
 from pie.tables import ModelVersion, RegisteredModel, utcnow
@@ -58,7 +58,7 @@ def set_status(
     """Move a version to `status`; returns (model, version, previous status or None for a
     no-op). The conditional update makes exactly one of several racing callers the mover."""
     while True:
-        with database.atomic():
+        with transaction():
             row = get_version(model_id, version)
             if row.status == status:
                 return registry.get_model(model_id), row, None

@@ -149,6 +149,6 @@ def complete_job(
             job.triggered_events, fired = triggers.fire(
                 runtime, job.model_id, "inference_complete", output or {}, parent=job
             )
-        job.save()
+        job.save(only=jobs.OUTCOME_FIELDS)
     runtime.dispatcher.submit(fired)
     return jobs.completion_result(job)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from pie.runtime import Runtime
 
 BATCH = 200
+TENANT_FIELDS = ("client_id", "domain_id", "service_id")
 
 
 def newest_active_version(model_id: str) -> ModelVersion:
@@ -78,6 +79,8 @@ def fire(
     depth = ((parent.trigger or {}).get("depth", 0) if parent else 0) + 1
     max_depth = runtime.config["PIE_MAX_TRIGGER_DEPTH"]
     targets, events, rows, now = _Targets(runtime), [], [], utcnow()
+    # A tenant's job passes its tenant on: what it triggers carries the tenant's data.
+    tenant = {name: getattr(parent, name, None) for name in TENANT_FIELDS}
     for sub in subs:
         if depth > max_depth:
             events.append(
@@ -110,6 +113,7 @@ def fire(
                     "depth": depth,
                 },
                 "created_at": now,
+                **tenant,
             }
         )
         events.append({"subscription_id": sub.id, "job_id": rows[-1]["job_id"]})
