@@ -131,6 +131,7 @@ def seed_database(url: str, threads: int, per_thread: int) -> None:
             for start in range(0, len(versions), 500):
                 ModelVersion.insert_many(versions[start:start + 500]).execute()
                 Job.insert_many(jobs[start:start + 500]).execute()
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # as a settled server has
     database.close_all()
 
 
