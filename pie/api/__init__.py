@@ -11,6 +11,7 @@ from flask import Blueprint as FlaskBlueprint
 from flask import Flask, send_from_directory
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from pie.api.base import reject_nul_in_path
 from pie.errors import PieError, envelope, flatten_messages
 from schemas.common import ErrorSchema
 from schemas.handlers import component_names, handler_field_documenter, handler_object_schema
@@ -113,6 +114,7 @@ def init_app(app: Flask) -> Api:
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs_assets_blueprint())
+    app.before_request(reject_nul_in_path)
     app.register_error_handler(PieError, handle_pie_error)
     app.register_error_handler(peewee.OperationalError, handle_database_error)
     app.register_error_handler(peewee.InterfaceError, handle_database_error)

@@ -34,10 +34,36 @@ class Parser(FlaskParser):
             raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels") from exc
         if json_depth(data) > MAX_JSON_DEPTH:
             raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+        if contains_nul(data):  # Postgres cannot store them; refuse them on every backend
+            raise BadRequest("the JSON body may not contain NUL characters")
         return data
 
 
 MAX_JSON_DEPTH = 64
+
+
+def reject_nul_in_path() -> None:
+    """before_request: Postgres cannot store NUL characters, so no path parameter has one."""
+    if any(
+        "\x00" in value for value in (request.view_args or {}).values() if isinstance(value, str)
+    ):
+        raise BadRequest("path parameters may not contain NUL characters")
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether any string (or object key) in parsed JSON has a NUL character."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def json_depth(value: Any) -> int:

@@ -62,12 +62,16 @@ def test_catastrophic_pattern_does_not_stall(client):
         "/v2/models/%E2%9C%93",
         "/v2/models/x'%20OR%201=1--",
         "/v2/models/" + "a" * 5000,
-        "/v2/jobs/%00",
         "/v2/models/m/versions/%F0%9F%92%A5",
     ],
 )
 def test_odd_path_parameters_are_404(client, path):
     assert_envelope(client.get(path), 404)
+
+
+@pytest.mark.parametrize("path", ["/v2/jobs/%00", "/v2/models/a%00b/versions"])
+def test_nul_in_a_path_parameter_is_400(client, path):
+    assert "NUL" in assert_envelope(client.get(path), 400)["message"]
 
 
 @pytest.mark.parametrize("page_size", ["100000000000000000000", "-1", "0", "abc"])
@@ -81,3 +85,16 @@ def test_body_over_the_limit_is_413(make_app):
     client = Client(make_app({"PIE_MAX_BODY_BYTES": 2048}).test_client())
     r = client.post("/v2/models", json=model_body(metadata={"x": "y" * 5000}))
     assert_envelope(r, 413)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "m\u0000", "name": "n", "description": "d"},
+        {"name": "a\u0000b", "description": "d"},
+        {"name": "n", "description": "d", "metadata": {"k\u0000": 1}},
+    ],
+)
+def test_nul_characters_in_bodies_are_400(client, body):
+    r = client.post("/v2/models", json={**model_body(None), **body})
+    assert "NUL" in assert_envelope(r, 400)["message"]
