@@ -43,6 +43,11 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "DISPATCH_LEASE_SECONDS": (60, float),
     "IN_PROCESS_LEASE_SECONDS": (30, float),
     "DB_MAX_CONNECTIONS": (32, _INT),
+    # Operations (issue 8): plugin folders for the single binary, log format, shutdown grace.
+    "PLUGINS_PATH": ([], _csv),
+    "LOG_FORMAT": ("json", str),
+    "LOG_LEVEL": ("INFO", str),
+    "SHUTDOWN_GRACE_SECONDS": (30, float),
 }
 
 
