@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
@@ -59,7 +60,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
         "PIE_VERSION": __version__,
         **(test_config or {}),
     }
-    app = Flask("pie", instance_path=settings.get("PIE_INSTANCE_PATH") or None, static_folder=None)
+    # Frozen (the single binary): ./instance, not PyInstaller's temporary extraction folder.
+    default_instance = os.path.abspath("instance") if getattr(sys, "frozen", False) else None
+    instance_path = settings.get("PIE_INSTANCE_PATH") or default_instance
+    app = Flask("pie", instance_path=instance_path, static_folder=None)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = app.config["PIE_MAX_BODY_BYTES"]
     app.json.sort_keys = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import logging
 import operator
 import os
@@ -33,6 +34,45 @@ SQLITE_PRAGMAS = {
 }
 
 
+class SerializedSqliteDatabase(PooledSqliteDatabase):
+    """SQLite with one write transaction per process at a time, queued on a Python lock.
+
+    SQLite admits one writer; a second one waits in SQLite's busy handler, which sleeps in
+    steps of up to 100 ms. Threads of one process therefore queue here, where a release wakes
+    the next writer at once; only other processes still meet the busy handler."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._writer = threading.Lock()
+        self._holding = threading.local()
+
+    def begin(self, lock_type: str | None = None) -> None:
+        self._writer.acquire()
+        self._holding.value = True
+        try:
+            super().begin(lock_type)
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if getattr(self._holding, "value", False):
+            self._holding.value = False
+            self._writer.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+
 def open_database(url: str, max_connections: int = 32) -> peewee.Database:
     """Build (not connect) the database named by a `sqlite:///…` or `postgresql://…` URL."""
     parsed = urlparse(url)
@@ -43,7 +83,7 @@ def open_database(url: str, max_connections: int = 32) -> peewee.Database:
             raise click.UsageError(f"unsupported SQLite URL {url!r}: use sqlite:///path")
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        return PooledSqliteDatabase(
+        return SerializedSqliteDatabase(
             path,
             pragmas=SQLITE_PRAGMAS,
             lock_type="IMMEDIATE",

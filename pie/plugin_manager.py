@@ -1,9 +1,13 @@
-"""Building the plugin manager (built-ins, entry points, explicit plugins) and collecting types."""
+"""Building the plugin manager (built-ins, plugin folders, entry points, explicit plugins) and
+collecting types."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pluggy
@@ -26,8 +30,13 @@ class PluginError(RuntimeError):
 
 
 def build_plugin_manager(
-    plugins: Iterable[Any] = (), disabled: Iterable[str] = (), entry_points: bool = True
+    plugins: Iterable[Any] = (),
+    disabled: Iterable[str] = (),
+    entry_points: bool = True,
+    plugins_path: Iterable[str] | None = None,
 ) -> pluggy.PluginManager:
+    """Built-ins, then the plugin folders (`plugins_path`, by default PIE_PLUGINS_PATH from the
+    environment), then entry points, then `plugins`; disabled names are skipped everywhere."""
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     for name in disabled:
@@ -35,6 +44,11 @@ def build_plugin_manager(
     for name, module in DEFAULT_PLUGINS.items():
         if not pm.is_blocked(name):
             pm.register(importlib.import_module(module), name=name)
+    if plugins_path is None:
+        from pie import config
+
+        plugins_path = config.load()["PIE_PLUGINS_PATH"]
+    load_plugin_folders(pm, plugins_path)
     if entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for plugin in plugins:
@@ -46,6 +60,78 @@ def build_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc
     return pm
+
+
+def load_plugin_folders(pm: pluggy.PluginManager, folders: Iterable[str]) -> None:
+    """Register what each folder holds: the `pie` entry points of distributions installed there
+    (`pip install --target FOLDER ...`) and every other top-level module or package (`*.py`,
+    `name/__init__.py`), named after the module. Works the same inside the single binary."""
+    folders = [os.path.abspath(folder) for folder in folders]
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise PluginError(f"plugin folder {folder} (PIE_PLUGINS_PATH) is not a directory")
+        if folder not in sys.path:
+            # Appended, so a plugin module never shadows PIE's own or the standard library's.
+            sys.path.append(folder)
+    importlib.invalidate_caches()  # the folders may have changed since the last import
+    for folder in folders:
+        installed: set[str] = set()
+        for dist in importlib.metadata.distributions(path=[folder]):
+            installed |= _top_level_names(dist)
+            for ep in dist.entry_points.select(group=ENTRY_POINT_GROUP):
+                where = f"entry point {ep.value} of {dist.metadata['Name']} in {folder}"
+                _register(pm, ep.name, where, ep.load)
+        for name, path in _plugin_modules(folder):
+            if name not in installed:
+                _register(pm, name, path, lambda name=name, path=path: _import(name, path))
+
+
+def _plugin_modules(folder: str) -> Iterator[tuple[str, str]]:
+    """(module name, file) of each top-level module and package in `folder`, by name."""
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        name, ext = os.path.splitext(entry)
+        if os.path.isdir(path):
+            name, path = entry, os.path.join(path, "__init__.py")
+            if not os.path.isfile(path):
+                continue
+        elif ext != ".py":
+            continue
+        if name.isidentifier() and not name.startswith("_"):
+            yield name, path
+
+
+def _top_level_names(dist: importlib.metadata.Distribution) -> set[str]:
+    """The top-level modules a distribution installed, so they are not loaded as plugins."""
+    names = set((dist.read_text("top_level.txt") or "").split())
+    for file in dist.files or ():
+        top = file.parts[0]
+        names.add(top[: -len(".py")] if top.endswith(".py") else top)
+    return names
+
+
+def _import(name: str, path: str) -> Any:
+    module = importlib.import_module(name)
+    found = getattr(module, "__file__", None)
+    if not (found and os.path.exists(found) and os.path.samefile(found, path)):
+        raise PluginError(
+            f"plugin {path}: the module name {name!r} is already taken by {found}; rename it"
+        )
+    return module
+
+
+def _register(pm: pluggy.PluginManager, name: str, where: str, load: Callable[[], Any]) -> None:
+    """Import and register one folder plugin; any failure names the file."""
+    if pm.is_blocked(name):
+        return  # disabled: not even imported
+    if pm.has_plugin(name):
+        raise PluginError(f"plugin {where}: the name {name!r} is already registered")
+    try:
+        pm.register(load(), name=name)
+    except PluginError:
+        raise
+    except Exception as exc:  # an import error, a broken hook signature, a duplicate module
+        raise PluginError(f"plugin {where} failed to load: {type(exc).__name__}: {exc}") from exc
 
 
 def collect_handler_types(pm: pluggy.PluginManager, app: Flask) -> dict[str, type[HandlerType]]:

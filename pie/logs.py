@@ -1,0 +1,146 @@
+"""Logging: JSON or text lines on stderr, a request id on each, one access line per request."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from flask import Flask, Response, g, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is kept only when it is a short, plain token (no spaces, quotes, newlines).
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+# Defence in depth: no code logs credentials, but a JWT or a bearer header in an exception
+# message still never reaches the output.
+SECRETS = re.compile(
+    r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"
+)
+REDACTED = "[redacted]"
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "pie_request_id", default=None
+)
+access_log = logging.getLogger("pie.access")
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    return SECRETS.sub(REDACTED, text)
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp each record with the id of the request being handled on its thread (if any)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id_var.get()
+        return True
+
+
+def extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The structured fields a call passed with `extra=` (job_id, route, status, …)."""
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD and not key.startswith("_") and value is not None
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "process": record.process,
+        }
+        line.update(extras(record))
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines, the structured fields appended as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{key}={value}" for key, value in extras(record).items())
+        return redact(super().format(record) + (f" {fields}" if fields else ""))
+
+
+def configure(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:
+    """Send every log record to one handler on the root logger (replacing the one a previous
+    call installed), formatted as JSON lines or text."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_pie", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(TextFormatter() if fmt.lower() == "text" else JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    handler._pie = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def _start_request() -> None:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = given if SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.pie_request_started = time.perf_counter()
+    g.pie_request_id_token = request_id_var.set(request_id)
+
+
+def route_label() -> str:
+    """The URL rule that matched (`/v2/models/<model_id>`), never the raw path."""
+    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+
+def _finish_request(response: Response) -> Response:
+    request_id = request_id_var.get()
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    started = g.get("pie_request_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+    access_log.info(
+        "%s %s %s",
+        request.method,
+        route_label(),
+        response.status_code,
+        extra={
+            "method": request.method,
+            "route": route_label(),
+            "status": response.status_code,
+            "duration_ms": duration_ms,
+        },
+    )
+    return response
+
+
+def _end_request(exc: BaseException | None) -> None:
+    token = g.pop("pie_request_id_token", None)
+    if token is not None:
+        request_id_var.reset(token)
+
+
+def init_app(app: Flask) -> None:
+    """Request ids and access lines; the log handler itself unless the app is under test
+    (tests capture records with their own handlers)."""
+    if not app.testing:
+        configure(app.config["PIE_LOG_FORMAT"], app.config["PIE_LOG_LEVEL"])
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.teardown_request(_end_request)

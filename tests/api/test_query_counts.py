@@ -1,0 +1,107 @@
+"""Query counts per request on the hot routes: a regression guard that does not depend on
+timing. Each figure is the number of SQL statements the route sends (BEGIN/COMMIT aside)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from pie.db import connection
+from pie.tables import Job
+from tests.helpers import activate, model_body, wait_for_job
+
+
+class StatementLog(logging.Handler):
+    """SQL sent by this thread (the request's); background dispatch threads are not counted."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.thread = threading.get_ident()
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, tuple) and record.thread == self.thread:  # (sql, params)
+            self.statements.append(record.msg[0])
+
+
+@pytest.fixture
+def statements():
+    handler, logger = StatementLog(), logging.getLogger("peewee")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler.statements
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def ready(client):
+    assert client.post("/v2/models", json=model_body("m")).status_code == 201
+    activate(client, "m")
+    job_id = client.post("/v2/models/m/versions/1/inference", json={"input": {"a": 1}}).get_json()[
+        "inference_job_id"
+    ]
+    wait_for_job(client, job_id)
+    return client, job_id
+
+
+def count(statements: list[str], call) -> int:
+    statements.clear()
+    response = call()
+    assert response.status_code < 300, response.get_json()
+    return len(statements)
+
+
+def test_reads_are_one_statement(ready, statements):
+    client, job_id = ready
+    assert count(statements, lambda: client.get("/v2/models/m")) == 1
+    assert count(statements, lambda: client.get(f"/v2/jobs/{job_id}")) == 1
+    assert count(statements, lambda: client.get("/v2/models/m/versions/1")) == 1
+
+
+def test_new_version_is_three_statements(ready, statements):
+    client, _ = ready
+    assert count(statements, lambda: client.post("/v2/models/m/new_version", json={})) == 3
+
+
+def test_status_change_without_subscriptions_is_three_statements(ready, statements):
+    client, _ = ready
+    client.post("/v2/models/m/new_version", json={"version": "2"})
+    path = "/v2/models/m/versions/2/new_status"
+    assert count(statements, lambda: client.post(path, json={"status": "failed"})) == 3
+
+
+def test_completion_is_four_statements(ready, statements):
+    client, job_id = ready
+    with connection():
+        Job.update(status="started", output=None, completed_at=None).where(
+            Job.job_id == job_id
+        ).execute()
+    path = f"/v2/models/m/versions/1/jobs/{job_id}/complete"
+    body = {"status": "success", "output": {"a": 1}}
+    assert count(statements, lambda: client.post(path, json=body)) == 4
+    assert count(statements, lambda: client.post(path, json=body)) == 1  # the stored result
+
+
+@pytest.mark.parametrize("subscriptions", [10, 400])
+def test_fan_out_statements_do_not_grow_per_subscription(ready, statements, subscriptions):
+    client, _ = ready
+    sub = {
+        "trigger_event": "training_complete",
+        "target_model_id": "m",
+        "target_action": "inference",
+        "input_source": "stored",
+        "input": {},
+    }
+    for _ in range(subscriptions):
+        client.post("/v2/models/m/event-subscriptions", json=sub)
+    client.post("/v2/models/m/new_version", json={"version": "2"})
+    client.post("/v2/models/m/versions/2/new_status", json={"status": "training"})
+    path = "/v2/models/m/versions/2/new_status"
+    sent = count(statements, lambda: client.post(path, json={"status": "active"}))
+    # version, transition, model, parent job, subscriptions, target version, one batched
+    # insert per 200 jobs
+    assert sent == 8 + (subscriptions - 1) // 200, "\n".join(s[:90] for s in statements)
