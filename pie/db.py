@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 import logging
 import operator
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
