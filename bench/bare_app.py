@@ -13,9 +13,13 @@ from playhouse.pool import PooledSqliteDatabase
 
 from pie.db import SQLITE_PRAGMAS
 
-database = PooledSqliteDatabase(os.environ["BARE_DB"], pragmas=SQLITE_PRAGMAS,
-                                lock_type="IMMEDIATE", check_same_thread=False,
-                                max_connections=32)
+database = PooledSqliteDatabase(
+    os.environ["BARE_DB"],
+    pragmas=SQLITE_PRAGMAS,
+    lock_type="IMMEDIATE",
+    check_same_thread=False,
+    max_connections=32,
+)
 
 
 class Item(peewee.Model):
@@ -47,13 +51,15 @@ def read(item_id: str):
 @app.post("/items")
 def insert():
     data = request.get_json()
-    item = Item.create(id=str(uuid.uuid4()), name=data.get("name", ""),
-                       body=json.dumps(data.get("body", {})))
+    item = Item.create(
+        id=str(uuid.uuid4()), name=data.get("name", ""), body=json.dumps(data.get("body", {}))
+    )
     return jsonify({"id": item.id, "name": item.name}), 201
 
 
 def setup() -> None:
     with database.connection_context():
         database.create_tables([Item], safe=True)
-        Item.insert(id="item-1", name="one", body=json.dumps({"a": 1})).on_conflict_ignore() \
-            .execute()
+        Item.insert(
+            id="item-1", name="one", body=json.dumps({"a": 1})
+        ).on_conflict_ignore().execute()

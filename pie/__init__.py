@@ -44,7 +44,7 @@ def _resolve_storage(app: Flask) -> None:
 def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[Any] = ()) -> Flask:
     """Build a PIE app: settings, database, plugins, API. `plugins` are registered after the
     built-ins, exactly like entry-point plugins."""
-    from pie import api, cli, config, db
+    from pie import api, cli, config, db, logs, metrics
     from pie.auth import TokenVerifier
     from pie.plugin_manager import (
         build_plugin_manager,
@@ -67,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = app.config["PIE_MAX_BODY_BYTES"]
     app.json.sort_keys = False
+    logs.init_app(app)
     _resolve_storage(app)
     db.init_app(app)
     if app.config["PIE_AUTO_MIGRATE"]:
@@ -84,6 +85,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     )
     runtime = app.extensions["pie"] = Runtime(app.config, pm, verifier)
     runtime.install(collect_handler_types(pm, app), collect_in_process_handlers(pm, app))
+    metrics.init_app(app)
     api.init_app(app)
     cli.init_app(app)
     if app.config["PIE_EMBEDDED_WORKER"]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+
+log = logging.getLogger(__name__)
 
 
 def _create_app() -> Flask:
@@ -46,16 +51,19 @@ def main() -> None:
 )
 def serve(host: str, port: int, workers: int | None, threads: int) -> None:
     """Run the API on a production WSGI server (gunicorn)."""
-    from pie.server import run
+    from pie import config
+    from pie.server import metrics_directory, run
 
     public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     os.environ.setdefault("PIE_PUBLIC_URL", f"http://{public_host}:{port}")
-    from pie import create_app
-    from pie.db import close_all
+    grace = config.load()["PIE_SHUTDOWN_GRACE_SECONDS"]
+    with metrics_directory():  # before the app imports prometheus_client, and the fork
+        from pie import create_app
+        from pie.db import close_all
 
-    create_app({"PIE_EMBEDDED_WORKER": False})  # applies migrations once, before the fork
-    close_all()  # no connection may be shared with the forked workers
-    run(f"{host}:{port}", workers or os.cpu_count() or 1, threads)
+        create_app({"PIE_EMBEDDED_WORKER": False})  # applies migrations once, before the fork
+        close_all()  # no connection may be shared with the forked workers
+        run(f"{host}:{port}", workers or os.cpu_count() or 1, threads, grace)
 
 
 @main.command("worker")
@@ -65,23 +73,53 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
     type=float,
     help="Seconds between recovery passes [default: PIE_RECOVERY_INTERVAL_SECONDS].",
 )
-def worker(interval: float | None) -> None:
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(min=1, max=65535),
+    help="Serve Prometheus metrics at /metrics on this port [default: none].",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port."
+)
+def worker(interval: float | None, metrics_port: int | None, metrics_host: str) -> None:
     """Run the dispatch recovery loop on its own (safe beside other workers and servers)."""
     import signal
 
-    from pie import create_app
+    from pie import create_app, metrics
 
     app = create_app({"PIE_EMBEDDED_WORKER": False})
     runtime = app.extensions["pie"]
+    grace = app.config["PIE_SHUTDOWN_GRACE_SECONDS"]
 
     def stop(signum: int, frame: object) -> None:
+        log.info("pie worker: %s; stopping", signal.Signals(signum).name)
         runtime.dispatcher.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    click.echo("pie worker: recovery loop running", err=True)
+    if metrics_port:
+        metrics.serve_standalone(metrics_port, metrics_host)
+    log.info("pie worker: recovery loop running")
     runtime.dispatcher.run_recovery(interval)
-    runtime.close()  # lets running in-process jobs finish
+    if not close_within(runtime, grace):
+        log.warning(
+            "pie worker: jobs still running after %ss (PIE_SHUTDOWN_GRACE_SECONDS); "
+            "leaving them to the recovery loop of another process",
+            grace,
+        )
+        logging.shutdown()
+        os._exit(0)  # the pool's threads would otherwise hold the interpreter open
+    log.info("pie worker: stopped")
+
+
+def close_within(runtime: Any, seconds: float) -> bool:
+    """Close the runtime (running in-process jobs finish, queued ones stay pending); False
+    when that takes longer than `seconds`."""
+    closer = threading.Thread(target=runtime.close, name="pie-close", daemon=True)
+    closer.start()
+    closer.join(seconds)
+    return not closer.is_alive()
 
 
 @main.command("token")

@@ -1,10 +1,23 @@
-"""Running PIE under gunicorn: several worker processes, threads in each."""
+"""Running PIE under gunicorn: several worker processes, threads in each, metrics shared
+through files, graceful shutdown within PIE_SHUTDOWN_GRACE_SECONDS."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import math
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class PieServer(BaseApplication):
@@ -17,28 +30,103 @@ class PieServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from pie import create_app
+        from pie import create_app, metrics
 
         # Each worker builds its own app after the fork: its own connections and threads.
-        return create_app({"PIE_AUTO_MIGRATE": False})
+        app = create_app({"PIE_AUTO_MIGRATE": False})
+        metrics.SERVER_WORKERS.set(1)
+        return app
+
+
+class GunicornLogger(Logger):
+    """Gunicorn's own messages go through the root handler PIE installed (JSON or text), and
+    gunicorn writes no access log: PIE's access line replaces it."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in list(self.error_log.handlers):
+            self.error_log.removeHandler(handler)
+        self.error_log.propagate = True
+
+
+class PieWorker(ThreadWorker):
+    """gunicorn's gthread worker; on SIGTERM the app starts closing at once, while gunicorn
+    drains the in-flight requests: no queued in-process job starts after the signal."""
+
+    closing: threading.Thread | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        begin_closing(self)
+
+
+def begin_closing(worker: Any) -> threading.Thread | None:
+    """Close the worker's app on a thread (once): stop the recovery loop and dispatching;
+    running in-process jobs finish, queued ones stay pending for recovery."""
+    app = getattr(worker, "wsgi", None)
+    closing = getattr(worker, "closing", None)
+    if closing is None and app is not None and "pie" in getattr(app, "extensions", {}):
+        closing = threading.Thread(target=app.extensions["pie"].close, name="pie-close")
+        closing.daemon = True  # the master's kill at the end of the grace period ends it
+        closing.start()
+        worker.closing = closing
+    return closing
 
 
 def close_worker_app(server: Any, worker: Any) -> None:
-    """Gunicorn `worker_exit`: stop background work; running in-process jobs finish first."""
-    app = getattr(worker, "wsgi", None)
-    if app is not None and "pie" in getattr(app, "extensions", {}):
-        app.extensions["pie"].close()
+    """Gunicorn `worker_exit` (after the in-flight requests): wait for the app to close. The
+    master kills the worker when PIE_SHUTDOWN_GRACE_SECONDS run out."""
+    closing = begin_closing(worker)
+    if closing is not None:
+        closing.join()
 
 
-def run(bind: str, workers: int, threads: int) -> None:
-    PieServer(
-        {
-            "bind": bind,
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            "accesslog": "-",
-            "graceful_timeout": 30,
-            "timeout": 60,
-        }
-    ).run()
+def forget_worker(server: Any, worker: Any) -> None:
+    """Gunicorn `child_exit` (in the master): drop a dead worker's live-gauge files."""
+    from prometheus_client import multiprocess
+
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(worker.pid)
+
+
+@contextlib.contextmanager
+def metrics_directory() -> Iterator[str]:
+    """PROMETHEUS_MULTIPROC_DIR for this server's processes: the operator's (emptied of a
+    previous run's files) or a temporary one, removed when the master exits. Must be entered
+    before anything imports prometheus_client."""
+    given = os.environ.get(MULTIPROC_ENV)
+    path = given or tempfile.mkdtemp(prefix="pie-metrics-")
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.remove(stale)
+    os.environ[MULTIPROC_ENV] = path
+    master = os.getpid()
+    try:
+        yield path
+    finally:
+        # Workers are forked inside this block and unwind through it too; only the master
+        # may remove the directory.
+        if os.getpid() == master and not given:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def options(bind: str, workers: int, threads: int, grace_seconds: float) -> dict[str, Any]:
+    return {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_class": PieWorker,
+        "accesslog": None,
+        "errorlog": "-",
+        "logger_class": GunicornLogger,
+        # SIGTERM: stop accepting, finish in-flight requests and running jobs; after the grace
+        # period the master kills what is left, and recovery picks up its jobs.
+        "graceful_timeout": math.ceil(grace_seconds),
+        "timeout": 60,
+        "worker_exit": close_worker_app,
+        "child_exit": forget_worker,
+    }
+
+
+def run(bind: str, workers: int, threads: int, grace_seconds: float = 30) -> None:
+    PieServer(options(bind, workers, threads, grace_seconds)).run()

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from pie import db
+from pie import db, metrics
 from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
@@ -155,7 +155,9 @@ class Dispatcher:
             with db.connection():
                 self.dispatch(job_id)
         except Exception:  # a background thread must never die silently
-            log.exception("dispatch of job %s failed unexpectedly", job_id)
+            log.exception(
+                "dispatch of job %s failed unexpectedly", job_id, extra={"job_id": job_id}
+            )
 
     def dispatch(self, job_id: str) -> bool:
         """Dispatch one job if this caller wins its claim; returns whether it did."""
@@ -168,16 +170,36 @@ class Dispatcher:
                 raise LookupError(f"handler type '{job.handler_type}' is not loaded")
             external_id = handler_type.dispatch(job.handler, job, jobs.payload(self.runtime, job))
         except DispatchDeferred as exc:
-            log.info("job %s: dispatch deferred (%s); left pending for recovery", job_id, exc)
+            log.info(
+                "job %s: dispatch deferred (%s); left pending for recovery",
+                job_id,
+                exc,
+                extra={"job_id": job_id, "handler_type": job.handler_type},
+            )
+            metrics.dispatched(job.job_type, job.handler_type, "deferred")
             release(job_id)
             return False
         except Exception as exc:  # any backend failure fails the job, readably
-            log.warning("job %s: dispatch to %s failed: %s", job_id, job.handler_type, exc)
+            log.warning(
+                "job %s: dispatch to %s failed: %s",
+                job_id,
+                job.handler_type,
+                exc,
+                extra={"job_id": job_id, "handler_type": job.handler_type},
+            )
+            metrics.dispatched(job.job_type, job.handler_type, "failed")
             self.fail(job, exc)
             return True
         if not handler_type.starts_itself:
             mark_started(job_id, external_id)
-        log.info("job %s dispatched to %s (external id %s)", job_id, job.handler_type, external_id)
+        log.info(
+            "job %s dispatched to %s (external id %s)",
+            job_id,
+            job.handler_type,
+            external_id,
+            extra={"job_id": job_id, "handler_type": job.handler_type, "external_id": external_id},
+        )
+        metrics.dispatched(job.job_type, job.handler_type, "dispatched")
         return True
 
     def fail(self, job: Job, exc: Exception) -> None:
@@ -188,7 +210,7 @@ class Dispatcher:
         try:
             self.runtime.complete_job(job.job_id, "failure", error=error)
         except PieError as conflict:  # it was completed meanwhile; nothing to record
-            log.info("job %s: %s", job.job_id, conflict.message)
+            log.info("job %s: %s", job.job_id, conflict.message, extra={"job_id": job.job_id})
 
     def recover_stalled(self) -> int:
         """Jobs whose process died while running them: re-run them (same job_id) until
@@ -221,7 +243,8 @@ class Dispatcher:
             done = self.recover_stalled()
             done += sum(self.dispatch(job_id) for job_id in recoverable(grace))
         if done:
-            log.info("recovery loop re-dispatched %d job(s)", done)
+            log.info("recovery loop re-dispatched %d job(s)", done, extra={"redispatched": done})
+        metrics.recovery_pass(done)
         return done
 
     def run_recovery(self, interval: float | None = None) -> None:
@@ -231,6 +254,7 @@ class Dispatcher:
                 self.recover_once()
             except Exception:
                 log.exception("recovery loop iteration failed; retrying")
+                metrics.recovery_pass(0, ok=False)
             self._stop.wait(interval)
 
     def stop(self) -> None:

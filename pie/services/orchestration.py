@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pie import contracts
-from pie.db import database, for_update
+from pie import contracts, metrics
+from pie.db import database, lock_by
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.services import jobs, lifecycle, registry, subscriptions, triggers
 from pie.tables import Job, ModelVersion, RegisteredModel, Service
@@ -114,6 +114,15 @@ def change_status(
                 (parent.output or {}) if parent else {},
                 parent=parent,
             )
+    if events:
+        log.info(
+            "version %s of model %s is active; training_complete started %d job(s)",
+            model_version,
+            model_id,
+            len(fired),
+            extra={"model_id": model_id, "model_version": model_version, "triggered": len(fired)},
+        )
+        metrics.fanned_out("training_complete", len(fired))
     runtime.dispatcher.submit(fired)
     return model, version, events
 
@@ -131,7 +140,7 @@ def complete_job(
     a different status is a 409. A successful inference fires `inference_complete`."""
     fired: list[str] = []
     with database.atomic():
-        job = for_update(Job.select().where(Job.job_id == job_id)).first()
+        job = lock_by(Job, job_id=job_id)
         if job is None or (
             model_id is not None and (job.model_id, job.model_version) != (model_id, model_version)
         ):
@@ -150,5 +159,20 @@ def complete_job(
                 runtime, job.model_id, "inference_complete", output or {}, parent=job
             )
         job.save(only=jobs.OUTCOME_FIELDS)
+    log.info(
+        "job %s completed: %s",
+        job_id,
+        status,
+        extra={
+            "job_id": job_id,
+            "job_type": job.job_type,
+            "handler_type": job.handler_type,
+            "status": status,
+            "triggered": len(fired),
+        },
+    )
+    metrics.completed(job.job_type, status, job.handler_type)
+    if job.triggered_events:
+        metrics.fanned_out("inference_complete", len(fired))
     runtime.dispatcher.submit(fired)
     return jobs.completion_result(job)

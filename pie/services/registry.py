@@ -9,7 +9,7 @@ from typing import Any
 import peewee
 
 from pie import contracts
-from pie.db import database, for_update, get_by
+from pie.db import database, get_by, lock_by
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import subscriptions
@@ -107,7 +107,7 @@ def add_version(model: RegisteredModel, version: str | None, **fields: Any) -> M
 
 def lock_model(model_id: str) -> RegisteredModel:
     """Read a model and, on backends with row locks, hold it until the transaction ends."""
-    model = for_update(RegisteredModel.select().where(RegisteredModel.id == model_id)).first()
+    model = lock_by(RegisteredModel, id=model_id)
     if model is None:
         raise NotFound(f"model '{model_id}' not found")
     return model

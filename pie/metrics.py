@@ -1,0 +1,189 @@
+"""Prometheus metrics: requests, jobs, dispatch, triggers, recovery; served at `/metrics`.
+
+Under `pie serve` every worker process writes its samples to files in PROMETHEUS_MULTIPROC_DIR
+(set by pie.server before the fork) and a scrape of any worker adds up all of them."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from pie.logs import route_label
+
+METRICS_PATH = "/metrics"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# The metric objects live in a private registry: tests build many apps in one process, and a
+# host application's default registry stays untouched.
+LOCAL = CollectorRegistry()
+
+HTTP_REQUESTS = Counter(
+    "pie_http_requests",
+    "HTTP requests answered, by method, URL rule and status",
+    ["method", "route", "status"],
+    registry=LOCAL,
+)
+HTTP_DURATION = Histogram(
+    "pie_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method, URL rule and status",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=LOCAL,
+)
+JOB_DISPATCHES = Counter(
+    "pie_job_dispatches",
+    "Dispatch attempts by job type, handler type and outcome (dispatched, failed, deferred)",
+    ["job_type", "handler_type", "outcome"],
+    registry=LOCAL,
+)
+JOBS_COMPLETED = Counter(
+    "pie_jobs_completed",
+    "Jobs that ended, by job type, status (success, failure) and handler type",
+    ["job_type", "status", "handler_type"],
+    registry=LOCAL,
+)
+TRIGGER_FAN_OUT = Histogram(
+    "pie_trigger_fan_out_jobs",
+    "Jobs started by one fired event (one per active subscription), by event",
+    ["event"],
+    buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+    registry=LOCAL,
+)
+RECOVERY_PASSES = Counter(
+    "pie_recovery_passes",
+    "Recovery-loop passes, by result (ok, error)",
+    ["result"],
+    registry=LOCAL,
+)
+RECOVERY_JOBS = Counter(
+    "pie_recovery_redispatched_jobs",
+    "Jobs the recovery loop re-dispatched (left pending by a crash or a shutdown, or stalled)",
+    registry=LOCAL,
+)
+RECOVERY_LAST_PASS = Gauge(
+    "pie_recovery_last_pass_timestamp_seconds",
+    "Unix time of the newest finished recovery pass in any process",
+    multiprocess_mode="max",
+    registry=LOCAL,
+)
+SERVER_WORKERS = Gauge(
+    "pie_server_worker_processes",
+    "Live `pie serve` worker processes (each sets 1; a dead worker's share is dropped)",
+    multiprocess_mode="livesum",
+    registry=LOCAL,
+)
+
+
+def dispatched(job_type: str, handler_type: str, outcome: str) -> None:
+    JOB_DISPATCHES.labels(job_type, handler_type, outcome).inc()
+
+
+def completed(job_type: str, status: str, handler_type: str) -> None:
+    JOBS_COMPLETED.labels(job_type, status, handler_type).inc()
+
+
+def fanned_out(event: str, jobs: int) -> None:
+    TRIGGER_FAN_OUT.labels(event).observe(jobs)
+
+
+def recovery_pass(redispatched: int, ok: bool = True) -> None:
+    RECOVERY_PASSES.labels("ok" if ok else "error").inc()
+    RECOVERY_JOBS.inc(redispatched)
+    RECOVERY_LAST_PASS.set(time.time())
+
+
+class OpenJobsCollector(Collector):
+    """Pending and started jobs, counted in the database at scrape time: the backlog of the
+    whole deployment, the same number whichever process answers."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from peewee import fn
+
+        from pie import db
+        from pie.tables import Job
+
+        family = GaugeMetricFamily(
+            "pie_jobs_open",
+            "Jobs not yet ended (the whole database), by job type, status and handler type",
+            labels=["job_type", "status", "handler_type"],
+        )
+        columns = (Job.job_type, Job.status, Job.handler_type)
+        try:
+            with db.connection():
+                rows = list(
+                    Job.select(*columns, fn.COUNT(Job.job_id))
+                    .where(Job.status.in_(("pending", "started")))
+                    .group_by(*columns)
+                    .tuples()
+                )
+        except Exception:  # the database is down: report no backlog rather than fail the scrape
+            return
+        for job_type, status, handler_type, count in rows:
+            family.add_metric([job_type, status, handler_type], count)
+        yield family
+
+
+class _Local(Collector):
+    """This process's metrics (single-process mode)."""
+
+    def collect(self) -> Iterator[Any]:
+        yield from LOCAL.collect()
+
+
+def exposition_registry() -> CollectorRegistry:
+    """What a scrape reports: every process's samples in multiprocess mode (the metric objects
+    must stay out of this registry there, or they would be reported twice), this process's
+    otherwise; and the open-jobs backlog."""
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_Local())
+    registry.register(OpenJobsCollector())
+    return registry
+
+
+def metrics_view() -> Response:
+    """GET /metrics: the Prometheus text format. Public, like /v2/health."""
+    return Response(generate_latest(exposition_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _start_timer() -> None:
+    g.pie_metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    labels = (request.method, route_label(), str(response.status_code))
+    HTTP_REQUESTS.labels(*labels).inc()
+    started = g.get("pie_metrics_started")
+    if started is not None:
+        HTTP_DURATION.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+def serve_standalone(port: int, host: str = "0.0.0.0") -> None:
+    """Serve /metrics on its own port from a process with no HTTP API (`pie worker`)."""
+    start_http_server(port, host, registry=exposition_registry())
+
+
+def init_app(app: Flask) -> None:
+    """Count and time every request; serve /metrics outside the OpenAPI document."""
+    app.before_request(_start_timer)
+    app.after_request(_observe)
+    app.add_url_rule(METRICS_PATH, "metrics", metrics_view, methods=["GET"])
