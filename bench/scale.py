@@ -1,0 +1,166 @@
+"""Read costs at scale: job lookup, a version's job list (first and a deep page), model get
+and list, with 1,000 rows and then with 1,000,000 jobs and 100,000 models.
+
+    python -m bench.scale [--jobs 1000000] [--models 100000]
+
+Times the HTTP handlers in process (Flask's test client) so that only the database work
+grows; prints each median and the large/small ratio (target: <= 1.5)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+
+from pie import create_app
+from pie.auth import ADMIN_SCOPE
+from pie.db import database
+from pie.ids import uuid7
+from pie.tables import Job, ModelVersion, RegisteredModel, utcnow
+
+HANDLERS = {
+    "training": {"type": "in_process", "value": "echo"},
+    "inference": {"type": "in_process", "value": "echo"},
+}
+BATCH = 1000
+
+
+def add_models(count: int, start: int) -> None:
+    now = utcnow()
+    for first in range(start, start + count, BATCH):
+        names = [f"model-{n:07d}" for n in range(first, min(first + BATCH, start + count))]
+        with database.atomic():
+            RegisteredModel.insert_many(
+                [
+                    {
+                        "id": name,
+                        "name": name,
+                        "description": "",
+                        "handlers": HANDLERS,
+                        "metadata": {},
+                        "status": "active",
+                        "latest_version": "1",
+                        "max_int_version": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for name in names
+                ]
+            ).execute()
+            ModelVersion.insert_many(
+                [
+                    {
+                        "model": name,
+                        "version": "1",
+                        "metadata": {},
+                        "status": "active",
+                        "handlers": HANDLERS,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for name in names
+                ]
+            ).execute()
+
+
+def add_jobs(count: int, model_id: str, spread: int) -> None:
+    """`count` jobs: most on other models' versions, the rest on `model_id` version 1."""
+    now = utcnow()
+    for first in range(0, count, BATCH):
+        rows = []
+        for n in range(first, min(first + BATCH, count)):
+            owner = model_id if n % spread == 0 else f"model-{n % 1000:07d}"
+            rows.append(
+                {
+                    "job_id": uuid7(),
+                    "job_type": "inference",
+                    "model_id": owner,
+                    "model_version": "1",
+                    "status": "success",
+                    "input": {"n": n},
+                    "output": {},
+                    "warnings": [],
+                    "handler_type": "in_process",
+                    "handler": HANDLERS["inference"],
+                    "created_at": now - timedelta(seconds=count - n),
+                }
+            )
+        with database.atomic():
+            Job.insert_many(rows).execute()
+
+
+def median_ms(client, path: str, headers: dict, repeats: int = 200) -> float:
+    for _ in range(20):
+        client.get(path, headers=headers)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        response = client.get(path, headers=headers)
+        times.append(time.perf_counter() - start)
+        assert response.status_code == 200, response.get_json()
+    return statistics.median(times) * 1000
+
+
+def measure(client, headers: dict, job_id: str) -> dict[str, float]:
+    return {
+        "GET /v2/jobs/{id}": median_ms(client, f"/v2/jobs/{job_id}", headers),
+        "version jobs, first page": median_ms(
+            client, "/v2/models/model-0000000/versions/1/jobs?page_size=100", headers
+        ),
+        "version jobs, page 10": median_ms(
+            client, "/v2/models/model-0000000/versions/1/jobs?page_size=100&page=10", headers
+        ),
+        "GET /v2/models/{id}": median_ms(client, "/v2/models/model-0000500", headers),
+        "GET /v2/models (first page)": median_ms(client, "/v2/models?page_size=100", headers),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--models", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app(
+            {
+                "PIE_INSTANCE_PATH": folder,
+                "PIE_EMBEDDED_WORKER": False,
+                "PIE_DATABASE_URL": os.environ.get("PIE_DATABASE_URL")
+                or f"sqlite:///{folder}/scale.sqlite",
+            }
+        )
+        runtime = app.extensions["pie"]
+        headers = {
+            "Authorization": "Bearer "
+            + runtime.verifier.mint({"sub": "bench", "scope": ADMIN_SCOPE}, 7200)
+        }
+        client = app.test_client()
+        with database.connection_context():
+            add_models(1000, 0)
+            add_jobs(1000, "model-0000000", spread=1)  # 1,000 jobs, all on one version
+            job_id = Job.select(Job.job_id).order_by(Job.job_id).first().job_id
+        small = measure(client, headers, job_id)
+        started = time.perf_counter()
+        with database.connection_context():
+            add_models(args.models - 1000, 1000)
+            add_jobs(args.jobs - 1000, "model-0000000", spread=10)
+            database.execute_sql("ANALYZE")
+        print(
+            f"grew to {args.jobs:,} jobs and {args.models:,} models "
+            f"in {time.perf_counter() - started:.0f} s"
+        )
+        large = measure(client, headers, job_id)
+        print(f"{'read':<30}{'1k rows ms':>12}{'large ms':>10}{'ratio':>8}")
+        for name in small:
+            print(
+                f"{name:<30}{small[name]:>12.3f}{large[name]:>10.3f}"
+                f"{large[name] / small[name]:>8.2f}"
+            )
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()
