@@ -82,6 +82,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
         plugins,
         app.config["PIE_DISABLED_PLUGINS"],
         entry_points=app.config["PIE_LOAD_ENTRY_POINTS"],
+        plugins_path=app.config["PIE_PLUGINS_PATH"],
     )
     runtime = app.extensions["pie"] = Runtime(app.config, pm, verifier)
     runtime.install(collect_handler_types(pm, app), collect_in_process_handlers(pm, app))
