@@ -33,7 +33,7 @@ def main() -> None:
     """PIE: a self-hosted model registry and job orchestrator."""
 
 
-@main.command("serve")
+@main.command("serve", with_appcontext=False)  # builds its own app(s)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
 @click.option(
@@ -66,7 +66,7 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
         run(f"{host}:{port}", workers or os.cpu_count() or 1, threads, grace)
 
 
-@main.command("worker")
+@main.command("worker", with_appcontext=False)  # builds its own app(s)
 @click.option(
     "--interval",
     default=None,

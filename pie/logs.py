@@ -66,7 +66,7 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "process": record.process,
         }
-        line.update(extras(record))
+        line.update({k: redact(v) if isinstance(v, str) else v for k, v in extras(record).items()})
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, default=str)
@@ -83,15 +83,34 @@ class TextFormatter(logging.Formatter):
         return redact(super().format(record) + (f" {fields}" if fields else ""))
 
 
+FORMATS: dict[str, type[logging.Formatter]] = {"json": JsonFormatter, "text": TextFormatter}
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (CLI runners swap it)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> IO[str]:  # type: ignore[override]
+        return sys.stderr
+
+
 def configure(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:
     """Send every log record to one handler on the root logger (replacing the one a previous
     call installed), formatted as JSON lines or text."""
+    if fmt.lower() not in FORMATS:
+        raise ValueError(f"PIE_LOG_FORMAT is {fmt!r}; use one of: {', '.join(FORMATS)}")
+    if not isinstance(logging.getLevelName(level.upper()), int):
+        raise ValueError(f"PIE_LOG_LEVEL is {level!r}; use DEBUG, INFO, WARNING or ERROR")
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_pie", False)]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(TextFormatter() if fmt.lower() == "text" else JsonFormatter())
+    handler = logging.StreamHandler(stream) if stream is not None else StderrHandler()
+    handler.setFormatter(FORMATS[fmt.lower()]())
     handler.addFilter(RequestIdFilter())
+    handler.setLevel(level.upper())  # also for loggers with their own level (gunicorn's)
     handler._pie = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
@@ -137,9 +156,10 @@ def _end_request(exc: BaseException | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Request ids and access lines; the log handler itself unless the app is under test
-    (tests capture records with their own handlers)."""
-    if not app.testing:
+    """Request ids and access lines; PIE's log handler too, unless the root logger already has
+    someone else's (a host application's logging setup, a test runner's capture)."""
+    root = logging.getLogger()
+    if all(getattr(handler, "_pie", False) for handler in root.handlers):
         configure(app.config["PIE_LOG_FORMAT"], app.config["PIE_LOG_LEVEL"])
     app.before_request(_start_request)
     app.after_request(_finish_request)

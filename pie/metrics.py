@@ -12,21 +12,21 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from pie.logs import route_label
 
 METRICS_PATH = "/metrics"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # The metric objects live in a private registry: tests build many apps in one process, and a
@@ -160,8 +160,10 @@ def exposition_registry() -> CollectorRegistry:
 
 
 def metrics_view() -> Response:
-    """GET /metrics: the Prometheus text format. Public, like /v2/health."""
-    return Response(generate_latest(exposition_registry()), mimetype=CONTENT_TYPE_LATEST)
+    """GET /metrics: the Prometheus text format (OpenMetrics when the scraper asks for it).
+    Public, like /v2/health."""
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encode(exposition_registry()), content_type=content_type)
 
 
 def _start_timer() -> None:
@@ -169,7 +171,8 @@ def _start_timer() -> None:
 
 
 def _observe(response: Response) -> Response:
-    labels = (request.method, route_label(), str(response.status_code))
+    method = request.method if request.method in HTTP_METHODS else "other"  # bounded labels
+    labels = (method, route_label(), str(response.status_code))
     HTTP_REQUESTS.labels(*labels).inc()
     started = g.get("pie_metrics_started")
     if started is not None:

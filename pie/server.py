@@ -18,6 +18,7 @@ from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+NEWER_SETTINGS = {"control_socket_disable"}
 
 
 class PieServer(BaseApplication):
@@ -27,6 +28,8 @@ class PieServer(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
+            if key in NEWER_SETTINGS and key not in self.cfg.settings:
+                continue  # an older gunicorn without it
             self.cfg.set(key, value)
 
     def load(self) -> Any:
@@ -125,6 +128,9 @@ def options(bind: str, workers: int, threads: int, grace_seconds: float) -> dict
         "timeout": 60,
         "worker_exit": close_worker_app,
         "child_exit": forget_worker,
+        # gunicorn's control socket has one default path per user, which several `pie serve`
+        # processes on one host would share; PIE does not use it.
+        "control_socket_disable": True,
     }
 
 

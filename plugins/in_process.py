@@ -91,6 +91,8 @@ class InProcessHandlerType(HandlerType):
     ) -> None:
         """Run one job and complete it through the same path as an HTTP callback."""
         try:
+            if self._closed:  # shutting down before it started: left pending for recovery
+                return
             if not self.runtime.mark_started(job_id, lease_seconds=self.lease):
                 return  # a re-dispatched copy: the job already runs (or ran) elsewhere
             try:
