@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import marshmallow as ma
@@ -15,7 +16,7 @@ class DispatchDeferred(Exception):
     the job stays pending and the recovery loop dispatches it later."""
 
 
-class HandlerType:
+class HandlerType(abc.ABC):
     """A kind of backend that runs jobs: its `type` name, its handler fields, its dispatch.
 
     `schema` describes the handler object's fields other than `type`. `dispatch` starts the
@@ -36,8 +37,9 @@ class HandlerType:
         """Problems the schema cannot see (an unknown implementation name), by field."""
         return {}
 
+    @abc.abstractmethod
     def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str | None:
-        raise NotImplementedError(f"handler type {self.name!r} does not dispatch")
+        """Start the job on the backend; return the backend's id for it, or None."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: most types hold nothing)
         """Release resources (threads, clients) when the app shuts down."""

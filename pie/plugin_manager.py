@@ -143,6 +143,9 @@ def collect_handler_types(pm: pluggy.PluginManager, app: Flask) -> dict[str, typ
                 raise PluginError(f"pie_register_handler_types returned {cls!r}, not a HandlerType")
             if not getattr(cls, "name", None) or not getattr(cls, "schema", None):
                 raise PluginError(f"handler type {cls.__name__} needs a `name` and a `schema`")
+            if getattr(cls, "__abstractmethods__", None):
+                missing = ", ".join(sorted(cls.__abstractmethods__))
+                raise PluginError(f"handler type {cls.__name__} does not implement {missing}")
             if cls.name in found:
                 raise PluginError(f"handler type {cls.name!r} is registered twice")
             found[cls.name] = cls

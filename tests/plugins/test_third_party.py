@@ -91,7 +91,7 @@ def types_plugin(*values: Any) -> Any:
 
 
 def handler_type(type_name: str, schema: Any = QueueSchema) -> type[HandlerType]:
-    attributes: dict[str, Any] = {"name": type_name}
+    attributes: dict[str, Any] = {"name": type_name, "dispatch": lambda self, h, job, p: None}
     if schema is not None:
         attributes["schema"] = schema
     return type(f"{type_name.title()}Type", (HandlerType,), attributes)
@@ -426,3 +426,20 @@ def test_pie_plugins_leaves_out_disabled_plugins(database_url, tmp_path):
     assert "in_process" not in {p["name"] for p in listed["plugins"]}
     assert listed["handler_types"] == ["ecs_task", "lambda"]
     assert listed["in_process_handlers"] == []
+
+
+def test_a_handler_type_without_dispatch_stops_start_up(make_app):
+    from pie import HandlerType, hookimpl
+    from pie.plugin_manager import PluginError
+
+    class NoDispatch(HandlerType):
+        name = "nodispatch"
+        schema = ma.Schema
+
+    class Plugin:
+        @hookimpl
+        def pie_register_handler_types(self, app):
+            return [NoDispatch]
+
+    with pytest.raises(PluginError, match="does not implement dispatch"):
+        make_app(plugins=[Plugin()])
