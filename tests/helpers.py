@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import jwt
+
+from pie import hookimpl
 
 SECRET = "test-secret-for-pie-tests-0123456789abcdef"
 
@@ -108,8 +111,12 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> A
         time.sleep(interval)
 
 
-def wait_for_job(client: Client, job_id: str, statuses: tuple[str, ...] = ("success", "failure"),
-                 timeout: float = 10.0) -> dict[str, Any]:
+def wait_for_job(
+    client: Client,
+    job_id: str,
+    statuses: tuple[str, ...] = ("success", "failure"),
+    timeout: float = 10.0,
+) -> dict[str, Any]:
     """Poll GET /v2/jobs/{job_id} until the job reaches one of `statuses`; return it."""
 
     def done() -> Any:
@@ -122,6 +129,32 @@ def wait_for_job(client: Client, job_id: str, statuses: tuple[str, ...] = ("succ
 def activate(client: Client, model_id: str, version: str = "1") -> None:
     """Move a pending version to active through training (so training_complete can fire)."""
     for status in ("training", "active"):
-        r = client.post(f"/v2/models/{model_id}/versions/{version}/new_status",
-                        json={"status": status})
+        r = client.post(
+            f"/v2/models/{model_id}/versions/{version}/new_status", json={"status": status}
+        )
         assert r.status_code == 200, r.get_json()
+
+
+class Implementations:
+    """In-process implementations for tests, registered as a plugin besides `echo`: `hold`
+    stays `started` until `release` is set (so a test completes the job by callback), `fail`
+    raises, `other` returns a fixed output."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def hold(self, job_input: dict[str, Any]) -> dict[str, Any]:
+        self.release.wait(60)
+        return {}
+
+    @staticmethod
+    def fail(job_input: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    @staticmethod
+    def other(job_input: dict[str, Any]) -> dict[str, Any]:
+        return {"other": True}
+
+    @hookimpl
+    def pie_register_in_process_handlers(self, app: Any) -> dict[str, Any]:
+        return {"hold": self.hold, "fail": self.fail, "other": self.other}

@@ -9,26 +9,10 @@ from typing import Any
 
 import pytest
 
-from pie import hookimpl
-from tests.helpers import Client, activate, model_body, wait_for_job
+from tests.helpers import Client, Implementations, activate, model_body, wait_for_job
 
 CALLERS = 8
 SUBSCRIPTIONS = 3
-
-
-class Implementations:
-    """`hold` keeps an in-process job `started` until the test ends, so the test completes it."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-
-    def hold(self, job_input: dict[str, Any]) -> dict[str, Any]:
-        self.release.wait(60)
-        return {}
-
-    @hookimpl
-    def pie_register_in_process_handlers(self, app: Any) -> dict[str, Any]:
-        return {"hold": self.hold}
 
 
 @pytest.fixture

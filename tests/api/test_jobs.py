@@ -4,13 +4,11 @@ in-process execution (contract sections 4 and 6)."""
 from __future__ import annotations
 
 import json
-import threading
-from typing import Any
 
 import pytest
 
-from pie import hookimpl
 from tests.helpers import (
+    Implementations,
     activate,
     assert_envelope,
     make_token,
@@ -52,26 +50,6 @@ SCORE_CONTRACT = {
         "properties": {"score": {"type": "number"}},
     },
 }
-
-
-class Implementations:
-    """In-process implementations these tests register besides the built-in `echo`."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-
-    def hold(self, job_input: dict[str, Any]) -> dict[str, Any]:
-        """Stay `started` until the test ends, so the test completes the job by callback."""
-        self.release.wait(60)
-        return {}
-
-    @staticmethod
-    def fail(job_input: dict[str, Any]) -> dict[str, Any]:
-        raise RuntimeError("boom")
-
-    @hookimpl
-    def pie_register_in_process_handlers(self, app: Any) -> dict[str, Any]:
-        return {"hold": self.hold, "fail": self.fail}
 
 
 @pytest.fixture

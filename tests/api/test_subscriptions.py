@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import uuid
 from typing import Any
 
 import pytest
 
-from pie import hookimpl
-from tests.helpers import activate, assert_envelope, model_body, wait_for, wait_for_job
+from tests.helpers import (
+    Implementations,
+    activate,
+    assert_envelope,
+    model_body,
+    wait_for,
+    wait_for_job,
+)
 
 SUBSCRIPTION_FIELDS = {
     "id",
@@ -38,26 +43,6 @@ STRICT_INPUT = {
 BAD_INPUT = {"x": "nope", "extra": 1}
 GOOD_INPUT = {"x": 1, "y": "ok"}
 ANY_OBJECT = {"type": "object"}
-
-
-class Implementations:
-    """In-process implementations these tests register besides the built-in `echo`."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-
-    def hold(self, job_input: dict[str, Any]) -> dict[str, Any]:
-        """Stay `started` until the test ends, so the test completes the job by callback."""
-        self.release.wait(60)
-        return {}
-
-    @staticmethod
-    def other(job_input: dict[str, Any]) -> dict[str, Any]:
-        return {"other": True}
-
-    @hookimpl
-    def pie_register_in_process_handlers(self, app: Any) -> dict[str, Any]:
-        return {"hold": self.hold, "other": self.other}
 
 
 @pytest.fixture
