@@ -168,6 +168,46 @@ def _select_one(table: type[peewee.Model], where: dict[str, Any], lock: bool) ->
     return rows[0] if rows else None
 
 
+_WRITE_SQL: dict[tuple[Any, ...], str] = {}
+
+
+def insert_row(table: type[peewee.Model], row: dict[str, Any]) -> Any:
+    """INSERT one row, field defaults filled in, with the SQL built once per table, column
+    set and backend; returns the new row as a model instance (auto ids filled in)."""
+    meta = table._meta
+    full = dict(row)
+    for name, field in meta.fields.items():
+        if name not in full and field.default is not None:
+            full[name] = field.default() if callable(field.default) else field.default
+    names = tuple(name for name in meta.sorted_field_names if name in full)
+    key = ("insert", table, names, type(database.obj))
+    sql = _WRITE_SQL.get(key)
+    if sql is None:
+        sql = _WRITE_SQL[key] = table.insert({meta.fields[n]: full[n] for n in names}).sql()[0]
+    cursor = database.execute_sql(sql, [meta.fields[n].db_value(full[n]) for n in names])
+    instance = table(**full)
+    if meta.primary_key.name not in full:  # an auto id: RETURNING (Postgres) or lastrowid
+        instance._pk = cursor.fetchone()[0] if " RETURNING " in sql else cursor.lastrowid
+    return instance
+
+
+def update_row(table: type[peewee.Model], values: dict[str, Any], **where: Any) -> int:
+    """UPDATE … SET values WHERE columns equal `where`, with cached SQL; the row count."""
+    meta = table._meta
+    names = tuple(n for n in meta.sorted_field_names if n in values)  # peewee's SET order
+    keys = tuple(where)
+    key = ("update", table, names, keys, type(database.obj))
+    sql = _WRITE_SQL.get(key)
+    if sql is None:
+        condition = functools.reduce(operator.and_, [getattr(table, k) == where[k] for k in keys])
+        sql = _WRITE_SQL[key] = (
+            table.update({meta.fields[n]: values[n] for n in names}).where(condition).sql()[0]
+        )
+    params = [meta.fields[n].db_value(values[n]) for n in names]
+    params += [getattr(table, k).db_value(where[k]) for k in keys]
+    return database.execute_sql(sql, params).rowcount
+
+
 def close_all() -> None:
     """Close every pooled connection (app shutdown, tests)."""
     if database.obj is not None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pie import contracts
-from pie.db import get_by
+from pie.db import get_by, insert_row, update_row
 from pie.errors import NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import lifecycle
@@ -66,18 +66,21 @@ def check_input(version: ModelVersion, job_type: str, job_input: dict[str, Any])
 def new_job(version: ModelVersion, job_type: str, job_input: dict[str, Any], **context: Any) -> Job:
     """Insert a pending job for `version` (the caller owns the transaction)."""
     handler = version.handlers[job_type]
-    return Job.create(
-        job_id=uuid7(),
-        job_type=job_type,
-        model_id=version.model_id,
-        model_version=version.version,
-        status="pending",
-        input=job_input,
-        warnings=[],
-        handler_type=handler["type"],
-        handler=handler,
-        created_at=utcnow(),
-        **context,
+    return insert_row(
+        Job,
+        {
+            "job_id": uuid7(),
+            "job_type": job_type,
+            "model_id": version.model_id,
+            "model_version": version.version,
+            "status": "pending",
+            "input": job_input,
+            "warnings": [],
+            "handler_type": handler["type"],
+            "handler": handler,
+            "created_at": utcnow(),
+            **context,
+        },
     )
 
 
@@ -147,11 +150,15 @@ def record_outcome(job: Job, status: str, output: Any, error: Any) -> None:
 
 
 OUTCOME_FIELDS = (
-    Job.status,
-    Job.output,
-    Job.completed_at,
-    Job.error,
-    Job.started_at,
-    Job.warnings,
-    Job.triggered_events,
+    "status",
+    "output",
+    "completed_at",
+    "error",
+    "started_at",
+    "warnings",
+    "triggered_events",
 )
+
+
+def save_outcome(job: Job) -> None:
+    update_row(Job, {name: getattr(job, name) for name in OUTCOME_FIELDS}, job_id=job.job_id)

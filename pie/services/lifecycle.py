@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pie import contracts
-from pie.db import database, get_by, transaction
+from pie.db import database, get_by, transaction, update_row
 from pie.errors import NotFound, Unprocessable
 from pie.services import registry
 from pie.tables import ModelVersion, RegisteredModel, utcnow
@@ -70,10 +70,8 @@ def set_status(
                     f"allowed: {targets}"
                 )
             previous, now = row.status, utcnow()
-            moved = (
-                ModelVersion.update(status=status, updated_at=now)
-                .where((ModelVersion.id == row.id) & (ModelVersion.status == previous))
-                .execute()
+            moved = update_row(
+                ModelVersion, {"status": status, "updated_at": now}, id=row.id, status=previous
             )
             if not moved:
                 continue  # another caller moved it first: decide again from what it wrote

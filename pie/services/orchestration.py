@@ -158,7 +158,7 @@ def complete_job(
             job.triggered_events, fired = triggers.fire(
                 runtime, job.model_id, "inference_complete", output or {}, parent=job
             )
-        job.save(only=jobs.OUTCOME_FIELDS)
+        jobs.save_outcome(job)
     log.info(
         "job %s completed: %s",
         job_id,

@@ -9,7 +9,7 @@ from typing import Any
 import peewee
 
 from pie import contracts
-from pie.db import database, get_by, lock_by
+from pie.db import database, get_by, insert_row, lock_by, update_row
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import subscriptions
@@ -80,14 +80,18 @@ def add_version(model: RegisteredModel, version: str | None, **fields: Any) -> M
         # An explicit version may collide, and a savepoint keeps the caller's transaction
         # usable (Postgres); an auto-numbered one cannot while the model row is held.
         with database.atomic() if explicit else contextlib.nullcontext():
-            row = ModelVersion.create(
-                model=model,
-                version=version,
-                handlers=model.handlers,
-                handler_contracts=model.handler_contracts,
-                created_at=now,
-                updated_at=now,
-                **{"metadata": {}, **fields},
+            row = insert_row(
+                ModelVersion,
+                {
+                    "model": model.id,
+                    "version": version,
+                    "handlers": model.handlers,
+                    "handler_contracts": model.handler_contracts,
+                    "created_at": now,
+                    "updated_at": now,
+                    "metadata": {},
+                    **fields,
+                },
             )
     except peewee.IntegrityError as exc:
         raise Conflict(f"version '{version}' of model '{model.id}' already exists") from exc
@@ -95,12 +99,10 @@ def add_version(model: RegisteredModel, version: str | None, **fields: Any) -> M
     if INT_VERSION.match(version):
         model.max_int_version = max(model.max_int_version, int(version))
     model.updated_at = now
-    model.save(
-        only=[
-            RegisteredModel.latest_version,
-            RegisteredModel.max_int_version,
-            RegisteredModel.updated_at,
-        ]
+    update_row(
+        RegisteredModel,
+        {"latest_version": version, "updated_at": now, "max_int_version": model.max_int_version},
+        id=model.id,
     )
     return row
 
