@@ -89,8 +89,4 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     metrics.init_app(app)
     api.init_app(app)
     cli.init_app(app)
-    if app.config["PIE_EMBEDDED_WORKER"]:
-        # Started by the first request, so it runs in each server worker after the fork and
-        # never in CLI commands that merely build the app.
-        app.before_request(runtime.start_background)
     return app

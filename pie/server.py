@@ -38,6 +38,9 @@ class PieServer(BaseApplication):
         # Each worker builds its own app after the fork: its own connections and threads.
         app = create_app({"PIE_AUTO_MIGRATE": False})
         metrics.SERVER_WORKERS.set(1)
+        if app.config["PIE_EMBEDDED_WORKER"]:
+            # Now, not at the first request: an idle server must still recover jobs.
+            app.extensions["pie"].start_background()
         return app
 
 

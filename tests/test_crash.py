@@ -105,3 +105,47 @@ def test_sigkill_mid_fan_out_is_all_or_nothing(server):
 
         wait_for(all_ran, timeout=60, interval=0.25)
     print("outcomes:", outcomes)
+
+
+def test_an_idle_restarted_server_recovers_jobs_without_any_request(server, database_url):
+    """Jobs a crash left pending are dispatched by the embedded recovery loop of a restarted
+    server that receives no request at all."""
+    from datetime import timedelta
+
+    from pie.db import database, open_database
+    from pie.ids import uuid7
+    from pie.tables import Job, utcnow
+
+    assert server.request("POST", "/v2/models", json=model_body("m")).status_code == 201
+    server.request("POST", "/v2/models/m/versions/1/new_status", json={"status": "active"})
+    server.kill()
+    database.initialize(open_database(database_url))
+    with database.connection_context():
+        ids = [uuid7() for _ in range(5)]
+        Job.insert_many(
+            [
+                {
+                    "job_id": job_id,
+                    "job_type": "inference",
+                    "model_id": "m",
+                    "model_version": "1",
+                    "status": "pending",
+                    "input": {},
+                    "warnings": [],
+                    "handler_type": "in_process",
+                    "handler": {"type": "in_process", "value": "echo"},
+                    "created_at": utcnow() - timedelta(seconds=30),
+                }
+                for job_id in ids
+            ]
+        ).execute()
+    server.start()  # only its health check is requested
+
+    def recovered() -> bool:
+        with database.connection_context():
+            return Job.select().where(
+                Job.job_id.in_(ids) & (Job.status == "success")
+            ).count() == len(ids)
+
+    wait_for(recovered, timeout=30, interval=0.2)
+    database.close_all()
