@@ -57,6 +57,9 @@ class OutboxHandlerType(HandlerType):
     name = "outbox"
     schema = OutboxSchema
 
+    def dispatch(self, handler, job, payload):
+        return f"outbox:{job.job_id}"
+
 
 @hookimpl
 def pie_register_handler_types(app):
