@@ -139,7 +139,7 @@ def connection() -> Iterator[None]:
             database.close()
 
 
-_SELECT_SQL: dict[tuple[type, tuple[str, ...], type, bool], str] = {}
+_SELECT_SQL: dict[tuple[Any, ...], str] = {}
 
 
 def get_by(table: type[peewee.Model], /, **where: Any) -> Any:
@@ -155,17 +155,33 @@ def lock_by(table: type[peewee.Model], /, **where: Any) -> Any:
 
 
 def _select_one(table: type[peewee.Model], where: dict[str, Any], lock: bool) -> Any:
+    rows = _select(table, where, lock=lock)
+    return rows[0] if rows else None
+
+
+def find_all(table: type[peewee.Model], /, order_by: tuple[str, ...], **where: Any) -> list:
+    """Rows whose columns equal `where`, ordered by the named columns; cached SQL."""
+    return _select(table, where, order_by=order_by)
+
+
+def _select(
+    table: type[peewee.Model],
+    where: dict[str, Any],
+    lock: bool = False,
+    order_by: tuple[str, ...] = (),
+) -> list:
     names = tuple(where)
-    key = (table, names, type(database.obj), lock)
+    key = (table, names, type(database.obj), lock, order_by)
     sql = _SELECT_SQL.get(key)
     if sql is None:
         condition = functools.reduce(
             operator.and_, [getattr(table, name) == where[name] for name in names]
         )
         query = table.select().where(condition)
+        if order_by:
+            query = query.order_by(*[getattr(table, name) for name in order_by])
         sql = _SELECT_SQL[key] = (query.for_update() if lock else query).sql()[0]
-    rows = list(table.raw(sql, *[getattr(table, n).db_value(where[n]) for n in names]))
-    return rows[0] if rows else None
+    return list(table.raw(sql, *[getattr(table, n).db_value(where[n]) for n in names]))
 
 
 _WRITE_SQL: dict[tuple[Any, ...], str] = {}

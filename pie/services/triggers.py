@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pie.db import find_all
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.services import registry
@@ -65,14 +66,12 @@ def fire(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Start one job per active subscription; returns (TriggeredEvents, job ids to dispatch).
     Call inside the transaction that records the triggering change."""
-    subs = list(
-        Subscription.select()
-        .where(
-            (Subscription.source_model_id == source_model_id)
-            & (Subscription.trigger_event == event)
-            & (Subscription.status == "active")
-        )
-        .order_by(Subscription.created_at, Subscription.id)
+    subs = find_all(
+        Subscription,
+        order_by=("created_at", "id"),
+        source_model_id=source_model_id,
+        trigger_event=event,
+        status="active",
     )
     if not subs:
         return [], []
