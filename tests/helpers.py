@@ -158,3 +158,30 @@ class Implementations:
     @hookimpl
     def pie_register_in_process_handlers(self, app: Any) -> dict[str, Any]:
         return {"hold": self.hold, "fail": self.fail, "other": self.other}
+
+
+# The contract's field names (API.md sections 3 and 4).
+MODEL_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "handlers",
+    "handler_contracts",
+    "metadata",
+    "status",
+    "latest_version",
+    "created_at",
+    "updated_at",
+}
+VERSION_FIELDS = {
+    "model_id",
+    "version",
+    "description",
+    "metadata",
+    "status",
+    "handlers",
+    "handler_contracts",
+    "feature_schema",
+    "created_at",
+    "updated_at",
+}

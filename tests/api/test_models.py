@@ -5,22 +5,10 @@ import uuid
 
 import pytest
 
-from tests.helpers import assert_envelope, model_body
+from tests.helpers import MODEL_FIELDS, assert_envelope, model_body
 
 LAMBDA_ARN = "arn:aws:lambda:us-east-1:123456789012:function:my-model"
 ECHO = {"type": "in_process", "value": "echo"}
-MODEL_FIELDS = {
-    "id",
-    "name",
-    "description",
-    "handlers",
-    "handler_contracts",
-    "metadata",
-    "status",
-    "latest_version",
-    "created_at",
-    "updated_at",
-}
 
 
 def create(client, model_id="m1", **overrides):

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
+from tests.helpers import MODEL_FIELDS, VERSION_FIELDS
+
 PUBLIC_OPERATIONS = {("get", "/v2/health")}
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -50,30 +52,6 @@ CONTRACT_ROUTES: dict[str, set[str]] = {
             f"{scope}/assignments/{{assignment_key}}/jobs": {"post"},
         }.items()
     },
-}
-MODEL_FIELDS = {
-    "id",
-    "name",
-    "description",
-    "handlers",
-    "handler_contracts",
-    "metadata",
-    "status",
-    "latest_version",
-    "created_at",
-    "updated_at",
-}
-VERSION_FIELDS = {
-    "model_id",
-    "version",
-    "description",
-    "metadata",
-    "status",
-    "handlers",
-    "handler_contracts",
-    "feature_schema",
-    "created_at",
-    "updated_at",
 }
 HANDLER_SCHEMAS = {
     "lambda": "LambdaHandler",

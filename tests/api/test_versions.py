@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.helpers import Client, assert_envelope, model_body
+from tests.helpers import VERSION_FIELDS, Client, assert_envelope, model_body
 
 STATUSES = ("pending", "training", "active", "failed")
 ALLOWED = {
@@ -21,18 +21,6 @@ PATH_TO = {
     "training": ["training"],
     "failed": ["training", "failed"],
     "active": ["training", "active"],
-}
-VERSION_FIELDS = {
-    "model_id",
-    "version",
-    "description",
-    "metadata",
-    "status",
-    "handlers",
-    "handler_contracts",
-    "feature_schema",
-    "created_at",
-    "updated_at",
 }
 ECHO = {"type": "in_process", "value": "echo"}
 FEATURES = [
