@@ -240,12 +240,6 @@ def transaction() -> Any:
     return database.atomic() if not database.in_transaction() else contextlib.nullcontext()
 
 
-def for_update(query: peewee.Select) -> peewee.Select:
-    """Lock the selected rows where the backend can (Postgres); SQLite's IMMEDIATE
-    transactions already serialise writers."""
-    return query.for_update() if database.for_update else query
-
-
 def init_app(app: Flask) -> None:
     """Bind the proxy to this app's database and close each request's connection."""
     url = app.config["PIE_DATABASE_URL"]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 
-from pie.db import database, for_update
+from pie.db import database, lock_by
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import features, lifecycle, tenants
@@ -164,11 +164,7 @@ def upsert(
     version = assignable_version(data["model_id"], data["model_version"])
     try:
         with database.atomic():
-            domain = for_update(
-                Domain.select().where(
-                    (Domain.client_id == client_id) & (Domain.domain_id == domain_id)
-                )
-            ).get()
+            domain = lock_by(Domain, client_id=client_id, domain_id=domain_id)
             if (
                 key == DEFAULT_KEY
                 and service_id is None
