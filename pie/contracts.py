@@ -79,6 +79,12 @@ def violations(schema: Any, instance: Any, label: str = "input") -> list[str]:
     return [f"{label}{_path(e)}: {e.message}" for e in errors]
 
 
+def contract_schema(holder: Any, kind: str, side: str) -> Any:
+    """`handler_contracts[kind][side]` of a model or version (None when it has none)."""
+    contracts = getattr(holder, "handler_contracts", None) or {}
+    return (contracts.get(kind) or {}).get(side)
+
+
 def feature_definition_problems(features: list[dict[str, Any]] | None) -> list[str]:
     """Why a list of FeatureDefinitions is invalid: duplicate names, bad schemas, bad defaults."""
     problems: list[str] = []

@@ -8,7 +8,7 @@ from typing import Any
 from flask.views import MethodView
 
 from pie import auth
-from pie.api.base import Blueprint, current_principal, requires, runtime
+from pie.api.base import Blueprint, current_principal, page_of, requires, runtime
 from pie.services import assignments
 from schemas.tenancy import (
     AssignmentBodySchema,
@@ -56,17 +56,15 @@ def add_scope(prefix: str, scope: str) -> None:
             service_id: str | None = None,
         ) -> Any:
             """List active assignments (all revisions with include_archived=true)"""
-            items, total = assignments.list_revisions(
+            return page_of(
+                pagination_parameters,
+                assignments.list_revisions,
                 client_id,
                 domain_id,
                 service_id,
                 None,
                 args["include_archived"],
-                pagination_parameters.page,
-                pagination_parameters.page_size,
             )
-            pagination_parameters.item_count = total
-            return items
 
         @requires("manage_domains", 404, 409, 413)
         @blp.arguments(AssignmentCreateSchema)
@@ -125,17 +123,15 @@ def add_scope(prefix: str, scope: str) -> None:
             service_id: str | None = None,
         ) -> Any:
             """List every revision of the key, newest first"""
-            items, total = assignments.list_revisions(
+            return page_of(
+                pagination_parameters,
+                assignments.list_revisions,
                 client_id,
                 domain_id,
                 service_id,
                 assignment_key,
                 True,
-                pagination_parameters.page,
-                pagination_parameters.page_size,
             )
-            pagination_parameters.item_count = total
-            return items
 
     class Jobs(MethodView):
         @requires(("run_inference", "run_training"), 404, 413, 422)

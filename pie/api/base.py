@@ -99,6 +99,13 @@ class Blueprint(flask_smorest.Blueprint):
     DEFAULT_PAGINATION_PARAMETERS = {"page": 1, "page_size": 100, "max_page_size": 1000}
 
 
+def page_of(params: Any, fetch: Callable[..., tuple[list, int]], *args: Any, **kwargs: Any) -> list:
+    """One page from `fetch(*args, page, page_size, **kwargs) -> (items, total)`; the total
+    goes to the X-Pagination header."""
+    items, params.item_count = fetch(*args, params.page, params.page_size, **kwargs)
+    return items
+
+
 def runtime() -> Runtime:
     return current_app.extensions["pie"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, current_principal, requires
+from pie.api.base import Blueprint, current_principal, page_of, requires
 from pie.services import tenants
 from schemas.features import FeatureDefinitionSchema
 from schemas.tenancy import (
@@ -36,13 +36,9 @@ class Clients(MethodView):
     @blp.paginate()
     def get(self, pagination_parameters: Any) -> Any:
         """List the clients this token can access"""
-        items, total = tenants.list_clients(
-            current_principal().accessible_clients(),
-            pagination_parameters.page,
-            pagination_parameters.page_size,
+        return page_of(
+            pagination_parameters, tenants.list_clients, current_principal().accessible_clients()
         )
-        pagination_parameters.item_count = total
-        return items
 
     @requires("admin", 409, 413)
     @blp.arguments(ClientCreateSchema)
@@ -75,11 +71,7 @@ class Domains(MethodView):
     @blp.paginate()
     def get(self, client_id: str, pagination_parameters: Any) -> Any:
         """List a client's domains"""
-        items, total = tenants.list_domains(
-            client_id, pagination_parameters.page, pagination_parameters.page_size
-        )
-        pagination_parameters.item_count = total
-        return items
+        return page_of(pagination_parameters, tenants.list_domains, client_id)
 
     @requires("manage_domains", 404, 409, 413, 422)
     @blp.arguments(DomainCreateSchema)

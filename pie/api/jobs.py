@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, current_principal, requires, requires_job, runtime
+from pie.api.base import Blueprint, current_principal, page_of, requires, requires_job, runtime
 from pie.errors import Forbidden
 from pie.services import jobs, orchestration
 from schemas.jobs import (
@@ -71,16 +71,14 @@ class VersionJobs(MethodView):
         self, filters: dict[str, Any], model_id: str, model_version: str, pagination_parameters: Any
     ) -> Any:
         """List a version's jobs, newest first"""
-        items, total = jobs.list_jobs(
+        return page_of(
+            pagination_parameters,
+            jobs.list_jobs,
             model_id,
             model_version,
             filters,
-            pagination_parameters.page,
-            pagination_parameters.page_size,
             visible_clients=current_principal().accessible_clients(),
         )
-        pagination_parameters.item_count = total
-        return items
 
 
 @blp.route(f"{VERSION}/jobs/<job_id>/complete")

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, requires
+from pie.api.base import Blueprint, page_of, requires
 from pie.services import registry
 from schemas.models import ModelCreateSchema, ModelSchema, ModelUpdateSchema
 
@@ -20,11 +20,7 @@ class Models(MethodView):
     @blp.paginate()
     def get(self, pagination_parameters: Any) -> Any:
         """List models"""
-        items, total = registry.list_models(
-            pagination_parameters.page, pagination_parameters.page_size
-        )
-        pagination_parameters.item_count = total
-        return items
+        return page_of(pagination_parameters, registry.list_models)
 
     @requires("manage_models", 409, 413, 422)
     @blp.arguments(ModelCreateSchema)

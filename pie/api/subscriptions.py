@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, requires
+from pie.api.base import Blueprint, page_of, requires
 from pie.services import subscriptions
 from schemas.subscriptions import (
     SubscriptionCreateSchema,
@@ -29,11 +29,7 @@ class Subscriptions(MethodView):
     @blp.paginate()
     def get(self, model_id: str, pagination_parameters: Any) -> Any:
         """List the subscriptions whose source is this model"""
-        items, total = subscriptions.list_for(
-            model_id, pagination_parameters.page, pagination_parameters.page_size
-        )
-        pagination_parameters.item_count = total
-        return items
+        return page_of(pagination_parameters, subscriptions.list_for, model_id)
 
     @requires("manage_models", 404, 413, 422)
     @blp.arguments(SubscriptionCreateSchema)

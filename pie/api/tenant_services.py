@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, requires, runtime
+from pie.api.base import Blueprint, page_of, requires, runtime
 from pie.services import service_instances
 from schemas.tenancy import (
     ReinitResultSchema,
@@ -45,11 +45,7 @@ class Services(MethodView):
     @blp.paginate()
     def get(self, client_id: str, domain_id: str, pagination_parameters: Any) -> Any:
         """List the domain's services"""
-        items, total = service_instances.list_services(
-            client_id, domain_id, pagination_parameters.page, pagination_parameters.page_size
-        )
-        pagination_parameters.item_count = total
-        return items
+        return page_of(pagination_parameters, service_instances.list_services, client_id, domain_id)
 
 
 @blp.route("/services/init")

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, requires, runtime
+from pie.api.base import Blueprint, page_of, requires, runtime
 from pie.services import lifecycle, orchestration
 from schemas.versions import (
     ModelVersionSchema,
@@ -42,11 +42,7 @@ class Versions(MethodView):
     @blp.paginate()
     def get(self, model_id: str, pagination_parameters: Any) -> Any:
         """List a model's versions, newest first"""
-        items, total = lifecycle.list_versions(
-            model_id, pagination_parameters.page, pagination_parameters.page_size
-        )
-        pagination_parameters.item_count = total
-        return items
+        return page_of(pagination_parameters, lifecycle.list_versions, model_id)
 
 
 @blp.route("/versions/<model_version>")

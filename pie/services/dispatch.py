@@ -203,12 +203,17 @@ class Dispatcher:
         return True
 
     def fail(self, job: Job, exc: Exception) -> None:
-        error = {
-            "type": "DispatchError",
-            "message": f"dispatch to '{job.handler_type}' failed: {type(exc).__name__}: {exc}",
-        }
+        self._fail(
+            job,
+            "DispatchError",
+            f"dispatch to '{job.handler_type}' failed: {type(exc).__name__}: {exc}",
+        )
+
+    def _fail(self, job: Job, error_type: str, message: str) -> None:
         try:
-            self.runtime.complete_job(job.job_id, "failure", error=error)
+            self.runtime.complete_job(
+                job.job_id, "failure", error={"type": error_type, "message": message}
+            )
         except PieError as conflict:  # it was completed meanwhile; nothing to record
             log.info("job %s: %s", job.job_id, conflict.message, extra={"job_id": job.job_id})
 
@@ -224,17 +229,12 @@ class Dispatcher:
         return done
 
     def fail_interrupted(self, job: Job) -> None:
-        error = {
-            "type": "Interrupted",
-            "message": (
-                f"the PIE process running this job stopped before it finished, "
-                f"{job.dispatch_attempts} time(s); it is not retried again"
-            ),
-        }
-        try:
-            self.runtime.complete_job(job.job_id, "failure", error=error)
-        except PieError:
-            pass
+        self._fail(
+            job,
+            "Interrupted",
+            f"the PIE process running this job stopped before it finished, "
+            f"{job.dispatch_attempts} time(s); it is not retried again",
+        )
 
     def recover_once(self) -> int:
         """Re-dispatch jobs a crash left pending or stalled; safe in many processes at once."""

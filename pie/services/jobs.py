@@ -49,13 +49,9 @@ def list_jobs(
     return list(query.order_by(Job.job_id.desc()).paginate(page, page_size)), count
 
 
-def contract_schema(version: ModelVersion, job_type: str, side: str) -> Any:
-    return ((version.handler_contracts or {}).get(job_type) or {}).get(side)
-
-
-def check_input(version: ModelVersion, job_type: str, job_input: dict[str, Any]) -> None:
-    """422 listing every violation of the version's input contract for this job type."""
-    schema = contract_schema(version, job_type, "input_schema")
+def check_input(holder: Any, job_type: str, job_input: dict[str, Any]) -> None:
+    """422 listing every violation of the (model's or version's) input contract."""
+    schema = contracts.contract_schema(holder, job_type, "input_schema")
     problems = contracts.violations(schema, job_input) if schema is not None else []
     if problems:
         raise Unprocessable(
@@ -117,7 +113,7 @@ def output_warnings(job: Job, output: Any) -> list[str]:
     if output is None:
         return []
     version = get_by(ModelVersion, model=job.model_id, version=job.model_version)
-    schema = contract_schema(version, job.job_type, "output_schema") if version else None
+    schema = contracts.contract_schema(version, job.job_type, "output_schema")
     if schema is None:
         return []
     found = contracts.violations(schema, output, "output")

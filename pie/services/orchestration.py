@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pie import contracts, metrics
+from pie import metrics
 from pie.db import database, lock_by
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.services import jobs, lifecycle, registry, subscriptions, triggers
@@ -69,13 +69,7 @@ def train_new_version(
     handlers), moved to training, with a training job on it."""
     with database.atomic():
         model = registry.lock_model(model_id)
-        contract = ((model.handler_contracts or {}).get("training") or {}).get("input_schema")
-        if contract is not None:
-            problems = contracts.violations(contract, job_input)
-            if problems:
-                raise Unprocessable(
-                    "input does not match the training input_schema: " + "; ".join(problems)
-                )
+        jobs.check_input(model, "training", job_input)  # the new version snapshots these
         version = registry.add_version(model, None, status="training")
         job = jobs.new_job(version, "training", job_input, **context)
     runtime.dispatcher.submit([job.job_id])

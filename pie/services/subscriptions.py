@@ -13,10 +13,6 @@ from pie.tables import RegisteredModel, Subscription, utcnow
 EVENT_SOURCE = {"training_complete": "training", "inference_complete": "inference"}
 
 
-def _schema(model: RegisteredModel | None, kind: str, side: str) -> Any:
-    return (((model.handler_contracts if model else None) or {}).get(kind) or {}).get(side)
-
-
 def output_compatibility(source_schema: Any, target_schema: Any) -> list[str]:
     """Properties the target requires that the source's output does not declare, or declares
     with another `type`."""
@@ -46,13 +42,15 @@ def output_compatibility(source_schema: Any, target_schema: Any) -> list[str]:
 
 def compute_warnings(sub: Subscription) -> list[str]:
     target = RegisteredModel.get_or_none(RegisteredModel.id == sub.target_model_id)
-    target_input = _schema(target, sub.target_action, "input_schema")
+    target_input = contracts.contract_schema(target, sub.target_action, "input_schema")
     if sub.input_source == "stored":
         if target_input is None:
             return []
         return contracts.violations(target_input, sub.input)
     source = RegisteredModel.get_or_none(RegisteredModel.id == sub.source_model_id)
-    source_output = _schema(source, EVENT_SOURCE[sub.trigger_event], "output_schema")
+    source_output = contracts.contract_schema(
+        source, EVENT_SOURCE[sub.trigger_event], "output_schema"
+    )
     return output_compatibility(source_output, target_input)
 
 
@@ -149,9 +147,13 @@ def _changed_sides(old: RegisteredModel, new: RegisteredModel) -> tuple[set[str]
     outputs: set[str] = set()
     for kind in EVENT_SOURCE.values():
         if old.handler_contracts or new.handler_contracts:
-            if _schema(old, kind, "input_schema") != _schema(new, kind, "input_schema"):
+            if contracts.contract_schema(old, kind, "input_schema") != contracts.contract_schema(
+                new, kind, "input_schema"
+            ):
                 inputs.add(kind)
-            if _schema(old, kind, "output_schema") != _schema(new, kind, "output_schema"):
+            if contracts.contract_schema(old, kind, "output_schema") != contracts.contract_schema(
+                new, kind, "output_schema"
+            ):
                 outputs.add(kind)
         elif (old.handlers or {}).get(kind) != (new.handlers or {}).get(kind):
             inputs.add(kind)
