@@ -128,6 +128,7 @@ def main() -> None:
             {
                 "PIE_INSTANCE_PATH": folder,
                 "PIE_EMBEDDED_WORKER": False,
+                "PIE_LOG_LEVEL": "WARNING",  # no access line per request
                 "PIE_DATABASE_URL": os.environ.get("PIE_DATABASE_URL")
                 or f"sqlite:///{folder}/scale.sqlite",
             }

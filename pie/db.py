@@ -317,3 +317,13 @@ def version_command() -> None:
     """Print the schema version."""
     with database.connection_context():
         click.echo(str(current_version()))
+
+
+@db_cli.command("recount")
+def recount_command() -> None:
+    """Rebuild the row counters behind list totals from the tables themselves."""
+    from pie import counts
+
+    with database.connection_context(), database.atomic():
+        counts.recount(database.obj)
+    click.echo("counters rebuilt")

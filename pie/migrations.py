@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from pie import tables
+from pie import counts, tables
 from pie.db import migration
 
 
@@ -31,3 +31,9 @@ def create_tenancy(db: peewee.Database) -> None:
         'CREATE UNIQUE INDEX IF NOT EXISTS "assignments_one_active" ON "assignments" '
         '("client_id", "domain_id", "scope", "assignment_key") WHERE "status" = \'active\''
     )
+
+
+@migration
+def count_rows(db: peewee.Database) -> None:
+    # List totals from trigger-kept counters instead of COUNT(*) over the whole table.
+    counts.install(db)

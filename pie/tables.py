@@ -106,7 +106,39 @@ class Job(BaseModel):
         )
 
 
+class JobCount(BaseModel):
+    """How many jobs each (model, version, type, status, tenant) has: kept by database
+    triggers on `jobs` (migration 5), so a list's total costs a few rows, not a scan.
+    `client_key` is the job's client_id or "" (none); several `shard` rows per key (Postgres:
+    one per backend pid modulo 32) keep concurrent writers off a single hot row."""
+
+    model_id = peewee.CharField(max_length=128)
+    model_version = peewee.CharField(max_length=128)
+    job_type = peewee.CharField(max_length=16)
+    status = peewee.CharField(max_length=16)
+    client_key = peewee.CharField(max_length=128)
+    shard = peewee.IntegerField()
+    n = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "job_counts"
+        primary_key = peewee.CompositeKey(
+            "model_id", "model_version", "job_type", "status", "client_key", "shard"
+        )
+
+
+class ModelCount(BaseModel):
+    """How many models exist, kept by triggers on `models` (sharded like JobCount)."""
+
+    shard = peewee.IntegerField(primary_key=True)
+    n = peewee.BigIntegerField()
+
+    class Meta:
+        table_name = "model_counts"
+
+
 JOB_TABLES = [Job]
+COUNT_TABLES = [JobCount, ModelCount]
 
 
 class Subscription(BaseModel):

@@ -23,8 +23,10 @@ def hook_signatures() -> dict[str, str]:
 
 
 def test_there_are_hooks():
-    assert set(hook_signatures()) >= {"pie_register_handler_types",
-                                      "pie_register_in_process_handlers"}
+    assert set(hook_signatures()) >= {
+        "pie_register_handler_types",
+        "pie_register_in_process_handlers",
+    }
 
 
 def test_every_hook_is_documented_with_its_signature():

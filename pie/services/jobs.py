@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pie import contracts
+from pie import contracts, counts
 from pie.db import get_by, insert_row, update_row
 from pie.errors import NotFound, Unprocessable
 from pie.ids import uuid7
@@ -45,8 +45,14 @@ def list_jobs(
     for name in ("status", "job_type"):
         if filters.get(name):
             query = query.where(getattr(Job, name) == filters[name])
-    count = query.count()
-    return list(query.order_by(Job.job_id.desc()).paginate(page, page_size)), count
+    total = counts.job_total(
+        model_id,
+        model_version,
+        status=filters.get("status"),
+        job_type=filters.get("job_type"),
+        clients=visible_clients,
+    )
+    return list(query.order_by(Job.job_id.desc()).paginate(page, page_size)), total
 
 
 def check_input(holder: Any, job_type: str, job_input: dict[str, Any]) -> None:

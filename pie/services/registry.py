@@ -8,7 +8,7 @@ from typing import Any
 
 import peewee
 
-from pie import contracts
+from pie import contracts, counts
 from pie.db import database, get_by, insert_row, lock_by, update_row
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
@@ -27,7 +27,7 @@ def get_model(model_id: str) -> RegisteredModel:
 
 def list_models(page: int, page_size: int) -> tuple[list[RegisteredModel], int]:
     query = RegisteredModel.select().order_by(RegisteredModel.created_at, RegisteredModel.id)
-    return list(query.paginate(page, page_size)), query.count()
+    return list(query.paginate(page, page_size)), counts.model_total()
 
 
 def check_contracts(handler_contracts: dict[str, Any] | None) -> None:

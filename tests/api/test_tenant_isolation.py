@@ -4,6 +4,7 @@ tenant's jobs are readable by that tenant only."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -185,5 +186,6 @@ def test_listing_a_versions_jobs_shows_only_accessible_tenants_jobs(client, tena
     visible = {j["job_id"] for j in r.get_json()}
     assert visible == {job_id for job_id, owner in owners.items() if owner != A}
     assert untenanted in visible
+    assert json.loads(r.headers["X-Pagination"])["total"] == len(visible)
     r = client.get("/v2/models/m1/versions/1/jobs", token=human(A))
     assert {j["client_id"] for j in r.get_json()} == {A, None}

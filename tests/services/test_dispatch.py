@@ -56,8 +56,10 @@ def recorder_app(make_app):
     handler = {"type": "recorder"}
     body = model_body("rec", handlers={"training": handler, "inference": handler})
     assert client.post("/v2/models", json=body).status_code == 201
-    assert client.post("/v2/models/rec/versions/1/new_status",
-                       json={"status": "active"}).status_code == 200
+    assert (
+        client.post("/v2/models/rec/versions/1/new_status", json={"status": "active"}).status_code
+        == 200
+    )
     return app
 
 
@@ -67,7 +69,8 @@ def orphan_jobs(count: int, age_seconds: int = 60) -> list[str]:
         version = lifecycle.get_version("rec", "1")
         ids = [jobs.new_job(version, "inference", {"n": n}).job_id for n in range(count)]
         Job.update(created_at=utcnow() - timedelta(seconds=age_seconds)).where(
-            Job.job_id.in_(ids)).execute()
+            Job.job_id.in_(ids)
+        ).execute()
     return ids
 
 
@@ -122,7 +125,8 @@ def test_expired_claim_is_dispatched_again_with_same_id(recorder_app):
         assert not dispatch.claim(job_id)  # the claim holds while its lease runs
         assert recorder_app.extensions["pie"].dispatcher.recover_once() == 0
         Job.update(claimed_until=utcnow() - timedelta(seconds=1)).where(
-            Job.job_id == job_id).execute()
+            Job.job_id == job_id
+        ).execute()
     assert recorder_app.extensions["pie"].dispatcher.recover_once() == 1
     assert Recorded.calls == [job_id]
 
@@ -146,9 +150,9 @@ def test_stalled_in_process_job_is_rerun_with_same_id(make_app):
         version = lifecycle.get_version("echo", "1")
         job = jobs.new_job(version, "inference", {"x": 1})
         # As a killed server leaves it: started, its lease run out, dispatched once.
-        Job.update(status="started", dispatch_attempts=1,
-                   claimed_until=utcnow() - timedelta(seconds=1)).where(
-            Job.job_id == job.job_id).execute()
+        Job.update(
+            status="started", dispatch_attempts=1, claimed_until=utcnow() - timedelta(seconds=1)
+        ).where(Job.job_id == job.job_id).execute()
     assert app.extensions["pie"].dispatcher.recover_once() == 1
     done = wait_for_job(client, job.job_id)
     assert done["status"] == "success" and done["output"] == {"x": 1}
@@ -162,9 +166,11 @@ def test_stalled_job_past_max_attempts_fails_clearly(make_app):
     with connection():
         version = lifecycle.get_version("echo", "1")
         job = jobs.new_job(version, "inference", {"x": 1})
-        Job.update(status="started", dispatch_attempts=dispatch.MAX_ATTEMPTS,
-                   claimed_until=utcnow() - timedelta(seconds=1)).where(
-            Job.job_id == job.job_id).execute()
+        Job.update(
+            status="started",
+            dispatch_attempts=dispatch.MAX_ATTEMPTS,
+            claimed_until=utcnow() - timedelta(seconds=1),
+        ).where(Job.job_id == job.job_id).execute()
     app.extensions["pie"].dispatcher.recover_once()
     done = client.get(f"/v2/jobs/{job.job_id}").get_json()
     assert done["status"] == "failure"
@@ -183,11 +189,13 @@ def test_running_in_process_job_keeps_its_lease(make_app):
     app = make_app({"PIE_IN_PROCESS_LEASE_SECONDS": 0.3}, plugins=[Slow()])
     client = Client(app.test_client())
     handler = {"type": "in_process", "value": "slow"}
-    client.post("/v2/models", json=model_body("slow", handlers={"training": handler,
-                                                                "inference": handler}))
+    client.post(
+        "/v2/models", json=model_body("slow", handlers={"training": handler, "inference": handler})
+    )
     client.post("/v2/models/slow/versions/1/new_status", json={"status": "active"})
-    job_id = client.post("/v2/models/slow/versions/1/inference",
-                         json={"input": {}}).get_json()["inference_job_id"]
+    job_id = client.post("/v2/models/slow/versions/1/inference", json={"input": {}}).get_json()[
+        "inference_job_id"
+    ]
     wait_for_job(client, job_id, statuses=("started",))
     time.sleep(1.0)  # several lease periods: the heartbeat must keep it alive
     assert app.extensions["pie"].dispatcher.recover_once() == 0

@@ -1,0 +1,149 @@
+"""Row counters for list totals, kept by database triggers.
+
+A list's `X-Pagination` total used to be a COUNT(*) over every matching row, which grows with
+the table. Instead, triggers on `jobs` and `models` keep `job_counts` and `model_counts` in
+the same transaction as the row change (any writer: PIE, an operator's SQL, a bulk load), and
+a total is the sum of a handful of counter rows.
+
+On Postgres each backend writes to its own shard (pid modulo SHARDS), so concurrent writers of
+one model version don't queue on a single counter row; SQLite has one writer, so one shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import peewee
+
+from pie.tables import JobCount, ModelCount
+
+SHARDS = 32
+JOB_KEY = ("model_id", "model_version", "job_type", "status", "client_key")
+# The job columns a counter key is made of; an UPDATE of any other column leaves counts alone.
+JOB_KEY_COLUMNS = ("model_id", "model_version", "job_type", "status", "client_id")
+
+
+def _upsert_job(row: str, delta: str, shard: str) -> str:
+    """One counter change for the job `row` (NEW or OLD)."""
+    values = ", ".join(
+        [f"{row}.model_id", f"{row}.model_version", f"{row}.job_type", f"{row}.status"]
+        + [f"COALESCE({row}.client_id, '')", shard, delta]
+    )
+    key = ", ".join((*JOB_KEY, "shard"))
+    return (
+        f"INSERT INTO job_counts ({key}, n) VALUES ({values}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET n = job_counts.n + {delta}"
+    )
+
+
+def _upsert_model(delta: str, shard: str) -> str:
+    return (
+        f"INSERT INTO model_counts (shard, n) VALUES ({shard}, {delta}) "
+        f"ON CONFLICT (shard) DO UPDATE SET n = model_counts.n + {delta}"
+    )
+
+
+def _key_changed() -> str:
+    return " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in JOB_KEY_COLUMNS)
+
+
+def sqlite_triggers() -> list[str]:
+    changed = _key_changed().replace("IS DISTINCT FROM", "IS NOT")
+    columns = ", ".join(JOB_KEY_COLUMNS)
+    return [
+        "CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs BEGIN "
+        f"{_upsert_job('NEW', '1', '0')}; END",
+        f"CREATE TRIGGER jobs_counted_update AFTER UPDATE OF {columns} ON jobs "
+        f"WHEN {changed} BEGIN "
+        f"{_upsert_job('OLD', '-1', '0')}; {_upsert_job('NEW', '1', '0')}; END",
+        "CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs BEGIN "
+        f"{_upsert_job('OLD', '-1', '0')}; END",
+        f"CREATE TRIGGER models_counted_insert AFTER INSERT ON models BEGIN "
+        f"{_upsert_model('1', '0')}; END",
+        f"CREATE TRIGGER models_counted_delete AFTER DELETE ON models BEGIN "
+        f"{_upsert_model('-1', '0')}; END",
+    ]
+
+
+def postgres_triggers() -> list[str]:
+    shard = f"mod(pg_backend_pid(), {SHARDS})"  # no "%": psycopg would read it
+    columns = ", ".join(JOB_KEY_COLUMNS)
+    return [
+        "CREATE OR REPLACE FUNCTION pie_count_job() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN "
+        f"IF TG_OP <> 'INSERT' THEN {_upsert_job('OLD', '-1', shard)}; END IF; "
+        f"IF TG_OP <> 'DELETE' THEN {_upsert_job('NEW', '1', shard)}; END IF; "
+        "RETURN NULL; END $$",
+        "CREATE OR REPLACE FUNCTION pie_count_model() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN "
+        f"IF TG_OP = 'INSERT' THEN {_upsert_model('1', shard)}; "
+        f"ELSE {_upsert_model('-1', shard)}; END IF; "
+        "RETURN NULL; END $$",
+        # TRUNCATE skips row triggers: empty the counters with the table.
+        "CREATE OR REPLACE FUNCTION pie_count_truncated() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN EXECUTE 'DELETE FROM ' || quote_ident(TG_ARGV[0]); RETURN NULL; END $$",
+        "CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs "
+        "FOR EACH ROW EXECUTE FUNCTION pie_count_job()",
+        f"CREATE TRIGGER jobs_counted_update AFTER UPDATE OF {columns} ON jobs "
+        f"FOR EACH ROW WHEN ({_key_changed()}) EXECUTE FUNCTION pie_count_job()",
+        "CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs "
+        "FOR EACH ROW EXECUTE FUNCTION pie_count_job()",
+        "CREATE TRIGGER jobs_counted_truncate AFTER TRUNCATE ON jobs "
+        "FOR EACH STATEMENT EXECUTE FUNCTION pie_count_truncated('job_counts')",
+        "CREATE TRIGGER models_counted AFTER INSERT OR DELETE ON models "
+        "FOR EACH ROW EXECUTE FUNCTION pie_count_model()",
+        "CREATE TRIGGER models_counted_truncate AFTER TRUNCATE ON models "
+        "FOR EACH STATEMENT EXECUTE FUNCTION pie_count_truncated('model_counts')",
+    ]
+
+
+def install(db: peewee.Database) -> None:
+    """Create the counter tables and their triggers, then count what is already there."""
+    db.create_tables([JobCount, ModelCount], safe=True)
+    postgres = isinstance(db, peewee.PostgresqlDatabase)
+    for statement in postgres_triggers() if postgres else sqlite_triggers():
+        db.execute_sql(statement)
+    recount(db)
+
+
+def recount(db: peewee.Database) -> None:
+    """Rebuild every counter from the rows themselves (run inside a transaction). Used when
+    the counters are installed and by `pie db recount`, after hand edits that bypassed the
+    triggers (e.g. disabling them for a bulk load)."""
+    if isinstance(db, peewee.PostgresqlDatabase):
+        # Hold out writers until the new counts commit, so none is counted twice or lost.
+        db.execute_sql("LOCK TABLE jobs, models IN SHARE MODE")
+    db.execute_sql("DELETE FROM job_counts")
+    db.execute_sql("DELETE FROM model_counts")
+    key = ", ".join((*JOB_KEY, "shard"))
+    db.execute_sql(
+        f"INSERT INTO job_counts ({key}, n) SELECT model_id, model_version, job_type, status, "
+        "COALESCE(client_id, ''), 0, COUNT(*) FROM jobs "
+        "GROUP BY model_id, model_version, job_type, status, COALESCE(client_id, '')"
+    )
+    db.execute_sql("INSERT INTO model_counts (shard, n) SELECT 0, COUNT(*) FROM models")
+
+
+def job_total(
+    model_id: str,
+    model_version: str,
+    status: str | None = None,
+    job_type: str | None = None,
+    clients: Iterable[str] | None = None,
+) -> int:
+    """How many of a version's jobs match; `clients` (None: all) limits them to jobs with no
+    tenant or one of these tenants."""
+    query = JobCount.select(peewee.fn.COALESCE(peewee.fn.SUM(JobCount.n), 0)).where(
+        (JobCount.model_id == model_id) & (JobCount.model_version == model_version)
+    )
+    if status:
+        query = query.where(JobCount.status == status)
+    if job_type:
+        query = query.where(JobCount.job_type == job_type)
+    if clients is not None:
+        query = query.where(JobCount.client_key.in_(["", *clients]))
+    return int(query.scalar())
+
+
+def model_total() -> int:
+    return int(ModelCount.select(peewee.fn.COALESCE(peewee.fn.SUM(ModelCount.n), 0)).scalar())
