@@ -181,7 +181,28 @@ def _select(
         if order_by:
             query = query.order_by(*[getattr(table, name) for name in order_by])
         sql = _SELECT_SQL[key] = (query.for_update() if lock else query).sql()[0]
-    return list(table.raw(sql, *[getattr(table, n).db_value(where[n]) for n in names]))
+    cursor = database.execute_sql(sql, [getattr(table, n).db_value(where[n]) for n in names])
+    return [_instance(table, row) for row in cursor.fetchall()]
+
+
+def _instance(table: type[peewee.Model], row: tuple[Any, ...]) -> Any:
+    """A model instance from a `SELECT *`-ordered row, as peewee's cursor wrapper builds it
+    (values through each field's python_value, nothing dirty) without its per-query setup
+    of column and converter lookups, which costs more than a key lookup itself."""
+    fields = _FIELDS.get(table)
+    if fields is None:
+        fields = _FIELDS[table] = [(f.name, f.python_value) for f in table._meta.sorted_fields]
+    instance = table.__new__(table)
+    instance.__data__ = {
+        name: value if value is None else convert(value)
+        for (name, convert), value in zip(fields, row, strict=True)
+    }
+    instance._dirty = set()
+    instance.__rel__ = {}
+    return instance
+
+
+_FIELDS: dict[type[peewee.Model], list[tuple[str, Callable[[Any], Any]]]] = {}
 
 
 _WRITE_SQL: dict[tuple[Any, ...], str] = {}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from schemas.common import JsonObject, StrictBoolean
+from schemas.common import JsonObject, Schema, StrictBoolean
 
 
-class FeatureDefinitionSchema(ma.Schema):
+class FeatureDefinitionSchema(Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     json_schema = JsonObject(required=True, metadata={"description": "Draft 2020-12 schema"})
     mandatory = StrictBoolean(required=True)

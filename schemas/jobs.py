@@ -6,37 +6,37 @@ from typing import Any
 
 import marshmallow as ma
 
-from schemas.common import JsonObject, StrictBoolean, Timestamp
+from schemas.common import JsonObject, Schema, StrictBoolean, Timestamp
 from schemas.versions import TriggeredEventSchema
 
 JOB_TYPES = ("training", "inference")
 JOB_STATUSES = ("pending", "started", "success", "failure")
 
 
-class InferenceRequestSchema(ma.Schema):
+class InferenceRequestSchema(Schema):
     input = JsonObject(required=True)
     subscribe = StrictBoolean(load_default=False)
 
 
-class TrainingRequestSchema(ma.Schema):
+class TrainingRequestSchema(Schema):
     input = JsonObject(required=True)
 
 
-class InferenceStartedSchema(ma.Schema):
+class InferenceStartedSchema(Schema):
     inference_job_id = ma.fields.String(required=True)
 
 
-class TrainingStartedSchema(ma.Schema):
+class TrainingStartedSchema(Schema):
     training_job_id = ma.fields.String(required=True)
 
 
-class TriggerSchema(ma.Schema):
+class TriggerSchema(Schema):
     subscription_id = ma.fields.String(required=True)
     parent_job_id = ma.fields.String(allow_none=True, required=True)
     depth = ma.fields.Integer(required=True)
 
 
-class JobSchema(ma.Schema):
+class JobSchema(Schema):
     job_id = ma.fields.String(required=True)
     job_type = ma.fields.String(required=True, validate=ma.validate.OneOf(JOB_TYPES))
     model_id = ma.fields.String(required=True)
@@ -58,18 +58,18 @@ class JobSchema(ma.Schema):
     completed_at = Timestamp(allow_none=True, required=True)
 
 
-class JobFilterSchema(ma.Schema):
+class JobFilterSchema(Schema):
     status = ma.fields.String(validate=ma.validate.OneOf(JOB_STATUSES))
     job_type = ma.fields.String(validate=ma.validate.OneOf(JOB_TYPES))
 
 
-class CompletionSchema(ma.Schema):
+class CompletionSchema(Schema):
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(("success", "failure")))
     output = JsonObject(allow_none=True)
     error = JsonObject(allow_none=True)
 
 
-class CompletionResultSchema(ma.Schema):
+class CompletionResultSchema(Schema):
     job_id = ma.fields.String(required=True)
     model_id = ma.fields.String(required=True)
     model_version = ma.fields.String(required=True)

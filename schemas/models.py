@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from schemas.common import Identifier, JsonObject, Timestamp
+from schemas.common import Identifier, JsonObject, Schema, Timestamp
 from schemas.handlers import HandlerField
 
 MODEL_STATUSES = ("pending", "active")
 
 
-class HandlersSchema(ma.Schema):
+class HandlersSchema(Schema):
     training = HandlerField(required=True)
     inference = HandlerField(required=True)
 
 
-class ContractSchema(ma.Schema):
+class ContractSchema(Schema):
     input_schema = JsonObject(metadata={"description": "Draft 2020-12 schema of the input"})
     output_schema = JsonObject(metadata={"description": "Draft 2020-12 schema of the output"})
 
 
-class HandlerContractsSchema(ma.Schema):
+class HandlerContractsSchema(Schema):
     training = ma.fields.Nested(ContractSchema)
     inference = ma.fields.Nested(ContractSchema)
 
 
-class ModelUpdateSchema(ma.Schema):
+class ModelUpdateSchema(Schema):
     name = ma.fields.String(required=True)
     description = ma.fields.String(required=True)
     handlers = ma.fields.Nested(HandlersSchema, required=True)
@@ -37,7 +37,7 @@ class ModelCreateSchema(ModelUpdateSchema):
     id = Identifier(metadata={"description": "Caller-chosen id; a UUIDv7 when omitted"})
 
 
-class ModelSchema(ma.Schema):
+class ModelSchema(Schema):
     id = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
     description = ma.fields.String(required=True)

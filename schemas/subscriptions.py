@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from schemas.common import JsonObject, Timestamp
+from schemas.common import JsonObject, Schema, Timestamp
 
 TRIGGER_EVENTS = ("training_complete", "inference_complete")
 TARGET_ACTIONS = ("inference", "training")
@@ -14,7 +14,7 @@ INPUT_SOURCES = ("stored", "trigger_output")
 SUBSCRIPTION_STATUSES = ("active", "paused", "stale")
 
 
-class SubscriptionCreateSchema(ma.Schema):
+class SubscriptionCreateSchema(Schema):
     trigger_event = ma.fields.String(required=True, validate=ma.validate.OneOf(TRIGGER_EVENTS))
     target_model_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1))
     target_action = ma.fields.String(required=True, validate=ma.validate.OneOf(TARGET_ACTIONS))
@@ -23,13 +23,13 @@ class SubscriptionCreateSchema(ma.Schema):
     label = ma.fields.String(allow_none=True)
 
 
-class SubscriptionUpdateSchema(ma.Schema):
+class SubscriptionUpdateSchema(Schema):
     input = JsonObject()
     label = ma.fields.String(allow_none=True)
     status = ma.fields.String(validate=ma.validate.OneOf(SUBSCRIPTION_STATUSES))
 
 
-class SubscriptionSchema(ma.Schema):
+class SubscriptionSchema(Schema):
     id = ma.fields.String(required=True)
     source_model_id = ma.fields.String(required=True)
     trigger_event = ma.fields.String(required=True, validate=ma.validate.OneOf(TRIGGER_EVENTS))

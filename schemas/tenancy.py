@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from schemas.common import Identifier, JsonObject, StrictBoolean, Timestamp
+from schemas.common import Identifier, JsonObject, Schema, StrictBoolean, Timestamp
 from schemas.features import FeatureDefinitionSchema
 
 CLIENT_STATUSES = ("active", "suspended")
@@ -13,18 +13,18 @@ SERVICE_STATUSES = ("initializing", "available", "failed")
 ASSIGNMENT_STATUSES = ("active", "archived")
 
 
-class ClientCreateSchema(ma.Schema):
+class ClientCreateSchema(Schema):
     client_id = Identifier(required=True)
     name = ma.fields.String(required=True)
     status = ma.fields.String(load_default="active", validate=ma.validate.OneOf(CLIENT_STATUSES))
 
 
-class ClientUpdateSchema(ma.Schema):
+class ClientUpdateSchema(Schema):
     name = ma.fields.String()
     status = ma.fields.String(validate=ma.validate.OneOf(CLIENT_STATUSES))
 
 
-class ClientSchema(ma.Schema):
+class ClientSchema(Schema):
     client_id = ma.fields.String(required=True)
     client_uuid = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
@@ -33,17 +33,17 @@ class ClientSchema(ma.Schema):
     updated_at = Timestamp(required=True)
 
 
-class DomainCreateSchema(ma.Schema):
+class DomainCreateSchema(Schema):
     domain_id = Identifier(metadata={"description": "Generated when omitted"})
     features = ma.fields.List(ma.fields.Nested(FeatureDefinitionSchema), load_default=list)
     status = ma.fields.String(load_default="active", validate=ma.validate.OneOf(DOMAIN_STATUSES))
 
 
-class DomainUpdateSchema(ma.Schema):
+class DomainUpdateSchema(Schema):
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(DOMAIN_STATUSES))
 
 
-class DomainSchema(ma.Schema):
+class DomainSchema(Schema):
     client_id = ma.fields.String(required=True)
     domain_id = ma.fields.String(required=True)
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(DOMAIN_STATUSES))
@@ -52,7 +52,7 @@ class DomainSchema(ma.Schema):
     updated_at = Timestamp(required=True)
 
 
-class FeaturesSchema(ma.Schema):
+class FeaturesSchema(Schema):
     features = ma.fields.List(ma.fields.Nested(FeatureDefinitionSchema), required=True)
 
 
@@ -61,25 +61,25 @@ class FeaturesReportSchema(FeaturesSchema):
     services_requiring_reinitialization = ma.fields.List(ma.fields.String(), required=True)
 
 
-class ServiceInitSchema(ma.Schema):
+class ServiceInitSchema(Schema):
     service_id = Identifier(required=True)
     departure_datetime = Timestamp(allow_none=True)
     static_features = JsonObject(load_default=dict)
 
 
-class ServiceInitResultSchema(ma.Schema):
+class ServiceInitResultSchema(Schema):
     service_id = ma.fields.String(required=True)
     job_id = ma.fields.String(
         metadata={"description": "Absent when there is no default assignment"}
     )
 
 
-class ServiceUpdateSchema(ma.Schema):
+class ServiceUpdateSchema(Schema):
     departure_datetime = Timestamp(allow_none=True)
     static_features = JsonObject()
 
 
-class ServiceSchema(ma.Schema):
+class ServiceSchema(Schema):
     client_id = ma.fields.String(required=True)
     domain_id = ma.fields.String(required=True)
     service_id = ma.fields.String(required=True)
@@ -91,19 +91,19 @@ class ServiceSchema(ma.Schema):
     updated_at = Timestamp(required=True)
 
 
-class ReinitResultSchema(ma.Schema):
+class ReinitResultSchema(Schema):
     dispatched_services = ma.fields.List(ma.fields.String(), required=True)
     reinitializing_services = ma.fields.List(ma.fields.String(), required=True)
 
 
-class ServiceUpdateItemSchema(ma.Schema):
+class ServiceUpdateItemSchema(Schema):
     service_id = ma.fields.String(required=True)
     static_features = JsonObject(
         required=True, metadata={"description": "Merged into provided_features; null removes"}
     )
 
 
-class AssignmentBodySchema(ma.Schema):
+class AssignmentBodySchema(Schema):
     model_id = ma.fields.String(required=True)
     model_version = ma.fields.String(required=True)
     status = ma.fields.String(
@@ -122,7 +122,7 @@ class AssignmentCreateSchema(AssignmentBodySchema):
     assignment_key = Identifier(required=True)
 
 
-class AssignmentSchema(ma.Schema):
+class AssignmentSchema(Schema):
     assignment_id = ma.fields.String(required=True)
     assignment_key = ma.fields.String(required=True)
     client_id = ma.fields.String(required=True)
@@ -138,11 +138,11 @@ class AssignmentSchema(ma.Schema):
     archived_at = Timestamp(allow_none=True, required=True)
 
 
-class AssignmentListArgsSchema(ma.Schema):
+class AssignmentListArgsSchema(Schema):
     include_archived = ma.fields.Boolean(load_default=False)
 
 
-class AssignmentJobSchema(ma.Schema):
+class AssignmentJobSchema(Schema):
     job_type = ma.fields.String(
         load_default="inference", validate=ma.validate.OneOf(("inference", "training"))
     )
@@ -150,16 +150,16 @@ class AssignmentJobSchema(ma.Schema):
     subscribe = StrictBoolean(load_default=False)
 
 
-class JobStartedSchema(ma.Schema):
+class JobStartedSchema(Schema):
     job_id = ma.fields.String(required=True)
 
 
-class BlockingServiceSchema(ma.Schema):
+class BlockingServiceSchema(Schema):
     service_id = ma.fields.String(required=True)
     errors = ma.fields.List(ma.fields.String(), required=True)
 
 
-class BlockedAssignmentSchema(ma.Schema):
+class BlockedAssignmentSchema(Schema):
     """The 422 of 7.5: the error envelope plus the services that block the assignment."""
 
     success = ma.fields.Boolean(required=True, metadata={"enum": [False]})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from schemas.common import Identifier, JsonObject, Timestamp
+from schemas.common import Identifier, JsonObject, Schema, Timestamp
 from schemas.features import FeatureDefinitionSchema
 from schemas.models import HandlerContractsSchema, HandlersSchema, ModelSchema
 
 VERSION_STATUSES = ("pending", "training", "active", "failed")
 
 
-class NewVersionSchema(ma.Schema):
+class NewVersionSchema(Schema):
     version = Identifier(metadata={"description": "Next integer version when omitted"})
     description = ma.fields.String(load_default="")
     metadata = JsonObject(load_default=dict)
@@ -20,7 +20,7 @@ class NewVersionSchema(ma.Schema):
     )
 
 
-class ModelVersionSchema(ma.Schema):
+class ModelVersionSchema(Schema):
     model_id = ma.fields.String(required=True)
     version = ma.fields.String(required=True)
     description = ma.fields.String(required=True)
@@ -33,16 +33,16 @@ class ModelVersionSchema(ma.Schema):
     updated_at = Timestamp(required=True)
 
 
-class NewVersionResultSchema(ma.Schema):
+class NewVersionResultSchema(Schema):
     model = ma.fields.Nested(ModelSchema, required=True)
     version = ma.fields.Nested(ModelVersionSchema, required=True)
 
 
-class StatusChangeSchema(ma.Schema):
+class StatusChangeSchema(Schema):
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(VERSION_STATUSES))
 
 
-class TriggeredEventSchema(ma.Schema):
+class TriggeredEventSchema(Schema):
     subscription_id = ma.fields.String(required=True)
     job_id = ma.fields.String()
     error = ma.fields.String()

@@ -7,12 +7,14 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import marshmallow
 import peewee
 import pytest
 from flask import Flask
 
 from pie import create_app
 from pie import db as pie_db
+from schemas.common import Schema
 from tests.helpers import SECRET, Client
 
 POSTGRES_URL = os.environ.get("PIE_TEST_DATABASE_URL")
@@ -41,6 +43,21 @@ def drop_test_schema() -> Iterator[None]:
         conn.connect()
         conn.execute_sql(f'DROP SCHEMA IF EXISTS "{TEST_SCHEMA}" CASCADE')
         conn.close_all()
+
+
+@pytest.fixture(autouse=True)
+def dumps_match_marshmallow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every response PIE dumps in every test is also dumped by marshmallow's own loop, and
+    the two must be equal (schemas.common.Schema is a faster copy of it)."""
+    fast = Schema._serialize
+
+    def checked(self: Schema, obj: Any, *, many: bool = False) -> Any:
+        ours = fast(self, obj, many=many)
+        theirs = marshmallow.Schema._serialize(self, obj, many=many)
+        assert ours == theirs, (type(self).__name__, ours, theirs)
+        return ours
+
+    monkeypatch.setattr(Schema, "_serialize", checked)
 
 
 @pytest.fixture

@@ -25,6 +25,20 @@ class Parser(FlaskParser):
 
     DEFAULT_VALIDATION_STATUS = 400
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._schemas: dict[type, Any] = {}
+
+    def _get_schema(self, argmap: Any, req: Any) -> Any:
+        """One instance per schema class (webargs would build one per request: a deep copy
+        of every field). Loading keeps no state on the instance, so threads may share it."""
+        if isinstance(argmap, type):
+            schema = self._schemas.get(argmap)
+            if schema is None:
+                schema = self._schemas[argmap] = argmap()
+            return schema
+        return super()._get_schema(argmap, req)
+
     def _raw_load_json(self, req: Any) -> Any:
         if req.get_data(cache=True) and not req.is_json:
             raise BadRequest("the request body must be JSON (Content-Type: application/json)")
