@@ -208,14 +208,40 @@ _FIELDS: dict[type[peewee.Model], list[tuple[str, Callable[[Any], Any]]]] = {}
 _WRITE_SQL: dict[tuple[Any, ...], str] = {}
 
 
-def insert_row(table: type[peewee.Model], row: dict[str, Any]) -> Any:
-    """INSERT one row, field defaults filled in, with the SQL built once per table, column
-    set and backend; returns the new row as a model instance (auto ids filled in)."""
-    meta = table._meta
+def _with_defaults(meta: Any, row: dict[str, Any]) -> dict[str, Any]:
     full = dict(row)
     for name, field in meta.fields.items():
         if name not in full and field.default is not None:
             full[name] = field.default() if callable(field.default) else field.default
+    return full
+
+
+def insert_rows(table: type[peewee.Model], rows: list[dict[str, Any]]) -> None:
+    """INSERT rows with the same columns in one multi-row statement, defaults filled in.
+    peewee's insert_many spends about half a millisecond per row building its SQL; this
+    writes the VALUES list directly."""
+    if not rows:
+        return
+    meta = table._meta
+    full = [_with_defaults(meta, row) for row in rows]
+    names = tuple(name for name in meta.sorted_field_names if name in full[0])
+    if any(len(row) != len(names) for row in full):
+        raise ValueError(f"insert_rows: every {table.__name__} row needs the same columns")
+    db = database.obj
+    columns = ", ".join(meta.fields[n].column_name.join(db.quote) for n in names)
+    group = "(" + ", ".join([db.param] * len(names)) + ")"
+    sql = f"INSERT INTO {meta.table_name.join(db.quote)} ({columns}) VALUES " + ", ".join(
+        [group] * len(full)
+    )
+    converters = [(n, meta.fields[n].db_value) for n in names]
+    database.execute_sql(sql, [convert(row[n]) for row in full for n, convert in converters])
+
+
+def insert_row(table: type[peewee.Model], row: dict[str, Any]) -> Any:
+    """INSERT one row, field defaults filled in, with the SQL built once per table, column
+    set and backend; returns the new row as a model instance (auto ids filled in)."""
+    meta = table._meta
+    full = _with_defaults(meta, row)
     names = tuple(name for name in meta.sorted_field_names if name in full)
     key = ("insert", table, names, type(database.obj))
     sql = _WRITE_SQL.get(key)

@@ -46,9 +46,15 @@ class Parser(FlaskParser):
             data = super()._raw_load_json(req)
         except RecursionError as exc:
             raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels") from exc
-        if json_depth(data) > MAX_JSON_DEPTH:
+        # Walk the parsed body only when its bytes allow the problem: nesting needs one
+        # "{" or "[" per level, and a NUL can only arrive as the escape \u0000 (JSON strings
+        # admit no raw control characters) or in a UTF-16/32 body (whose bytes have NULs).
+        body = req.get_data(cache=True)
+        if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and (
+            json_depth(data) > MAX_JSON_DEPTH
+        ):
             raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
-        if contains_nul(data):  # Postgres cannot store them; refuse them on every backend
+        if (b"\\u0000" in body or b"\x00" in body) and contains_nul(data):  # for Postgres
             raise BadRequest("the JSON body may not contain NUL characters")
         return data
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pie.db import find_all
+from pie.db import find_all, insert_rows
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.services import registry
@@ -117,5 +117,5 @@ def fire(
         )
         events.append({"subscription_id": sub.id, "job_id": rows[-1]["job_id"]})
     for start in range(0, len(rows), BATCH):
-        Job.insert_many(rows[start : start + BATCH]).execute()
+        insert_rows(Job, rows[start : start + BATCH])
     return events, [row["job_id"] for row in rows]

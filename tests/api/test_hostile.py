@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -98,3 +99,27 @@ def test_body_over_the_limit_is_413(make_app):
 def test_nul_characters_in_bodies_are_400(client, body):
     r = client.post("/v2/models", json={**model_body(None), **body})
     assert "NUL" in assert_envelope(r, 400)["message"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_nul_and_depth_checks_hold_in_every_json_encoding(client, encoding):
+    """The checks skip their walk when the body's bytes rule the problem out; a body in
+    another encoding must not slip past that shortcut (UTF-16/32 are refused outright)."""
+    utf8 = encoding == "utf-8"
+    nul = json.dumps({**model_body(None), "name": "a\u0000b"}).encode(encoding)
+    r = client.post("/v2/models", data=nul, headers=JSON)
+    assert ("NUL" if utf8 else "Invalid JSON") in assert_envelope(r, 400)["message"]
+    deep = json.dumps({**model_body(None), "metadata": nested(MAX_JSON_DEPTH + 5)})
+    r = client.post("/v2/models", data=deep.encode(encoding), headers=JSON)
+    assert ("nests deeper" if utf8 else "Invalid JSON") in assert_envelope(r, 400)["message"]
+    assert client.get("/v2/models").get_json() == []
+    fine = json.dumps(model_body(None, metadata=nested(MAX_JSON_DEPTH - 3)))
+    r = client.post("/v2/models", data=fine.encode(encoding), headers=JSON)
+    assert r.status_code == (201 if utf8 else 400), r.get_json()
+
+
+def nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value

@@ -7,7 +7,16 @@ from datetime import datetime
 
 import pytest
 
-from pie.db import connection, find_all, get_by, insert_row, lock_by, transaction, update_row
+from pie.db import (
+    connection,
+    find_all,
+    get_by,
+    insert_row,
+    insert_rows,
+    lock_by,
+    transaction,
+    update_row,
+)
 from pie.ids import uuid7
 from pie.tables import Job, ModelVersion, RegisteredModel, utcnow
 
@@ -90,3 +99,36 @@ def test_find_all_orders_and_filters(rows):
         found = find_all(ModelVersion, order_by=("version",), model="m")
         assert [v.version for v in found] == ["1", "2", "3"]
         assert find_all(ModelVersion, order_by=("version",), model="none") == []
+
+
+def job_row(n: int, **extra) -> dict:
+    return {
+        "job_id": f"j{n:03d}",
+        "job_type": "inference",
+        "model_id": "m",
+        "model_version": "1",
+        "input": {"n": n, "text": "ünï 'quoted' \"double\""},
+        "handler_type": "in_process",
+        "handler": HANDLERS["training"],
+        "trigger": {"depth": 1},
+        "created_at": utcnow(),
+        **extra,
+    }
+
+
+def test_insert_rows_stores_what_peewee_insert_many_stores(rows):
+    with connection():
+        ours = [job_row(n, client_id=None if n % 2 else "acme") for n in range(250)]
+        theirs = [{**row, "job_id": "p" + row["job_id"]} for row in ours]
+        insert_rows(Job, ours)
+        Job.insert_many(theirs).execute()
+        for row in ours:
+            mine, peewees = Job.get_by_id(row["job_id"]), Job.get_by_id("p" + row["job_id"])
+            assert {**mine.__data__, "job_id": "p" + mine.job_id} == peewees.__data__
+        assert mine.warnings == [] and mine.status == "pending"  # field defaults filled in
+        insert_rows(Job, [])  # nothing to do
+
+
+def test_insert_rows_refuses_rows_with_different_columns(rows):
+    with connection(), pytest.raises(ValueError, match="same columns"):
+        insert_rows(Job, [job_row(1), job_row(2, client_id="acme")])
