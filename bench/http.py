@@ -203,8 +203,23 @@ def seed_subscriptions(url: str, source: str, count: int) -> None:
     database.close_all()
 
 
+def successes(api: Http) -> int:
+    _, _, headers = api.call("GET", "/v2/models/m/versions/1/jobs?status=success&page_size=1")
+    return json.loads(headers["X-Pagination"])["total"]
+
+
+def settle(api: Http, target: int, timeout: float = 120) -> None:
+    """Wait until `target` jobs of m/1 have succeeded: the previous step's jobs are done."""
+    deadline = time.monotonic() + timeout
+    while successes(api) < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"jobs did not finish within {timeout} s")
+        time.sleep(0.05)
+
+
 def fan_out(api: Http, url: str, size: int) -> float:
-    """Median seconds of one training → active transition with `size` subscriptions."""
+    """Median seconds of one training → active transition with `size` subscriptions, each
+    timed once the jobs the previous one started have run (so that they don't compete)."""
     source = f"src{size}"
     api.call(
         "POST",
@@ -218,17 +233,18 @@ def fan_out(api: Http, url: str, size: int) -> float:
         api.call("POST", f"/v2/models/{source}/new_version", {"version": version})
         path = f"/v2/models/{source}/versions/{version}/new_status"
         api.call("POST", path, {"status": "training"})
+        before = successes(api)
         start = time.perf_counter()
         status, body, _ = api.call("POST", path, {"status": "active"})
         times.append(time.perf_counter() - start)
         assert status == 200 and len(body["triggered_events"]) == size, (status, body)
+        settle(api, before + size)
     return sorted(times)[1]
 
 
 def echo_throughput(api: Http, jobs: int = 1000) -> float:
     """In-process echo jobs per second, from the first request to the last success."""
-    _, _, headers = api.call("GET", "/v2/models/m/versions/1/jobs?status=success&page_size=1")
-    before = json.loads(headers["X-Pagination"])["total"]
+    before = successes(api)
     start = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
         list(
@@ -239,11 +255,8 @@ def echo_throughput(api: Http, jobs: int = 1000) -> float:
                 range(jobs),
             )
         )
-    while True:
-        _, _, headers = api.call("GET", "/v2/models/m/versions/1/jobs?status=success&page_size=1")
-        if json.loads(headers["X-Pagination"])["total"] - before >= jobs:
-            return jobs / (time.perf_counter() - start)
-        time.sleep(0.05)
+    settle(api, before + jobs)
+    return jobs / (time.perf_counter() - start)
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

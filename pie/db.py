@@ -8,6 +8,7 @@ import functools
 import logging
 import operator
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 log = logging.getLogger(__name__)
 
 database = peewee.DatabaseProxy()
+MIN_SQLITE = (3, 35)
 
 # SQLite: WAL lets readers run beside one writer; the busy timeout makes writers queue instead
 # of failing; IMMEDIATE transactions take the write lock up front, so two writers never
@@ -101,6 +103,11 @@ def open_database(url: str, max_connections: int = 32) -> peewee.Database:
     parsed = urlparse(url)
     pool = {"max_connections": max_connections, "stale_timeout": 300, "timeout": 30}
     if parsed.scheme == "sqlite":
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise click.UsageError(
+                f"SQLite {sqlite3.sqlite_version} is too old: PIE needs 3.35 or newer "
+                "(UPDATE … RETURNING)"
+            )
         path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
         if not path:
             raise click.UsageError(f"unsupported SQLite URL {url!r}: use sqlite:///path")
@@ -182,10 +189,10 @@ def _select(
             query = query.order_by(*[getattr(table, name) for name in order_by])
         sql = _SELECT_SQL[key] = (query.for_update() if lock else query).sql()[0]
     cursor = database.execute_sql(sql, [getattr(table, n).db_value(where[n]) for n in names])
-    return [_instance(table, row) for row in cursor.fetchall()]
+    return [row_instance(table, row) for row in cursor.fetchall()]
 
 
-def _instance(table: type[peewee.Model], row: tuple[Any, ...]) -> Any:
+def row_instance(table: type[peewee.Model], row: tuple[Any, ...]) -> Any:
     """A model instance from a `SELECT *`-ordered row, as peewee's cursor wrapper builds it
     (values through each field's python_value, nothing dirty) without its per-query setup
     of column and converter lookups, which costs more than a key lookup itself."""

@@ -59,6 +59,9 @@ def extras(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+_ENCODE = json.JSONEncoder(default=str).encode
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the structured fields."""
 
@@ -70,10 +73,12 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "process": record.process,
         }
-        line.update({k: redact(v) if isinstance(v, str) else v for k, v in extras(record).items()})
+        for key, value in record.__dict__.items():  # the `extra=` fields, as `extras` finds
+            if key not in _STANDARD and not key.startswith("_") and value is not None:
+                line[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, default=str)
+        return _ENCODE(line)
 
 
 class TextFormatter(logging.Formatter):

@@ -37,3 +37,17 @@ def create_tenancy(db: peewee.Database) -> None:
 def count_rows(db: peewee.Database) -> None:
     # List totals from trigger-kept counters instead of COUNT(*) over the whole table.
     counts.install(db)
+
+
+@migration
+def index_versions_by_status(db: peewee.Database) -> None:
+    # A model's newest active version (every fan-out, inference on a subscription) and its
+    # version list, without reading every version of a model that has many.
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "model_versions_newest_by_status" ON "model_versions" '
+        '("model_id", "status", "created_at", "id")'
+    )
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "model_versions_newest" ON "model_versions" '
+        '("model_id", "created_at", "id")'
+    )

@@ -65,6 +65,7 @@ class ModelVersion(BaseModel):
 
     class Meta:
         table_name = "model_versions"
+        # Migration 6 adds (model_id, status, created_at, id) and (model_id, created_at, id).
         indexes = ((("model", "version"), True),)
 
 

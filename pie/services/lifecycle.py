@@ -40,15 +40,18 @@ def create_version(model_id: str, data: dict[str, Any]) -> tuple[RegisteredModel
     problems = contracts.feature_definition_problems(data.get("feature_schema"))
     if problems:
         raise Unprocessable("invalid feature_schema: " + "; ".join(problems))
+    fields = {
+        "description": data.get("description", ""),
+        "metadata": data.get("metadata") or {},
+        "feature_schema": data.get("feature_schema"),
+    }
     with database.atomic():
-        model = registry.lock_model(model_id)
-        version = registry.add_version(
-            model,
-            data.get("version"),
-            description=data.get("description", ""),
-            metadata=data.get("metadata") or {},
-            feature_schema=data.get("feature_schema"),
-        )
+        if data.get("version") is None:  # auto-numbered: one statement takes the number
+            model = registry.next_version(model_id)
+            version = registry.add_version(model, None, bumped=True, **fields)
+        else:
+            model = registry.lock_model(model_id)
+            version = registry.add_version(model, data["version"], **fields)
     return model, version
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import peewee
 
 from pie import contracts, counts
-from pie.db import database, get_by, insert_row, lock_by, update_row
+from pie.db import database, get_by, insert_row, lock_by, row_instance, update_row
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.services import subscriptions
@@ -70,12 +70,17 @@ def create_model(data: dict[str, Any]) -> RegisteredModel:
     return model
 
 
-def add_version(model: RegisteredModel, version: str | None, **fields: Any) -> ModelVersion:
+def add_version(
+    model: RegisteredModel, version: str | None, bumped: bool = False, **fields: Any
+) -> ModelVersion:
     """Insert a pending version snapshotting the model's handlers; call inside a transaction
-    holding the model row (see `lock_model`)."""
-    explicit = version is not None
+    holding the model row (see `lock_model`), or with `bumped` the row `next_version` returned
+    (its number already taken, the model row already updated)."""
+    if bumped:
+        version = model.latest_version
+    explicit = version is not None and not bumped
     version = version or str(model.max_int_version + 1)
-    now = utcnow()
+    now = model.updated_at if bumped else utcnow()
     try:
         # An explicit version may collide, and a savepoint keeps the caller's transaction
         # usable (Postgres); an auto-numbered one cannot while the model row is held.
@@ -95,6 +100,8 @@ def add_version(model: RegisteredModel, version: str | None, **fields: Any) -> M
             )
     except peewee.IntegrityError as exc:
         raise Conflict(f"version '{version}' of model '{model.id}' already exists") from exc
+    if bumped:
+        return row
     model.latest_version = version
     if INT_VERSION.match(version):
         model.max_int_version = max(model.max_int_version, int(version))
@@ -105,6 +112,30 @@ def add_version(model: RegisteredModel, version: str | None, **fields: Any) -> M
         id=model.id,
     )
     return row
+
+
+_NEXT_VERSION_SQL: dict[type, str] = {}
+
+
+def next_version(model_id: str) -> RegisteredModel:
+    """Take the next auto-numbered version of a model in one statement: bump its counter,
+    latest version and update time, and return the row (held until the transaction ends on
+    Postgres, as `lock_model` holds it). Both SET expressions read the row before the update.
+    (UPDATE … RETURNING: SQLite 3.35 or newer, which `pie.db` requires.)"""
+    sql = _NEXT_VERSION_SQL.get(type(database.obj))
+    if sql is None:
+        param = database.obj.param
+        columns = ", ".join(f'"{f.column_name}"' for f in RegisteredModel._meta.sorted_fields)
+        sql = _NEXT_VERSION_SQL[type(database.obj)] = (
+            'UPDATE "models" SET "max_int_version" = "max_int_version" + 1, '
+            '"latest_version" = CAST("max_int_version" + 1 AS TEXT), '
+            f'"updated_at" = {param} WHERE "id" = {param} RETURNING {columns}'
+        )
+    now = RegisteredModel.updated_at.db_value(utcnow())
+    found = database.execute_sql(sql, [now, model_id]).fetchall()
+    if not found:
+        raise NotFound(f"model '{model_id}' not found")
+    return row_instance(RegisteredModel, found[0])
 
 
 def lock_model(model_id: str) -> RegisteredModel:

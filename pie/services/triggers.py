@@ -18,13 +18,18 @@ BATCH = 200
 TENANT_FIELDS = ("client_id", "domain_id", "service_id")
 
 
-def newest_active_version(model_id: str) -> ModelVersion:
-    version = (
+def newest_active_version_query(model_id: str) -> Any:
+    """(Indexed: model_versions_newest_by_status.)"""
+    return (
         ModelVersion.select()
         .where((ModelVersion.model == model_id) & (ModelVersion.status == "active"))
         .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
-        .first()
+        .limit(1)
     )
+
+
+def newest_active_version(model_id: str) -> ModelVersion:
+    version = newest_active_version_query(model_id).first()
     if version is None:
         raise Unprocessable(f"target model '{model_id}' has no active version")
     return version

@@ -62,9 +62,9 @@ def test_reads_are_one_statement(ready, statements):
     assert count(statements, lambda: client.get("/v2/models/m/versions/1")) == 1
 
 
-def test_new_version_is_three_statements(ready, statements):
+def test_new_version_is_two_statements(ready, statements):
     client, _ = ready
-    assert count(statements, lambda: client.post("/v2/models/m/new_version", json={})) == 3
+    assert count(statements, lambda: client.post("/v2/models/m/new_version", json={})) == 2
 
 
 def test_status_change_without_subscriptions_is_three_statements(ready, statements):
