@@ -5,8 +5,10 @@ the table. Instead, triggers on `jobs` and `models` keep `job_counts` and `model
 the same transaction as the row change (any writer: PIE, an operator's SQL, a bulk load), and
 a total is the sum of a handful of counter rows.
 
-On Postgres each backend writes to its own shard (pid modulo SHARDS), so concurrent writers of
-one model version don't queue on a single counter row; SQLite has one writer, so one shard.
+On Postgres each backend writes to its own shard (its pid), so no two transactions ever
+share a counter row: writers never wait on one another and cannot deadlock. `fold` (run by
+the recovery loop) moves the rows of backends that have ended into shard 0, so a total stays
+a sum over the live connections. SQLite has one writer at a time, so one shard (0).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import peewee
 
 from pie.tables import JobCount, ModelCount
 
-SHARDS = 32
+FOLD_LOCK = 7164  # advisory lock: one folder at a time
 JOB_KEY = ("model_id", "model_version", "job_type", "status", "client_key")
 # The job columns a counter key is made of; an UPDATE of any other column leaves counts alone.
 JOB_KEY_COLUMNS = ("model_id", "model_version", "job_type", "status", "client_id")
@@ -65,22 +67,30 @@ def sqlite_triggers() -> list[str]:
     ]
 
 
+# The functions find PIE's tables through the search_path they were created with, whatever
+# the writing session's search_path (an operator's psql, a bulk load).
+PINNED = "SET search_path FROM CURRENT"
+
+
 def postgres_triggers() -> list[str]:
-    shard = f"mod(pg_backend_pid(), {SHARDS})"  # no "%": psycopg would read it
+    shard = "pg_backend_pid()"
     columns = ", ".join(JOB_KEY_COLUMNS)
     return [
-        "CREATE OR REPLACE FUNCTION pie_count_job() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "CREATE OR REPLACE FUNCTION pie_count_job() RETURNS trigger LANGUAGE plpgsql "
+        f"{PINNED} AS $$ "
         "BEGIN "
         f"IF TG_OP <> 'INSERT' THEN {_upsert_job('OLD', '-1', shard)}; END IF; "
         f"IF TG_OP <> 'DELETE' THEN {_upsert_job('NEW', '1', shard)}; END IF; "
         "RETURN NULL; END $$",
-        "CREATE OR REPLACE FUNCTION pie_count_model() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "CREATE OR REPLACE FUNCTION pie_count_model() RETURNS trigger LANGUAGE plpgsql "
+        f"{PINNED} AS $$ "
         "BEGIN "
         f"IF TG_OP = 'INSERT' THEN {_upsert_model('1', shard)}; "
         f"ELSE {_upsert_model('-1', shard)}; END IF; "
         "RETURN NULL; END $$",
         # TRUNCATE skips row triggers: empty the counters with the table.
-        "CREATE OR REPLACE FUNCTION pie_count_truncated() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "CREATE OR REPLACE FUNCTION pie_count_truncated() RETURNS trigger LANGUAGE plpgsql "
+        f"{PINNED} AS $$ "
         "BEGIN EXECUTE 'DELETE FROM ' || quote_ident(TG_ARGV[0]); RETURN NULL; END $$",
         "CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs "
         "FOR EACH ROW EXECUTE FUNCTION pie_count_job()",
@@ -122,6 +132,31 @@ def recount(db: peewee.Database) -> None:
         "GROUP BY model_id, model_version, job_type, status, COALESCE(client_id, '')"
     )
     db.execute_sql("INSERT INTO model_counts (shard, n) SELECT 0, COUNT(*) FROM models")
+
+
+def fold(db: peewee.Database) -> int:
+    """Postgres: move the counter rows of backends that have ended into shard 0 (a no-op on
+    SQLite); returns how many shard-0 rows it wrote. One folder at a time; concurrent writers are
+    unaffected (they write their own live shards)."""
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        return 0
+    key = ", ".join(JOB_KEY)
+    with db.atomic():
+        if not db.execute_sql("SELECT pg_try_advisory_xact_lock(%s)", (FOLD_LOCK,)).fetchone()[0]:
+            return 0
+        dead = "shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity)"
+        jobs = db.execute_sql(
+            f"WITH gone AS (DELETE FROM job_counts WHERE {dead} RETURNING {key}, n) "
+            f"INSERT INTO job_counts ({key}, shard, n) "
+            f"SELECT {key}, 0, SUM(n) FROM gone GROUP BY {key} ORDER BY {key} "
+            f"ON CONFLICT ({key}, shard) DO UPDATE SET n = job_counts.n + excluded.n"
+        ).rowcount
+        models = db.execute_sql(
+            f"WITH gone AS (DELETE FROM model_counts WHERE {dead} RETURNING n) "
+            "INSERT INTO model_counts (shard, n) SELECT 0, SUM(n) FROM gone HAVING COUNT(*) > 0 "
+            "ON CONFLICT (shard) DO UPDATE SET n = model_counts.n + excluded.n"
+        ).rowcount
+    return jobs + models
 
 
 def job_total(

@@ -8,7 +8,6 @@ import functools
 import logging
 import operator
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,8 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
     "foreign_keys": 1,
     "busy_timeout": 30000,
+    # An INSERT OR REPLACE's implicit delete then fires delete triggers (the row counters').
+    "recursive_triggers": 1,
 }
 
 
@@ -103,9 +104,9 @@ def open_database(url: str, max_connections: int = 32) -> peewee.Database:
     parsed = urlparse(url)
     pool = {"max_connections": max_connections, "stale_timeout": 300, "timeout": 30}
     if parsed.scheme == "sqlite":
-        if sqlite3.sqlite_version_info < MIN_SQLITE:
+        if peewee.sqlite3.sqlite_version_info < MIN_SQLITE:  # the library peewee uses
             raise click.UsageError(
-                f"SQLite {sqlite3.sqlite_version} is too old: PIE needs 3.35 or newer "
+                f"SQLite {peewee.sqlite3.sqlite_version} is too old: PIE needs 3.35 or newer "
                 "(UPDATE … RETURNING)"
             )
         path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""

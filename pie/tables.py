@@ -110,8 +110,8 @@ class Job(BaseModel):
 class JobCount(BaseModel):
     """How many jobs each (model, version, type, status, tenant) has: kept by database
     triggers on `jobs` (migration 5), so a list's total costs a few rows, not a scan.
-    `client_key` is the job's client_id or "" (none); several `shard` rows per key (Postgres:
-    one per backend pid modulo 32) keep concurrent writers off a single hot row."""
+    `client_key` is the job's client_id or "" (none). `shard` is 0 on SQLite; on Postgres it
+    is the writing backend's pid, so no two transactions share a row (see pie/counts.py)."""
 
     model_id = peewee.CharField(max_length=128)
     model_version = peewee.CharField(max_length=128)

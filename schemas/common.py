@@ -22,9 +22,10 @@ class Schema(ma.Schema):
     def _serialize(self, obj: Any, *, many: bool = False) -> Any:
         if many and obj is not None:
             return [self._serialize(item) for item in obj]
-        plan = self.__dict__.get("_dump_plan")
-        if plan is None:
-            plan = self._dump_plan = self._plan()
+        fields, plan = self.__dict__.get("_dump_plan", (None, None))
+        if fields is not self.dump_fields:  # built, or rebuilt after marshmallow's copies
+            plan = self._plan()
+            self._dump_plan = (self.dump_fields, plan)
         keyed = hasattr(obj, "__getitem__")
         ret = self.dict_class()
         for out, name, key, field in plan:

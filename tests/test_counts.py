@@ -232,3 +232,72 @@ def test_tenant_totals_count_only_visible_jobs(client):
     assert r.status_code == 200, r.get_json()
     assert len(r.get_json()) == 2
     assert json.loads(r.headers["X-Pagination"])["total"] == 2
+
+
+def test_a_hand_written_empty_client_counts_like_no_tenant(client):
+    """ "" is no valid client id, but SQL may write it: list and total both treat it as none."""
+    assert client.post("/v2/models", json=model_body("m")).status_code == 201
+    activate(client, "m")
+    with connection():
+        Job.insert_many([raw_job("m", client_id=""), raw_job("m", client_id="other")]).execute()
+    token = make_token(scope="streamline/read_models", client_id="acme")
+    r = client.get("/v2/models/m/versions/1/jobs", token=token)
+    assert [job["client_id"] for job in r.get_json()] == [""]
+    assert json.loads(r.headers["X-Pagination"])["total"] == 1
+
+
+def test_sqlite_insert_or_replace_keeps_counts(app):
+    with connection():
+        if is_postgres():
+            pytest.skip("SQLite's REPLACE")
+        row = raw_job("m")
+        Job.insert(row).execute()
+        Job.insert({**row, "status": "success"}).on_conflict_replace().execute()
+        assert_counts_match()
+        assert counts.job_total("m", "1") == 1
+
+
+def test_fold_moves_ended_backends_counters_into_shard_zero(app):
+    with connection():
+        if not is_postgres():
+            assert counts.fold(database.obj) == 0  # one shard on SQLite: nothing to fold
+            return
+        Job.insert_many([raw_job("m"), raw_job("m"), raw_job("m", status="success")]).execute()
+        ended = 2**31 - 7  # no live backend has this pid
+        database.execute_sql("UPDATE job_counts SET shard = %s WHERE status = 'pending'", (ended,))
+        database.execute_sql(
+            "INSERT INTO job_counts VALUES ('m', '1', 'inference', 'pending', '', 0, 5)"
+        )
+        database.execute_sql("UPDATE model_counts SET shard = %s", (ended,))
+        database.execute_sql("UPDATE job_counts SET n = n - 5 WHERE shard = %s", (ended,))
+        before = (counts.job_total("m", "1"), counts.job_total("m", "1", status="pending"))
+        assert counts.fold(database.obj) > 0
+        assert (counts.job_total("m", "1"), counts.job_total("m", "1", "pending")) == before
+        shards = {row[0] for row in database.execute_sql("SELECT shard FROM job_counts")}
+        assert ended not in shards
+        assert_counts_match()
+
+
+def test_postgres_triggers_work_from_a_session_with_another_search_path(app, database_url):
+    """An operator's psql session (default search_path) writing PIE's schema-qualified
+    tables still updates the counters."""
+    if not is_postgres():
+        pytest.skip("Postgres")
+    from tests.conftest import POSTGRES_URL, TEST_SCHEMA
+
+    other = pie_db.open_database(POSTGRES_URL, max_connections=1)
+    other.connect()
+    try:
+        row = raw_job("psql")
+        other.execute_sql(
+            f'INSERT INTO "{TEST_SCHEMA}".jobs (job_id, job_type, model_id, model_version, '
+            "status, input, warnings, handler_type, handler, created_at, dispatch_attempts) "
+            "VALUES (%s, 'inference', 'psql', '1', 'pending', '{}', '[]', 'in_process', '{}', "
+            "now(), 0)",
+            (row["job_id"],),
+        )
+    finally:
+        other.close_all()
+    assert_counts_match()
+    with connection():
+        assert counts.job_total("psql", "1") == 1

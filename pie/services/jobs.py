@@ -40,8 +40,8 @@ def list_jobs(
     (None: all) includes it."""
     lifecycle.get_version(model_id, model_version)
     query = Job.select().where((Job.model_id == model_id) & (Job.model_version == model_version))
-    if visible_clients is not None:
-        query = query.where(Job.client_id.is_null() | Job.client_id.in_(list(visible_clients)))
+    if visible_clients is not None:  # no tenant (NULL, or "" written by hand) or a visible one
+        query = query.where(Job.client_id.is_null() | Job.client_id.in_(["", *visible_clients]))
     for name in ("status", "job_type"):
         if filters.get(name):
             query = query.where(getattr(Job, name) == filters[name])
