@@ -1,0 +1,106 @@
+"""CPU per request of the hot write routes, in process (Flask's test client, no HTTP server),
+for profiling and before/after comparisons of one route at a time.
+
+    python -m bench.inprocess [complete|status|version|get] [--requests 2000] [--profile]
+
+Prints requests per second and CPU microseconds per request (process time, so other load on
+the machine matters less than for wall-clock figures); `--profile` adds a cProfile table.
+The access log is written to a temporary file, as a server writes it."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+
+from bench.http import EXTERNAL, HANDLERS
+from pie import create_app
+from pie.auth import ADMIN_SCOPE
+from pie.db import database
+from pie.tables import Job, ModelVersion
+
+ROUTES = ("complete", "status", "version", "get")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("route", choices=ROUTES)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix="pie-inprocess-")
+    sys.stderr = open(f"{folder}/access.log", "w")  # noqa: SIM115  (the log, for the run)
+    app = create_app(
+        {
+            "PIE_INSTANCE_PATH": folder,
+            "PIE_EMBEDDED_WORKER": False,
+            "PIE_DATABASE_URL": f"sqlite:///{folder}/pie.sqlite",
+        }
+    )
+    runtime = app.extensions["pie"]
+    headers = {
+        "Authorization": "Bearer "
+        + runtime.verifier.mint({"sub": "bench", "scope": ADMIN_SCOPE}, 7200)
+    }
+    client = app.test_client()
+    model = {"id": "m", "name": "m", "description": "", "handlers": HANDLERS}
+    client.post("/v2/models", json=model, headers=headers)
+    client.post("/v2/models/m/versions/1/new_status", json={"status": "active"}, headers=headers)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    warmup = 50
+    with database.connection_context(), database.atomic():
+        for n in range(args.requests + warmup):
+            Job.create(
+                job_id=f"cb{n}",
+                job_type="inference",
+                model_id="m",
+                model_version="1",
+                input={},
+                handler_type="bench_external",
+                handler=EXTERNAL,
+                created_at=now,
+            )
+            ModelVersion.create(
+                model="m", version=f"b{n}", metadata={}, handlers=HANDLERS, created_at=now
+            )
+
+    def request(n: int) -> None:
+        if args.route == "complete":
+            path, body = f"/v2/models/m/versions/1/jobs/cb{n}/complete", {"status": "success"}
+        elif args.route == "status":
+            path, body = f"/v2/models/m/versions/b{n}/new_status", {"status": "training"}
+        elif args.route == "version":
+            path, body = "/v2/models/m/new_version", {}
+        else:
+            response = client.get("/v2/models/m", headers=headers)
+            assert response.status_code == 200, response.get_json()
+            return
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code < 300, response.get_json()
+
+    for n in range(args.requests, args.requests + warmup):
+        request(n)
+    profile = cProfile.Profile() if args.profile else None
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profile:
+        profile.enable()
+    for n in range(args.requests):
+        request(n)
+    if profile:
+        profile.disable()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if profile:
+        pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+    print(
+        f"{args.route}: {args.requests / wall:.0f} req/s, "
+        f"{cpu / args.requests * 1e6:.0f} us CPU per request"
+    )
+    runtime.close()
+
+
+if __name__ == "__main__":
+    main()
