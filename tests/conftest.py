@@ -3,7 +3,9 @@ PIE_TEST_DATABASE_URL is set (the schema is reset before each test)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -43,6 +45,30 @@ def drop_test_schema() -> Iterator[None]:
         conn.connect()
         conn.execute_sql(f'DROP SCHEMA IF EXISTS "{TEST_SCHEMA}" CASCADE')
         conn.close_all()
+
+
+class StatementLog(logging.Handler):
+    """SQL sent by this thread (the request's); background dispatch threads are not counted."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.thread = threading.get_ident()
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, tuple) and record.thread == self.thread:  # (sql, params)
+            self.statements.append(record.msg[0])
+
+
+@pytest.fixture
+def statements():
+    handler, logger = StatementLog(), logging.getLogger("peewee")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler.statements
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

@@ -40,7 +40,8 @@ class Parser(FlaskParser):
         return super()._get_schema(argmap, req)
 
     def _raw_load_json(self, req: Any) -> Any:
-        if req.get_data(cache=True) and not req.is_json:
+        body = req.get_data(cache=True)
+        if body and not req.is_json:
             raise BadRequest("the request body must be JSON (Content-Type: application/json)")
         try:
             data = super()._raw_load_json(req)
@@ -49,7 +50,6 @@ class Parser(FlaskParser):
         # Walk the parsed body only when its bytes allow the problem: nesting needs one
         # "{" or "[" per level, and a NUL can only arrive as the escape \u0000 (JSON strings
         # admit no raw control characters) or in a UTF-16/32 body (whose bytes have NULs).
-        body = req.get_data(cache=True)
         if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and (
             json_depth(data) > MAX_JSON_DEPTH
         ):

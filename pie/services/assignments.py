@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 
-from pie.db import database, lock_by
+from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
+from pie.rows import lock_by
 from pie.services import features, lifecycle, tenants
 from pie.tables import Assignment, Domain, Job, ModelVersion, Service, utcnow
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pie import contracts, counts
-from pie.db import get_by, insert_row, update_row
 from pie.errors import NotFound, Unprocessable
 from pie.ids import uuid7
+from pie.rows import get_by, insert_row, update_row
 from pie.services import lifecycle
 from pie.tables import Job, ModelVersion, utcnow
 

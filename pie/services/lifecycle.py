@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pie import contracts
-from pie.db import database, get_by, transaction, update_row
+from pie.db import database, transaction
 from pie.errors import NotFound, Unprocessable
+from pie.rows import get_by, update_row
 from pie.services import registry
 from pie.tables import ModelVersion, RegisteredModel, utcnow
 

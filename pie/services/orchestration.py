@@ -7,8 +7,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pie import metrics
-from pie.db import database, lock_by
+from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
+from pie.rows import lock_by
 from pie.services import jobs, lifecycle, registry, subscriptions, triggers
 from pie.tables import Job, ModelVersion, RegisteredModel, Service
 

@@ -9,9 +9,10 @@ from typing import Any
 import peewee
 
 from pie import contracts, counts
-from pie.db import database, get_by, insert_row, lock_by, row_instance, update_row
+from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
+from pie.rows import get_by, insert_row, lock_by, row_instance, update_row
 from pie.services import subscriptions
 from pie.tables import Assignment, ModelVersion, RegisteredModel, utcnow
 
@@ -76,11 +77,11 @@ def add_version(
     """Insert a pending version snapshotting the model's handlers; call inside a transaction
     holding the model row (see `lock_model`), or with `bumped` the row `next_version` returned
     (its number already taken, the model row already updated)."""
-    if bumped:
-        version = model.latest_version
     explicit = version is not None and not bumped
-    version = version or str(model.max_int_version + 1)
-    now = model.updated_at if bumped else utcnow()
+    if bumped:
+        version, now = model.latest_version, model.updated_at
+    else:
+        version, now = version or str(model.max_int_version + 1), utcnow()
     try:
         # An explicit version may collide, and a savepoint keeps the caller's transaction
         # usable (Postgres); an auto-numbered one cannot while the model row is held.

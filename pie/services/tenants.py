@@ -8,9 +8,10 @@ from typing import Any
 import peewee
 
 from pie import contracts
-from pie.db import database, get_by
+from pie.db import database
 from pie.errors import Conflict, Forbidden, NotFound, Unprocessable
 from pie.ids import uuid7
+from pie.rows import get_by
 from pie.services import features
 from pie.tables import Client, Domain, Service, utcnow
 

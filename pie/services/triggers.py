@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pie.db import find_all, insert_rows
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
+from pie.rows import find_all, insert_rows
 from pie.services import registry
 from pie.tables import Job, ModelVersion, Subscription, utcnow
 

@@ -3,38 +3,11 @@ timing. Each figure is the number of SQL statements the route sends (BEGIN/COMMI
 
 from __future__ import annotations
 
-import logging
-import threading
-
 import pytest
 
 from pie.db import connection
 from pie.tables import Job
 from tests.helpers import activate, model_body, wait_for_job
-
-
-class StatementLog(logging.Handler):
-    """SQL sent by this thread (the request's); background dispatch threads are not counted."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.thread = threading.get_ident()
-        self.statements: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, tuple) and record.thread == self.thread:  # (sql, params)
-            self.statements.append(record.msg[0])
-
-
-@pytest.fixture
-def statements():
-    handler, logger = StatementLog(), logging.getLogger("peewee")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler.statements
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 @pytest.fixture

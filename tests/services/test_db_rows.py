@@ -1,4 +1,4 @@
-"""The cached-SQL row helpers (pie/db.py) against peewee's own queries: the same values,
+"""The cached-SQL row helpers (pie/rows.py) against peewee's own queries: the same values,
 types and behaviour for every table the hot paths read."""
 
 from __future__ import annotations
@@ -7,17 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from pie.db import (
-    connection,
-    find_all,
-    get_by,
-    insert_row,
-    insert_rows,
-    lock_by,
-    transaction,
-    update_row,
-)
+from pie.db import connection, transaction
 from pie.ids import uuid7
+from pie.rows import find_all, get_by, insert_row, insert_rows, lock_by, update_row
 from pie.tables import Job, ModelVersion, RegisteredModel, utcnow
 
 HANDLERS = {"training": {"type": "in_process", "value": "echo"}}
