@@ -141,20 +141,24 @@ def _finish_request(response: Response) -> Response:
     request_id = request_id_var.get()
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id
+    if not access_log.isEnabledFor(logging.INFO):
+        return response
     started = g.get("pie_request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
-    access_log.info(
+    method, route, status = request.method, route_label(), response.status_code
+    # What access_log.info() does, less finding the calling source line (a third of the
+    # cost of a line, and meaningless for an access line): handlers and filters still apply.
+    record = access_log.makeRecord(
+        access_log.name,
+        logging.INFO,
+        __file__,
+        0,
         "%s %s %s",
-        request.method,
-        route_label(),
-        response.status_code,
-        extra={
-            "method": request.method,
-            "route": route_label(),
-            "status": response.status_code,
-            "duration_ms": duration_ms,
-        },
+        (method, route, status),
+        None,
+        extra={"method": method, "route": route, "status": status, "duration_ms": duration_ms},
     )
+    access_log.handle(record)
     return response
 
 

@@ -51,6 +51,39 @@ def test_request_id_is_accepted_echoed_and_on_every_line(client, captured):
     assert access[0]["level"] == "INFO" and access[0]["time"].endswith("+00:00")
 
 
+def test_access_lines_obey_the_access_loggers_level_and_filters(client, captured):
+    """Operators silence or filter access lines on the `pie.access` logger as usual."""
+    access = logging.getLogger("pie.access")
+
+    def access_lines() -> list[dict]:
+        return [line for line in lines(captured) if line["logger"] == "pie.access"]
+
+    client.get("/v2/health")
+    assert len(access_lines()) == 1
+    access.setLevel(logging.WARNING)
+    try:
+        client.get("/v2/health")
+        assert len(access_lines()) == 1
+    finally:
+        access.setLevel(logging.NOTSET)
+    dropped: list[logging.LogRecord] = []
+
+    def drop_health(record: logging.LogRecord) -> bool:
+        if record.route == "/v2/health":  # type: ignore[attr-defined]
+            dropped.append(record)
+            return False
+        return True
+
+    access.addFilter(drop_health)
+    try:
+        client.get("/v2/health")
+        client.get("/v2/models/nope")
+    finally:
+        access.removeFilter(drop_health)
+    assert [line["route"] for line in access_lines()] == ["/v2/health", "/v2/models/<model_id>"]
+    assert len(dropped) == 1 and dropped[0].getMessage() == "GET /v2/health 200"
+
+
 def test_lines_logged_inside_a_request_carry_its_id(app, client, captured):
     """The completion line is written by the service while the callback request runs."""
     assert client.post("/v2/models", json=model_body("m1")).status_code == 201
