@@ -1,39 +1,41 @@
-"""CPU per request of the hot write routes, in process (Flask's test client, no HTTP server),
-for profiling and before/after comparisons of one route at a time.
+"""CPU per request of one route in process (Flask's test client, no HTTP server), for
+profiling and before/after comparisons; `bare-read` and `bare-insert` run the ceiling app
+(bench/bare_app.py) through the same loop.
 
-    python -m bench.inprocess [complete|status|version|get] [--requests 2000] [--profile]
+    python -m bench.inprocess {complete,status,version,get,bare-read,bare-insert}
+        [--requests 2000] [--profile] [--mark]
 
 Prints requests per second and CPU microseconds per request (process time, so other load on
-the machine matters less than for wall-clock figures); `--profile` adds a cProfile table.
+the machine matters less than for wall-clock figures); `--profile` adds a cProfile table;
+`--mark` calls os.getppid() just before and after the timed loop, where
+`valgrind --tool=callgrind --dump-before=os_getppid` cuts its counts (bench/instructions.py).
 The access log is written to a temporary file, as a server writes it."""
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench.http import EXTERNAL, HANDLERS
-from pie import create_app
-from pie.auth import ADMIN_SCOPE
-from pie.db import database
-from pie.tables import Job, ModelVersion
-
-ROUTES = ("complete", "status", "version", "get")
+ROUTES = ("complete", "status", "version", "get", "bare-read", "bare-insert")
+WARMUP = 50
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("route", choices=ROUTES)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix="pie-inprocess-")
-    sys.stderr = open(f"{folder}/access.log", "w")  # noqa: SIM115  (the log, for the run)
+def pie_requests(
+    route: str, requests: int, folder: str
+) -> tuple[Callable[[int], None], Callable[[], None]]:
+    from bench.http import EXTERNAL, HANDLERS
+    from pie import create_app
+    from pie.auth import ADMIN_SCOPE
+    from pie.db import database
+    from pie.tables import Job, ModelVersion
+
     app = create_app(
         {
             "PIE_INSTANCE_PATH": folder,
@@ -51,29 +53,30 @@ def main() -> None:
     client.post("/v2/models", json=model, headers=headers)
     client.post("/v2/models/m/versions/1/new_status", json={"status": "active"}, headers=headers)
     now = datetime.now(UTC).replace(tzinfo=None)
-    warmup = 50
-    with database.connection_context(), database.atomic():
-        for n in range(args.requests + warmup):
-            Job.create(
-                job_id=f"cb{n}",
-                job_type="inference",
-                model_id="m",
-                model_version="1",
-                input={},
-                handler_type="bench_external",
-                handler=EXTERNAL,
-                created_at=now,
-            )
-            ModelVersion.create(
-                model="m", version=f"b{n}", metadata={}, handlers=HANDLERS, created_at=now
-            )
+    with database.connection_context(), database.atomic():  # what the writes consume
+        for n in range(requests + WARMUP if route in ("complete", "status") else 0):
+            if route == "complete":
+                Job.create(
+                    job_id=f"cb{n}",
+                    job_type="inference",
+                    model_id="m",
+                    model_version="1",
+                    input={},
+                    handler_type="bench_external",
+                    handler=EXTERNAL,
+                    created_at=now,
+                )
+            else:
+                ModelVersion.create(
+                    model="m", version=f"b{n}", metadata={}, handlers=HANDLERS, created_at=now
+                )
 
     def request(n: int) -> None:
-        if args.route == "complete":
+        if route == "complete":
             path, body = f"/v2/models/m/versions/1/jobs/cb{n}/complete", {"status": "success"}
-        elif args.route == "status":
+        elif route == "status":
             path, body = f"/v2/models/m/versions/b{n}/new_status", {"status": "training"}
-        elif args.route == "version":
+        elif route == "version":
             path, body = "/v2/models/m/new_version", {}
         else:
             response = client.get("/v2/models/m", headers=headers)
@@ -82,16 +85,53 @@ def main() -> None:
         response = client.post(path, json=body, headers=headers)
         assert response.status_code < 300, response.get_json()
 
-    for n in range(args.requests, args.requests + warmup):
+    return request, runtime.close
+
+
+def bare_requests(route: str, folder: str) -> tuple[Callable[[int], None], Callable[[], None]]:
+    os.environ["BARE_DB"] = f"{folder}/bare.sqlite"
+    from bench.bare_app import app, setup
+
+    setup()
+    client = app.test_client()
+
+    def request(n: int) -> None:
+        if route == "bare-read":
+            response = client.get("/items/item-1")
+        else:
+            response = client.post("/items", json={"name": "x", "body": {"a": 1}})
+        assert response.status_code < 300, response.get_json()
+
+    return request, lambda: None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("route", choices=ROUTES)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--mark", action="store_true")
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix="pie-inprocess-")
+    sys.stderr = open(f"{folder}/access.log", "w")  # noqa: SIM115  (the log, for the run)
+    if args.route.startswith("bare-"):
+        request, close = bare_requests(args.route, folder)
+    else:
+        request, close = pie_requests(args.route, args.requests, folder)
+    for n in range(args.requests, args.requests + WARMUP):
         request(n)
     profile = cProfile.Profile() if args.profile else None
     wall, cpu = time.perf_counter(), time.process_time()
+    if args.mark:
+        os.getppid()
     if profile:
         profile.enable()
     for n in range(args.requests):
         request(n)
     if profile:
         profile.disable()
+    if args.mark:
+        os.getppid()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if profile:
         pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
@@ -99,7 +139,7 @@ def main() -> None:
         f"{args.route}: {args.requests / wall:.0f} req/s, "
         f"{cpu / args.requests * 1e6:.0f} us CPU per request"
     )
-    runtime.close()
+    close()
 
 
 if __name__ == "__main__":

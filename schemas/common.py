@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
+import peewee
+from marshmallow.decorators import POST_DUMP, PRE_DUMP
 
 _PLAIN_ACCESS = (ma.Schema.get_attribute, ma.fields.Field.get_value, ma.fields.Field.serialize)
+
+# How a field's value is turned into output, decided once per field (see Schema._plan).
+_LONG, _ANY, _STR, _TIME, _NESTED = range(5)
+
+
+def _columns(cls: type) -> dict[str, str] | None:
+    """For a peewee model class: attribute name -> `__data__` key of each plain column (what
+    peewee's own FieldAccessor reads); None for any other class. Cached per class."""
+    columns = _COLUMNS.get(cls, _UNKNOWN)
+    if columns is _UNKNOWN:
+        columns = None
+        if isinstance(cls, type) and issubclass(cls, peewee.Model):
+            columns = {
+                name: accessor.name
+                for name in dir(cls)
+                if type(accessor := inspect.getattr_static(cls, name, None)) is peewee.FieldAccessor
+            }
+        _COLUMNS[cls] = columns
+    return columns
+
+
+_UNKNOWN: Any = object()
+_COLUMNS: dict[type, dict[str, str] | None] = {}
 
 
 class Schema(ma.Schema):
@@ -17,7 +43,10 @@ class Schema(ma.Schema):
     the schema's accessor, `utils.get_value`) before the field's own `_serialize`; for a
     response of a few dozen fields that is most of the dump. Here each field with the
     default access path is read directly (`obj[key]`, else `getattr`, as `utils.get_value`
-    does) and handed to `_serialize`; any field with a custom path goes the long way."""
+    does; a peewee row's plain columns straight from its `__data__`, as peewee's accessor
+    does), strings, timestamps and nested schemas of this class are turned into output
+    inline, and any field with a custom path goes the long way. Every dump in the test suite
+    is checked against marshmallow's own loop (tests/conftest.py)."""
 
     def _serialize(self, obj: Any, *, many: bool = False) -> Any:
         if many and obj is not None:
@@ -26,16 +55,21 @@ class Schema(ma.Schema):
         if fields is not self.dump_fields:  # built, or rebuilt after marshmallow's copies
             plan = self._plan()
             self._dump_plan = (self.dump_fields, plan)
-        keyed = hasattr(obj, "__getitem__")
+        cls = type(obj)
+        columns = _COLUMNS[cls] if cls in _COLUMNS else _columns(cls)
+        data = obj.__data__ if columns is not None else None
+        keyed = columns is None and hasattr(obj, "__getitem__")
         ret = self.dict_class()
-        for out, name, key, field in plan:
-            if key is None:  # the long way
+        for out, name, key, field, kind, nested in plan:
+            if kind is _LONG:
                 value = field.serialize(name, obj, accessor=self.get_attribute)
                 if value is ma.missing:
                     continue
                 ret[out] = value
                 continue
-            if keyed:
+            if data is not None and key in columns:
+                value = data.get(columns[key])
+            elif keyed:
                 try:
                     value = obj[key]
                 except (KeyError, IndexError, TypeError, AttributeError):
@@ -47,11 +81,20 @@ class Schema(ma.Schema):
                 value = default() if callable(default) else default
                 if value is ma.missing:
                     continue
-            ret[out] = field._serialize(value, name, obj)
+            if value is None:
+                ret[out] = None if kind is not _ANY else field._serialize(value, name, obj)
+            elif kind is _STR and type(value) is str:
+                ret[out] = value
+            elif kind is _TIME and type(value) is datetime and value.tzinfo is None:
+                ret[out] = value.isoformat(timespec="microseconds") + "Z"
+            elif kind is _NESTED:
+                ret[out] = nested._serialize(value)
+            else:
+                ret[out] = field._serialize(value, name, obj)
         return ret
 
-    def _plan(self) -> list[tuple[str, str, str | None, ma.fields.Field]]:
-        """(output key, field name, key to read or None for the long way, field) per field."""
+    def _plan(self) -> list[tuple[str, str, str | None, ma.fields.Field, int, Any]]:
+        """(output key, field name, key to read, field, kind, nested schema) per field."""
         plain_schema = type(self).get_attribute is _PLAIN_ACCESS[0]
         plan = []
         for name, field in self.dump_fields.items():
@@ -64,7 +107,21 @@ class Schema(ma.Schema):
                 and type(field).serialize is _PLAIN_ACCESS[2]
             )
             out = field.data_key if field.data_key is not None else name
-            plan.append((out, name, key if plain else None, field))
+            kind, nested = (_ANY, None) if plain else (_LONG, None)
+            if plain and type(field) is ma.fields.String:
+                kind = _STR  # String._serialize: None stays None, str(value) otherwise
+            elif plain and type(field) is Timestamp:
+                kind = _TIME
+            elif plain and type(field) is ma.fields.Nested:
+                schema = field.schema
+                if (
+                    isinstance(schema, Schema)
+                    and not (schema.many or field.many)
+                    and not schema._hooks[PRE_DUMP]
+                    and not schema._hooks[POST_DUMP]
+                ):  # Nested._serialize: None stays None, schema.dump(value) otherwise
+                    kind, nested = _NESTED, schema
+            plan.append((out, name, key, field, kind, nested))
         return plan
 
 
