@@ -35,6 +35,33 @@ def _select_one(table: type[peewee.Model], where: dict[str, Any], lock: bool) ->
     return rows[0] if rows else None
 
 
+def get_with(
+    table: type[peewee.Model], parent: type[peewee.Model], /, **where: Any
+) -> tuple[Any, Any] | None:
+    """The row of `table` whose columns equal `where` and the `parent` row its foreign key
+    points at, read in one statement (cached SQL), or None when there is no such row."""
+    names = tuple(where)
+    key = ("with", table, parent, names, type(database.obj))
+    sql = _SELECT_SQL.get(key)
+    if sql is None:
+        (foreign_key,) = [f for f, model in table._meta.refs.items() if model is parent]
+        condition = functools.reduce(
+            operator.and_, [getattr(table, name) == where[name] for name in names]
+        )
+        query = (
+            table.select(table, parent)
+            .join(parent, on=(foreign_key == parent._meta.primary_key))
+            .where(condition)
+        )
+        sql = _SELECT_SQL[key] = query.sql()[0]
+    cursor = database.execute_sql(sql, [getattr(table, n).db_value(where[n]) for n in names])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(table._meta.sorted_fields)
+    return row_instance(table, row[:split]), row_instance(parent, row[split:])
+
+
 def find_all(table: type[peewee.Model], /, order_by: tuple[str, ...], **where: Any) -> list:
     """Rows whose columns equal `where`, ordered by the named columns; cached SQL."""
     return _select(table, where, order_by=order_by)

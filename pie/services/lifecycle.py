@@ -7,7 +7,7 @@ from typing import Any
 from pie import contracts
 from pie.db import database, transaction
 from pie.errors import NotFound, Unprocessable
-from pie.rows import get_by, update_row
+from pie.rows import get_by, get_with, update_row
 from pie.services import registry
 from pie.tables import ModelVersion, RegisteredModel, utcnow
 
@@ -63,9 +63,13 @@ def set_status(
     no-op). The conditional update makes exactly one of several racing callers the mover."""
     while True:
         with transaction():
-            row = get_version(model_id, version)
+            found = get_with(ModelVersion, RegisteredModel, model=model_id, version=version)
+            if found is None:
+                get_version(model_id, version)  # raises the 404 naming what is missing
+                continue  # created since the read: read again
+            row, model = found
             if row.status == status:
-                return registry.get_model(model_id), row, None
+                return model, row, None
             allowed = TRANSITIONS[row.status]
             if status not in allowed:
                 targets = ", ".join(allowed) or "none: a new version is how a model changes"
@@ -79,9 +83,15 @@ def set_status(
             )
             if not moved:
                 continue  # another caller moved it first: decide again from what it wrote
-            if status == "active":
-                RegisteredModel.update(status="active", updated_at=now).where(
-                    (RegisteredModel.id == model_id) & (RegisteredModel.status != "active")
-                ).execute()
+            if status == "active" and model.status != "active":  # a model never leaves active
+                if update_row(
+                    RegisteredModel,
+                    {"status": "active", "updated_at": now},
+                    id=model_id,
+                    status=model.status,
+                ):
+                    model.status, model.updated_at = "active", now
+                else:  # another transaction activated it since the read (Postgres)
+                    model = registry.get_model(model_id)
             row.status, row.updated_at = status, now
-            return registry.get_model(model_id), row, previous
+            return model, row, previous

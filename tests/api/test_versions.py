@@ -205,6 +205,22 @@ def test_new_version_on_active_model_keeps_model_active(client, model):
     assert body["version"]["status"] == "pending"
 
 
+def test_transitions_answer_the_model_as_stored(client, model):
+    """The model in a transition's answer is what a read returns after it: the first
+    activation's status and time, and later transitions' unchanged model."""
+    first = client.post("/v2/models/m1/versions/1/new_status", json={"status": "active"})
+    assert first.status_code == 200 and first.get_json()["model"]["status"] == "active"
+    stored = client.get("/v2/models/m1").get_json()
+    assert first.get_json()["model"] == stored
+    assert first.get_json()["model"]["updated_at"] == first.get_json()["version"]["updated_at"]
+    new_version(client)  # moves the model's latest_version
+    stored = client.get("/v2/models/m1").get_json()
+    second = client.post("/v2/models/m1/versions/2/new_status", json={"status": "training"})
+    assert second.get_json()["model"] == stored == client.get("/v2/models/m1").get_json()
+    repeat = client.post("/v2/models/m1/versions/2/new_status", json={"status": "training"})
+    assert repeat.status_code == 200 and repeat.get_json()["model"] == stored
+
+
 def test_new_version_unknown_model_is_404(client):
     assert_envelope(client.post("/v2/models/nope/new_version", json={}), 404)
 
