@@ -217,9 +217,9 @@ def settle(api: Http, target: int, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def fan_out(api: Http, url: str, size: int) -> float:
-    """Median seconds of one training → active transition with `size` subscriptions, each
-    timed once the jobs the previous one started have run (so that they don't compete)."""
+def fan_out(api: Http, url: str, size: int, repeats: int = 5) -> list[float]:
+    """Seconds of each of `repeats` training → active transitions with `size` subscriptions,
+    each timed once the jobs the previous one started have run (so that they don't compete)."""
     source = f"src{size}"
     api.call(
         "POST",
@@ -228,7 +228,7 @@ def fan_out(api: Http, url: str, size: int) -> float:
     )
     seed_subscriptions(url, source, size)
     times = []
-    for repeat in range(3):
+    for repeat in range(repeats):
         version = str(repeat + 2)
         api.call("POST", f"/v2/models/{source}/new_version", {"version": version})
         path = f"/v2/models/{source}/versions/{version}/new_status"
@@ -239,24 +239,48 @@ def fan_out(api: Http, url: str, size: int) -> float:
         times.append(time.perf_counter() - start)
         assert status == 200 and len(body["triggered_events"]) == size, (status, body)
         settle(api, before + size)
-    return sorted(times)[1]
+    return sorted(times)
 
 
-def echo_throughput(api: Http, jobs: int = 1000) -> float:
-    """In-process echo jobs per second, from the first request to the last success."""
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def echo_throughput(api: Http, url: str, jobs: int = 1000) -> dict[str, float]:
+    """In-process echo jobs per second, from the first request to the last success; p50/p99
+    of the starting request (client side) and of each job's creation → completion (its
+    stored times)."""
+    from pie.db import database, open_database
+    from pie.tables import Job
+
     before = successes(api)
+    requests: list[float] = []
+
+    def start_one(n: int) -> str:
+        began = time.perf_counter()
+        status, body, _ = api.call("POST", "/v2/models/m/versions/1/inference", {"input": {"n": n}})
+        requests.append(time.perf_counter() - began)
+        assert status == 202, (status, body)
+        return body["inference_job_id"]
+
     start = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
-        list(
-            pool.map(
-                lambda n: api.call(
-                    "POST", "/v2/models/m/versions/1/inference", {"input": {"n": n}}
-                ),
-                range(jobs),
-            )
-        )
+        job_ids = list(pool.map(start_one, range(jobs)))
     settle(api, before + jobs)
-    return jobs / (time.perf_counter() - start)
+    rate = jobs / (time.perf_counter() - start)
+    database.initialize(open_database(url))
+    with database.connection_context():
+        rows = Job.select(Job.created_at, Job.completed_at).where(Job.job_id.in_(job_ids))
+        ends = [(row.completed_at - row.created_at).total_seconds() for row in rows]
+    database.close_all()
+    return {
+        "rate": rate,
+        "request_p50": percentile(requests, 0.5),
+        "request_p99": percentile(requests, 0.99),
+        "job_p50": percentile(ends, 0.5),
+        "job_p99": percentile(ends, 0.99),
+    }
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -272,10 +296,10 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=4)
+    parser.add_argument("--duration", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="pie-bench-"))
     pie_port, bare_port = free_port(), free_port()
@@ -388,24 +412,40 @@ def main() -> None:
         wrk(f"{pie}/v2/models/m/new_version", warm, post_script({}), token=token)
         print(
             f"{'figure':<28}{'req/s':>9}{'ceiling':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
-            f"{'non-2xx':>8}   (medians of {args.rounds} rounds, each beside its ceiling)"
+            f"{'non-2xx':>8}{'ratio range':>14}   (medians of {args.rounds} rounds, "
+            "each beside its ceiling)"
         )
         for name, kind, measure in figures:
             rounds = []
-            for round_no in range(args.rounds):  # adjacent in time: noise hits both alike
-                ceiling, figure = ceilings[kind](), measure(round_no)
+            for round_no in range(args.rounds):
+                # Adjacent in time, so that the machine's noise hits both alike; the order
+                # alternates, so that a drift favours neither.
+                if round_no % 2:
+                    figure, ceiling = measure(round_no), ceilings[kind]()
+                else:
+                    ceiling, figure = ceilings[kind](), measure(round_no)
                 rounds.append((figure["rps"] / ceiling["rps"], figure, ceiling))
-            ratio, figure, ceiling = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+            rounds.sort(key=lambda r: r[0])
+            ratio, figure, ceiling = rounds[len(rounds) // 2]
             print(
                 f"{name:<28}{figure['rps']:>9.0f}{ceiling['rps']:>9.0f}{ratio:>7.2f}"
                 f"{figure['p50']:>8.2f}{figure['p99']:>8.2f}{figure['non2xx']:>8}"
+                f"{rounds[0][0]:>8.2f}–{rounds[-1][0]:.2f}"
             )
-        print(f"in-process echo jobs end to end: {echo_throughput(api):.0f} jobs/s")
+        echo = echo_throughput(api, pie_url)
+        print(
+            f"in-process echo jobs end to end: {echo['rate']:.0f} jobs/s; starting request "
+            f"p50 {echo['request_p50'] * 1000:.2f} ms, p99 {echo['request_p99'] * 1000:.2f} ms; "
+            f"created -> completed p50 {echo['job_p50'] * 1000:.0f} ms, "
+            f"p99 {echo['job_p99'] * 1000:.0f} ms"
+        )
         for size in (100, 1000):
-            seconds = fan_out(api, pie_url, size)
+            times = fan_out(api, pie_url, size)
+            median = times[len(times) // 2]
             print(
-                f"training -> active with {size} subscriptions: {seconds * 1000:.0f} ms, "
-                f"{seconds / size * 1000:.3f} ms per subscription"
+                f"training -> active with {size} subscriptions: {median * 1000:.0f} ms, "
+                f"{median / size * 1000:.3f} ms per subscription (median of {len(times)}; "
+                f"fastest {times[0] * 1000:.0f} ms, slowest {times[-1] * 1000:.0f} ms)"
             )
     finally:
         for server in servers:

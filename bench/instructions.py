@@ -78,7 +78,8 @@ def main() -> None:
         if route in CEILING and CEILING[route] not in routes:
             routes.append(CEILING[route])
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # counts don't depend on load
-        counts = dict(zip(routes, pool.map(lambda r: instructions(r, args.requests), routes)))
+        measured = pool.map(lambda route: instructions(route, args.requests), routes)
+        counts = dict(zip(routes, measured, strict=True))
     print(f"{'route':<14}{'instructions/request':>22}{'ratio':>8}  ceiling")
     for route in routes:
         ceiling = CEILING.get(route)
