@@ -9,7 +9,7 @@ import pytest
 
 from pie.db import connection, transaction
 from pie.ids import uuid7
-from pie.rows import find_all, get_by, insert_row, insert_rows, lock_by, update_row
+from pie.rows import find_all, get_by, get_with, insert_row, insert_rows, lock_by, update_row
 from pie.tables import Job, ModelVersion, RegisteredModel, utcnow
 
 HANDLERS = {"training": {"type": "in_process", "value": "echo"}}
@@ -59,6 +59,23 @@ def test_get_by_builds_what_peewee_builds(rows, table, where):
         }
         assert not ours._dirty
         assert get_by(table, **{name: "nope" for name in where}) is None
+
+
+def test_get_with_reads_a_row_and_its_parent_as_peewee_does(rows):
+    with connection():
+        version, model = get_with(ModelVersion, RegisteredModel, model="m", version="1")
+        stored_version = ModelVersion.get(
+            (ModelVersion.model == "m") & (ModelVersion.version == "1")
+        )
+        stored_model = RegisteredModel.get(RegisteredModel.id == "m")
+        for ours, theirs in [(version, stored_version), (model, stored_model)]:
+            assert type(ours) is type(theirs) and ours.__data__ == theirs.__data__
+            assert {k: type(v) for k, v in ours.__data__.items()} == {
+                k: type(v) for k, v in theirs.__data__.items()
+            }
+            assert not ours._dirty
+        assert get_with(ModelVersion, RegisteredModel, model="m", version="2") is None
+        assert get_with(ModelVersion, RegisteredModel, model="nope", version="1") is None
 
 
 def test_rows_convert_json_and_datetimes_and_follow_foreign_keys(rows):
