@@ -61,7 +61,7 @@ class Schema(ma.Schema):
         keyed = columns is None and hasattr(obj, "__getitem__")
         ret = self.dict_class()
         for out, name, key, field, kind, nested in plan:
-            if kind is _LONG:
+            if kind == _LONG:
                 value = field.serialize(name, obj, accessor=self.get_attribute)
                 if value is ma.missing:
                     continue
@@ -82,12 +82,12 @@ class Schema(ma.Schema):
                 if value is ma.missing:
                     continue
             if value is None:
-                ret[out] = None if kind is not _ANY else field._serialize(value, name, obj)
-            elif kind is _STR and type(value) is str:
+                ret[out] = None if kind != _ANY else field._serialize(value, name, obj)
+            elif kind == _STR and type(value) is str:
                 ret[out] = value
-            elif kind is _TIME and type(value) is datetime and value.tzinfo is None:
+            elif kind == _TIME and type(value) is datetime and value.tzinfo is None:
                 ret[out] = value.isoformat(timespec="microseconds") + "Z"
-            elif kind is _NESTED:
+            elif kind == _NESTED:
                 ret[out] = nested._serialize(value)
             else:
                 ret[out] = field._serialize(value, name, obj)
