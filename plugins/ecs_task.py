@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import marshmallow as ma
+from botocore.exceptions import ClientError
 
 from pie import HandlerType, hookimpl
 from plugins._aws import AwsClients
@@ -46,7 +47,10 @@ class EcsTaskHandlerType(HandlerType):
             return self.settings["PIE_ECS_CONTAINER"]
         if task_definition in self._containers:
             return self._containers[task_definition]
-        described = client.describe_task_definition(taskDefinition=task_definition)
+        try:
+            described = client.describe_task_definition(taskDefinition=task_definition)
+        except ClientError as exc:
+            raise RuntimeError(f"task definition '{task_definition}': {exc}") from exc
         name = described["taskDefinition"]["containerDefinitions"][0]["name"]
         if ":" in task_definition:
             self._containers[task_definition] = name
@@ -87,7 +91,12 @@ class EcsTaskHandlerType(HandlerType):
             if self.settings.get("PIE_ECS_SECURITY_GROUPS"):
                 vpc["securityGroups"] = self.settings["PIE_ECS_SECURITY_GROUPS"]
             request["networkConfiguration"] = {"awsvpcConfiguration": vpc}
-        response = client.run_task(**request)
+        try:
+            response = client.run_task(**request)
+        except ClientError as exc:
+            raise RuntimeError(
+                f"RunTask of '{task_definition}' on cluster '{cluster}': {exc}"
+            ) from exc
         if response.get("failures"):
             reasons = "; ".join(
                 f"{f.get('arn', cluster)}: {f.get('reason', 'unknown')}"

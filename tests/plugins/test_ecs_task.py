@@ -229,14 +229,14 @@ def test_a_payload_just_under_8_kib_stays_in_the_environment(aws, aws_client):
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    ("value", "reasons", "named"),
     [
-        ("missing-cluster/scorer:1", ["ClusterNotFound", "Cluster not found"]),
-        ("ml/not-registered:1", ["Unable to describe task definition"]),
+        ("missing-cluster/scorer:1", ["ClusterNotFound", "Cluster not found"], "missing-cluster"),
+        ("ml/not-registered:1", ["Unable to describe task definition"], "not-registered:1"),
     ],
 )
 def test_a_missing_cluster_or_task_definition_fails_the_job_readably(
-    aws, aws_client, value, expected
+    aws, aws_client, value, reasons, named
 ):
     register_task(aws)
     create_model(aws_client, value)
@@ -245,7 +245,8 @@ def test_a_missing_cluster_or_task_definition_fails_the_job_readably(
 
     assert job["status"] == "failure", job
     message = job["error"]["message"]
-    assert any(word in message for word in expected), message
+    assert any(word in message for word in reasons), message
+    assert f"'{named}'" in message, message  # the message names what is missing
     assert job["external_id"] is None
 
 
