@@ -101,7 +101,9 @@ def metrics_directory() -> Iterator[str]:
     previous run's files) or a temporary one, removed when the master exits. Must be entered
     before anything imports prometheus_client."""
     given = os.environ.get(MULTIPROC_ENV)
-    path = given or tempfile.mkdtemp(prefix="pie-metrics-")
+    if not given:
+        remove_orphaned_metrics_directories()
+    path = given or tempfile.mkdtemp(prefix=f"pie-metrics-{os.getpid()}-")
     os.makedirs(path, exist_ok=True)
     for stale in glob.glob(os.path.join(path, "*.db")):
         os.remove(stale)
@@ -114,6 +116,25 @@ def metrics_directory() -> Iterator[str]:
         # may remove the directory.
         if os.getpid() == master and not given:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_orphaned_metrics_directories() -> list[str]:
+    """Remove the temporary metrics directories of `pie serve` masters that died without
+    cleaning up (SIGKILL, a power cut): those named for a process that no longer exists and
+    owned by this user. Returns what it removed."""
+    removed = []
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "pie-metrics-*-*")):
+        pid = os.path.basename(path).split("-")[2]
+        try:
+            if not pid.isdigit() or os.stat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its master is gone
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:  # vanished meanwhile, or a process of another user: not ours to judge
+            continue
+    return removed
 
 
 def options(bind: str, workers: int, threads: int, grace_seconds: float) -> dict[str, Any]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import timedelta
 from typing import Any
@@ -232,6 +235,26 @@ def test_metrics_directory_is_emptied_and_only_the_creator_removes_it(tmp_path, 
     with metrics_directory() as path:
         assert path == str(given) and os.listdir(path) == []
     assert given.is_dir()  # the operator's directory stays
+
+
+def test_a_killed_masters_metrics_directory_is_removed_by_the_next_server(tmp_path, monkeypatch):
+    """A SIGKILLed `pie serve` cannot remove its directory; the next one does, and leaves
+    live servers' directories and anything not named like its own alone."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "placeholder")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs (and is not reused this instant)
+    dead = tmp_path / f"pie-metrics-{gone.pid}-abc"
+    live = tmp_path / f"pie-metrics-{os.getppid()}-def"
+    other = tmp_path / "pie-metrics-unnamed"
+    for folder in (dead, live, other):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"x")
+    with metrics_directory() as path:
+        assert os.path.basename(path).startswith(f"pie-metrics-{os.getpid()}-")
+        assert not dead.exists() and live.is_dir() and other.is_dir()
+    assert not os.path.exists(path)
 
 
 def worker_pids(master: int) -> set[int]:
