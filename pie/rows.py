@@ -18,6 +18,16 @@ from pie.db import database
 _SELECT_SQL: dict[tuple[Any, ...], str] = {}
 
 
+def _equal(table: type[peewee.Model], where: dict[str, Any]) -> Any:
+    """peewee's condition that each named column equals its value (for building SQL once)."""
+    return functools.reduce(operator.and_, [getattr(table, n) == where[n] for n in where])
+
+
+def _params(table: type[peewee.Model], where: dict[str, Any]) -> list[Any]:
+    """The values of `where` as the database stores them, in `where`'s order."""
+    return [getattr(table, n).db_value(value) for n, value in where.items()]
+
+
 def get_by(table: type[peewee.Model], /, **where: Any) -> Any:
     """The row whose columns equal `where` (a key lookup), or None. The hot read paths use
     this: the SQL is built once per table and backend, not on every request."""
@@ -45,16 +55,13 @@ def get_with(
     sql = _SELECT_SQL.get(key)
     if sql is None:
         (foreign_key,) = [f for f, model in table._meta.refs.items() if model is parent]
-        condition = functools.reduce(
-            operator.and_, [getattr(table, name) == where[name] for name in names]
-        )
         query = (
             table.select(table, parent)
             .join(parent, on=(foreign_key == parent._meta.primary_key))
-            .where(condition)
+            .where(_equal(table, where))
         )
         sql = _SELECT_SQL[key] = query.sql()[0]
-    cursor = database.execute_sql(sql, [getattr(table, n).db_value(where[n]) for n in names])
+    cursor = database.execute_sql(sql, _params(table, where))
     row = cursor.fetchone()
     if row is None:
         return None
@@ -77,14 +84,11 @@ def _select(
     key = (table, names, type(database.obj), lock, order_by)
     sql = _SELECT_SQL.get(key)
     if sql is None:
-        condition = functools.reduce(
-            operator.and_, [getattr(table, name) == where[name] for name in names]
-        )
-        query = table.select().where(condition)
+        query = table.select().where(_equal(table, where))
         if order_by:
             query = query.order_by(*[getattr(table, name) for name in order_by])
         sql = _SELECT_SQL[key] = (query.for_update() if lock else query).sql()[0]
-    cursor = database.execute_sql(sql, [getattr(table, n).db_value(where[n]) for n in names])
+    cursor = database.execute_sql(sql, _params(table, where))
     return [row_instance(table, row) for row in cursor.fetchall()]
 
 
@@ -165,10 +169,11 @@ def update_row(table: type[peewee.Model], values: dict[str, Any], **where: Any) 
     key = ("update", table, names, keys, type(database.obj))
     sql = _WRITE_SQL.get(key)
     if sql is None:
-        condition = functools.reduce(operator.and_, [getattr(table, k) == where[k] for k in keys])
         sql = _WRITE_SQL[key] = (
-            table.update({meta.fields[n]: values[n] for n in names}).where(condition).sql()[0]
+            table.update({meta.fields[n]: values[n] for n in names})
+            .where(_equal(table, where))
+            .sql()[0]
         )
     params = [meta.fields[n].db_value(values[n]) for n in names]
-    params += [getattr(table, k).db_value(where[k]) for k in keys]
+    params += _params(table, where)
     return database.execute_sql(sql, params).rowcount
