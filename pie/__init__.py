@@ -33,11 +33,12 @@ def _resolve_storage(app: Flask) -> None:
         app.config["PIE_DATABASE_URL"] = f"sqlite:///{app.instance_path}/pie.sqlite"
     if not app.config.get("PIE_JWT_SECRET"):
         url = app.config["PIE_DATABASE_URL"]
-        folder = (
-            os.path.dirname(os.path.abspath(url[len("sqlite:///") :]))
-            if url.startswith("sqlite:///")
-            else app.instance_path
-        )
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        if path and path != ":memory:":
+            folder = os.path.dirname(os.path.abspath(path))
+        else:  # Postgres, or an in-memory SQLite database: no folder of its own
+            folder = app.instance_path
+            os.makedirs(folder, exist_ok=True)
         app.config["PIE_JWT_SECRET"] = load_or_create_secret(os.path.join(folder, SECRET_FILE))
 
 

@@ -364,3 +364,21 @@ def test_cli_generates_a_private_secret_beside_the_database(tmp_path, make_app):
     jwt.decode(second, secret, algorithms=["HS256"])
     api = Client(make_app({"PIE_JWT_SECRET": secret}).test_client(), token=token)
     assert api.get("/v2/models").status_code == 200
+
+
+def test_an_in_memory_database_keeps_its_secret_in_the_instance_folder(tmp_path, monkeypatch):
+    """`sqlite:///:memory:` has no folder: the secret goes to the instance folder, not to
+    the working directory."""
+    monkeypatch.chdir(tmp_path)
+    instance = tmp_path / "instance"
+    app = pie.create_app(
+        {
+            "PIE_DATABASE_URL": "sqlite:///:memory:",
+            "PIE_INSTANCE_PATH": str(instance),
+            "PIE_LOAD_ENTRY_POINTS": False,
+            "PIE_EMBEDDED_WORKER": False,
+        }
+    )
+    assert (instance / "pie-jwt-secret").read_text().strip() == app.config["PIE_JWT_SECRET"]
+    assert not (tmp_path / "pie-jwt-secret").exists()
+    app.extensions["pie"].close()
