@@ -27,13 +27,13 @@ SECRET_FILE = "pie-jwt-secret"
 def _resolve_storage(app: Flask) -> None:
     """Default the database to a SQLite file in the instance folder, the secret beside it."""
     from pie.auth import load_or_create_secret
+    from pie.db import sqlite_path
 
     if not app.config.get("PIE_DATABASE_URL"):
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["PIE_DATABASE_URL"] = f"sqlite:///{app.instance_path}/pie.sqlite"
     if not app.config.get("PIE_JWT_SECRET"):
-        url = app.config["PIE_DATABASE_URL"]
-        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        path = sqlite_path(app.config["PIE_DATABASE_URL"])
         if path and path != ":memory:":
             folder = os.path.dirname(os.path.abspath(path))
         else:  # Postgres, or an in-memory SQLite database: no folder of its own

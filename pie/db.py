@@ -97,6 +97,11 @@ class SerializedSqliteDatabase(PooledSqliteDatabase):
             self._release()
 
 
+def sqlite_path(url: str) -> str:
+    """The file (or `:memory:`) a `sqlite:///…` URL names; "" for any other URL."""
+    return unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
+
+
 def open_database(url: str, max_connections: int = 32) -> peewee.Database:
     """Build (not connect) the database named by a `sqlite:///…` or `postgresql://…` URL."""
     parsed = urlparse(url)
@@ -107,7 +112,7 @@ def open_database(url: str, max_connections: int = 32) -> peewee.Database:
                 f"SQLite {peewee.sqlite3.sqlite_version} is too old: PIE needs 3.35 or newer "
                 "(UPDATE … RETURNING)"
             )
-        path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
+        path = sqlite_path(url)
         if not path:
             raise click.UsageError(f"unsupported SQLite URL {url!r}: use sqlite:///path")
         if path != ":memory:":
