@@ -18,9 +18,9 @@ from pie.handler_types import HandlerType
 
 # Built-in plugins, registered exactly as third-party ones are: name -> module.
 DEFAULT_PLUGINS: dict[str, str] = {
-    "lambda": "plugins.aws_lambda",
-    "ecs_task": "plugins.ecs_task",
-    "in_process": "plugins.in_process",
+    "lambda": "pie.plugins.aws_lambda",
+    "ecs_task": "pie.plugins.ecs_task",
+    "in_process": "pie.plugins.in_process",
 }
 ENTRY_POINT_GROUP = "pie"
 

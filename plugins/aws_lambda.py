@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import marshmallow as ma
+from pie.plugins._aws import AwsClients
 
 from pie import HandlerType, hookimpl
-from plugins._aws import AwsClients
 
 ARN_PATTERN = (
     r"^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d:\d{12}:function:[A-Za-z0-9_-]{1,64}"

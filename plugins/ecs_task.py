@@ -7,9 +7,9 @@ from typing import Any
 
 import marshmallow as ma
 from botocore.exceptions import ClientError
+from pie.plugins._aws import AwsClients
 
 from pie import HandlerType, hookimpl
-from plugins._aws import AwsClients
 
 MAX_PAYLOAD_BYTES = 8192  # larger payloads are left out of the environment
 VALUE_PATTERN = r"^[A-Za-z0-9_-]{1,255}/[A-Za-z0-9_-]{1,255}(:[0-9]{1,10})?$"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
-
-from schemas.common import JsonObject, Schema, StrictBoolean
+from pie.schemas.common import JsonObject, Schema, StrictBoolean
 
 
 class FeatureDefinitionSchema(Schema):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-
-from schemas.common import JsonObject, Schema, StrictBoolean, Timestamp
-from schemas.versions import TriggeredEventSchema
+from pie.schemas.common import JsonObject, Schema, StrictBoolean, Timestamp
+from pie.schemas.versions import TriggeredEventSchema
 
 JOB_TYPES = ("training", "inference")
 JOB_STATUSES = ("pending", "started", "success", "failure")

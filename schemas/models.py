@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import marshmallow as ma
-
-from schemas.common import Identifier, JsonObject, Schema, Timestamp
-from schemas.handlers import HandlerField
+from pie.schemas.common import Identifier, JsonObject, Schema, Timestamp
+from pie.schemas.handlers import HandlerField
 
 MODEL_STATUSES = ("pending", "active")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-
-from schemas.common import JsonObject, Schema, Timestamp
+from pie.schemas.common import JsonObject, Schema, Timestamp
 
 TRIGGER_EVENTS = ("training_complete", "inference_complete")
 TARGET_ACTIONS = ("inference", "training")

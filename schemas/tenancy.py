@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import marshmallow as ma
-
-from schemas.common import Identifier, JsonObject, Schema, StrictBoolean, Timestamp
-from schemas.features import FeatureDefinitionSchema
+from pie.schemas.common import Identifier, JsonObject, Schema, StrictBoolean, Timestamp
+from pie.schemas.features import FeatureDefinitionSchema
 
 CLIENT_STATUSES = ("active", "suspended")
 DOMAIN_STATUSES = ("active", "inactive")

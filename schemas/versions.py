@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import marshmallow as ma
-
-from schemas.common import Identifier, JsonObject, Schema, Timestamp
-from schemas.features import FeatureDefinitionSchema
-from schemas.models import HandlerContractsSchema, HandlersSchema, ModelSchema
+from pie.schemas.common import Identifier, JsonObject, Schema, Timestamp
+from pie.schemas.features import FeatureDefinitionSchema
+from pie.schemas.models import HandlerContractsSchema, HandlersSchema, ModelSchema
 
 VERSION_STATUSES = ("pending", "training", "active", "failed")
 

@@ -13,10 +13,10 @@ import marshmallow
 import peewee
 import pytest
 from flask import Flask
+from pie.schemas.common import Schema
 
 from pie import create_app
 from pie import db as pie_db
-from schemas.common import Schema
 from tests.helpers import SECRET, Client
 
 POSTGRES_URL = os.environ.get("PIE_TEST_DATABASE_URL")

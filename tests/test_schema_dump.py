@@ -1,11 +1,10 @@
-"""schemas.common.Schema's dump loop (every test also cross-checks it in conftest): the
+"""pie.schemas.common.Schema's dump loop (every test also cross-checks it in conftest): the
 cases no current schema exercises."""
 
 from __future__ import annotations
 
 import marshmallow as ma
-
-from schemas.common import Schema
+from pie.schemas.common import Schema
 
 
 class Inner(Schema):
@@ -34,7 +33,7 @@ def test_inline_kinds_fall_back_to_their_fields_for_other_values():
     output is the value itself (or its isoformat); the rest go through the field."""
     from datetime import UTC, datetime, timedelta, timezone
 
-    from schemas.common import Timestamp
+    from pie.schemas.common import Timestamp
 
     class Leaf(Schema):
         s = ma.fields.String()

@@ -13,8 +13,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from pie.api.base import reject_nul_in_path
 from pie.errors import PieError, envelope, flatten_messages
-from schemas.common import ErrorSchema
-from schemas.handlers import component_names, handler_field_documenter, handler_object_schema
+from pie.schemas.common import ErrorSchema
+from pie.schemas.handlers import component_names, handler_field_documenter, handler_object_schema
 
 log = logging.getLogger(__name__)
 

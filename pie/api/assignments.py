@@ -9,8 +9,7 @@ from flask.views import MethodView
 
 from pie import auth
 from pie.api.base import Blueprint, current_principal, page_of, requires, runtime
-from pie.services import assignments
-from schemas.tenancy import (
+from pie.schemas.tenancy import (
     AssignmentBodySchema,
     AssignmentCreateSchema,
     AssignmentJobSchema,
@@ -19,6 +18,7 @@ from schemas.tenancy import (
     BlockedAssignmentSchema,
     JobStartedSchema,
 )
+from pie.services import assignments
 
 blp = Blueprint(
     "assignments",

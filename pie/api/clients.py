@@ -7,9 +7,8 @@ from typing import Any
 from flask.views import MethodView
 
 from pie.api.base import Blueprint, current_principal, page_of, requires
-from pie.services import tenants
-from schemas.features import FeatureDefinitionSchema
-from schemas.tenancy import (
+from pie.schemas.features import FeatureDefinitionSchema
+from pie.schemas.tenancy import (
     ClientCreateSchema,
     ClientSchema,
     ClientUpdateSchema,
@@ -19,6 +18,7 @@ from schemas.tenancy import (
     FeaturesReportSchema,
     FeaturesSchema,
 )
+from pie.services import tenants
 
 blp = Blueprint(
     "clients",

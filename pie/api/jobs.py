@@ -8,8 +8,7 @@ from flask.views import MethodView
 
 from pie.api.base import Blueprint, current_principal, page_of, requires, requires_job, runtime
 from pie.errors import Forbidden
-from pie.services import jobs, orchestration
-from schemas.jobs import (
+from pie.schemas.jobs import (
     CompletionResultSchema,
     CompletionSchema,
     InferenceRequestSchema,
@@ -19,6 +18,7 @@ from schemas.jobs import (
     TrainingRequestSchema,
     TrainingStartedSchema,
 )
+from pie.services import jobs, orchestration
 
 blp = Blueprint("jobs", __name__, url_prefix="/v2", description="Training and inference jobs")
 VERSION = "/models/<model_id>/versions/<model_version>"

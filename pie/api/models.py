@@ -7,8 +7,8 @@ from typing import Any
 from flask.views import MethodView
 
 from pie.api.base import Blueprint, page_of, requires
+from pie.schemas.models import ModelCreateSchema, ModelSchema, ModelUpdateSchema
 from pie.services import registry
-from schemas.models import ModelCreateSchema, ModelSchema, ModelUpdateSchema
 
 blp = Blueprint("models", __name__, url_prefix="/v2", description="Registered models")
 

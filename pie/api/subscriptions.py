@@ -7,12 +7,12 @@ from typing import Any
 from flask.views import MethodView
 
 from pie.api.base import Blueprint, page_of, requires
-from pie.services import subscriptions
-from schemas.subscriptions import (
+from pie.schemas.subscriptions import (
     SubscriptionCreateSchema,
     SubscriptionSchema,
     SubscriptionUpdateSchema,
 )
+from pie.services import subscriptions
 
 blp = Blueprint(
     "event_subscriptions",

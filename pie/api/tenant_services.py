@@ -7,14 +7,14 @@ from typing import Any
 from flask.views import MethodView
 
 from pie.api.base import Blueprint, page_of, requires, runtime
-from pie.services import service_instances
-from schemas.tenancy import (
+from pie.schemas.tenancy import (
     ReinitResultSchema,
     ServiceInitResultSchema,
     ServiceInitSchema,
     ServiceSchema,
     ServiceUpdateSchema,
 )
+from pie.services import service_instances
 
 blp = Blueprint(
     "services",

@@ -7,14 +7,14 @@ from typing import Any
 from flask.views import MethodView
 
 from pie.api.base import Blueprint, page_of, requires, runtime
-from pie.services import lifecycle, orchestration
-from schemas.versions import (
+from pie.schemas.versions import (
     ModelVersionSchema,
     NewVersionResultSchema,
     NewVersionSchema,
     StatusChangeSchema,
     TransitionResultSchema,
 )
+from pie.services import lifecycle, orchestration
 
 blp = Blueprint(
     "versions",

@@ -404,9 +404,9 @@ def test_pie_plugins_lists_plugins_types_and_implementations(database_url, tmp_p
 
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
-    assert {"name": "lambda", "module": "plugins.aws_lambda"} in listed["plugins"]
-    assert {"name": "ecs_task", "module": "plugins.ecs_task"} in listed["plugins"]
-    assert {"name": "in_process", "module": "plugins.in_process"} in listed["plugins"]
+    assert {"name": "lambda", "module": "pie.plugins.aws_lambda"} in listed["plugins"]
+    assert {"name": "ecs_task", "module": "pie.plugins.ecs_task"} in listed["plugins"]
+    assert {"name": "in_process", "module": "pie.plugins.in_process"} in listed["plugins"]
     assert listed["handler_types"] == ["ecs_task", "in_process", "lambda"]
     assert listed["in_process_handlers"] == ["echo"]
 

@@ -1,0 +1,40 @@
+"""What an install of PIE puts into site-packages: one top-level import name, `pie` (the
+repository's plugins/ and schemas/ are installed as pie.plugins and pie.schemas)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_FOLDERS = (".git", ".venv", "build", "dist", "instance", "*.egg-info", "__pycache__")
+
+
+def test_the_wheel_claims_only_the_pie_import_name(tmp_path):
+    # Built from a copy: pip builds in the source tree, which must stay as it was.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LOCAL_FOLDERS))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("pie_registry-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    folders = {name.split("/")[0] for name in names}
+    top_level = {folder for folder in folders if not folder.endswith(".dist-info")}
+    assert top_level == {"pie"}
+    assert "pie/schemas/common.py" in names
+    assert "pie/plugins/aws_lambda.py" in names
+    assert not any(name.startswith(("tests/", "bench/")) for name in names)
+
+
+def test_the_repository_folders_import_under_pie():
+    import pie.plugins.in_process
+    import pie.schemas.common
+
+    assert Path(pie.schemas.common.__file__).parent == ROOT / "schemas"
+    assert Path(pie.plugins.in_process.__file__).parent == ROOT / "plugins"
