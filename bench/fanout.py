@@ -14,9 +14,9 @@ import tempfile
 import time
 
 from pie import create_app
-from pie.auth import ADMIN_SCOPE
 from pie.db import database
 from pie.ids import uuid7
+from pie.scopes import ADMIN_SCOPE
 from pie.tables import Subscription, utcnow
 
 HANDLERS = {

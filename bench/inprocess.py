@@ -32,8 +32,8 @@ def pie_requests(
 ) -> tuple[Callable[[int], None], Callable[[], None]]:
     from bench.http import EXTERNAL, HANDLERS
     from pie import create_app
-    from pie.auth import ADMIN_SCOPE
     from pie.db import database
+    from pie.scopes import ADMIN_SCOPE
     from pie.tables import Job, ModelVersion
 
     app = create_app(

@@ -16,9 +16,9 @@ import time
 from datetime import timedelta
 
 from pie import create_app
-from pie.auth import ADMIN_SCOPE
 from pie.db import database
 from pie.ids import uuid7
+from pie.scopes import ADMIN_SCOPE
 from pie.tables import Job, ModelVersion, RegisteredModel, utcnow
 
 HANDLERS = {

@@ -2,50 +2,65 @@
 
 from __future__ import annotations
 
-import os
-import sys
+import importlib
 from collections.abc import Iterable, Mapping
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _package_version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from pie.handler_types import DispatchDeferred, HandlerType
-from pie.hookspecs import hookimpl
+    from pie.handler_types import DispatchDeferred, HandlerType
+    from pie.hookspecs import hookimpl
 
 __all__ = ["DispatchDeferred", "HandlerType", "hookimpl", "create_app", "__version__"]
 
-try:
-    __version__ = _package_version("pie-registry")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
 
-SECRET_FILE = "pie-jwt-secret"
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pie-registry")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+# The public names, loaded on first use: `pie --help` and `pie token` import this package
+# without paying for Flask, marshmallow, pluggy or importlib.metadata.
+_LAZY = {
+    "DispatchDeferred": "pie.handler_types",
+    "HandlerType": "pie.handler_types",
+    "hookimpl": "pie.hookspecs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _installed_version()
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'pie' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def _resolve_storage(app: Flask) -> None:
-    """Default the database to a SQLite file in the instance folder, the secret beside it."""
+    """Default the database to a SQLite file in the instance folder, the secret beside it
+    (each folder is created when its file is)."""
+    from pie import config
     from pie.auth import load_or_create_secret
-    from pie.db import sqlite_path
 
-    if not app.config.get("PIE_DATABASE_URL"):
-        os.makedirs(app.instance_path, exist_ok=True)
-        app.config["PIE_DATABASE_URL"] = f"sqlite:///{app.instance_path}/pie.sqlite"
+    app.config["PIE_DATABASE_URL"] = config.database_url(app.config)
     if not app.config.get("PIE_JWT_SECRET"):
-        path = sqlite_path(app.config["PIE_DATABASE_URL"])
-        if path and path != ":memory:":
-            folder = os.path.dirname(os.path.abspath(path))
-        else:  # Postgres, or an in-memory SQLite database: no folder of its own
-            folder = app.instance_path
-            os.makedirs(folder, exist_ok=True)
-        app.config["PIE_JWT_SECRET"] = load_or_create_secret(os.path.join(folder, SECRET_FILE))
+        app.config["PIE_JWT_SECRET"] = load_or_create_secret(config.secret_path(app.config))
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[Any] = ()) -> Flask:
     """Build a PIE app: settings, database, plugins, API. `plugins` are registered after the
     built-ins, exactly like entry-point plugins."""
-    from pie import api, cli, config, db, logs, metrics
+    from flask import Flask
+
+    from pie import api, config, db, logs, metrics
     from pie.auth import TokenVerifier
     from pie.plugin_manager import (
         build_plugin_manager,
@@ -58,13 +73,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
         **config.load(),
         "PIE_AUTO_MIGRATE": True,
         "PIE_LOAD_ENTRY_POINTS": True,
-        "PIE_VERSION": __version__,
+        "PIE_VERSION": _installed_version(),
         **(test_config or {}),
     }
-    # Frozen (the single binary): ./instance, not PyInstaller's temporary extraction folder.
-    default_instance = os.path.abspath("instance") if getattr(sys, "frozen", False) else None
-    instance_path = settings.get("PIE_INSTANCE_PATH") or default_instance
-    app = Flask("pie", instance_path=instance_path, static_folder=None)
+    app = Flask("pie", instance_path=config.instance_path(settings), static_folder=None)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = app.config["PIE_MAX_BODY_BYTES"]
     app.json.sort_keys = False
@@ -89,5 +101,4 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     runtime.install(collect_handler_types(pm, app), collect_in_process_handlers(pm, app))
     metrics.init_app(app)
     api.init_app(app)
-    cli.init_app(app)
     return app

@@ -12,27 +12,13 @@ from typing import Any
 import jwt
 
 from pie.errors import Forbidden, Unauthorized
+from pie.scopes import ADMIN_SCOPE, SCOPE_PREFIX
 
-SCOPE_PREFIX = "streamline/"
-ADMIN_SCOPE = "streamline/admin"
 CALLBACK_CLAIM = "pie:job_id"
 
 # What a human `client:X` group grants on tenant X; `read_models` it grants everywhere.
 HUMAN_TENANT_PERMISSIONS = frozenset(
     {"read_domains", "manage_domains", "init_services", "run_inference", "run_training"}
-)
-PERMISSIONS = frozenset(
-    {
-        "read_models",
-        "manage_models",
-        "run_inference",
-        "run_training",
-        "complete_jobs",
-        "read_domains",
-        "manage_domains",
-        "init_services",
-        "admin",
-    }
 )
 JWKS_ALGORITHMS = ("RS256", "ES256")
 CACHE_SIZE = 4096
@@ -197,15 +183,20 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-def load_or_create_secret(path: str) -> str:
-    """The persisted HS256 secret; created once, readable by the owner only."""
+def read_secret(path: str) -> str | None:
+    """The persisted HS256 secret, or None when there is none yet."""
     try:
         with open(path, encoding="utf-8") as fh:
-            secret = fh.read().strip()
-        if secret:
-            return secret
+            return fh.read().strip() or None
     except FileNotFoundError:
-        pass
+        return None
+
+
+def load_or_create_secret(path: str) -> str:
+    """The persisted HS256 secret; created once, readable by the owner only."""
+    secret = read_secret(path)
+    if secret:
+        return secret
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     secret = secrets.token_urlsafe(48)
     tmp = f"{path}.{os.getpid()}.tmp"

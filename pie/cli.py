@@ -1,4 +1,7 @@
-"""The `pie` command: serve | worker | token | db | plugins | openapi."""
+"""The `pie` command: serve | worker | token | db | plugins | openapi.
+
+Each command imports what it needs when it runs: `pie --help`, `pie --version` and `pie token`
+build no app, open no database and create no file."""
 
 from __future__ import annotations
 
@@ -6,34 +9,51 @@ import json
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+
+from pie import scopes
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
 
-def _create_app() -> Flask:
+def build_app(**overrides: Any) -> Flask:
+    """The app, for the commands that need one; it applies no migrations unless asked."""
     from pie import create_app
 
-    return create_app()
+    return create_app({"PIE_AUTO_MIGRATE": False, "PIE_EMBEDDED_WORKER": False, **overrides})
 
 
-@click.group(
-    cls=FlaskGroup,
-    create_app=_create_app,
-    add_default_commands=False,
-    add_version_option=False,
-    set_debug_flag=False,
-    load_dotenv=False,
+def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        import pie
+
+        click.echo(f"pie {pie.__version__}")
+        ctx.exit()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=print_version,
+    help="Show the version and exit.",
 )
 def main() -> None:
-    """PIE: a self-hosted model registry and job orchestrator."""
+    """PIE: a self-hosted model registry and job orchestrator.
+
+    Settings come from PIE_* environment variables (see the README's Configuration).
+    """
 
 
-@main.command("serve", with_appcontext=False)  # builds its own app(s)
+@main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
 @click.option(
@@ -52,21 +72,30 @@ def main() -> None:
 def serve(host: str, port: int, workers: int | None, threads: int) -> None:
     """Run the API on a production WSGI server (gunicorn)."""
     from pie import config
-    from pie.server import metrics_directory, run
+    from pie.server import check_bindable, metrics_directory, run
 
+    problem = check_bindable(host, port)
+    if problem:
+        raise click.ClickException(problem)
     public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     os.environ.setdefault("PIE_PUBLIC_URL", f"http://{public_host}:{port}")
-    grace = config.load()["PIE_SHUTDOWN_GRACE_SECONDS"]
+    settings = config.load()
     with metrics_directory():  # before the app imports prometheus_client, and the fork
-        from pie import create_app
         from pie.db import close_all
 
-        create_app({"PIE_EMBEDDED_WORKER": False})  # applies migrations once, before the fork
+        app = build_app(PIE_AUTO_MIGRATE=True)  # applies migrations once, before the fork
         close_all()  # no connection may be shared with the forked workers
-        run(f"{host}:{port}", workers or os.cpu_count() or 1, threads, grace)
+        run(
+            f"{host}:{port}",
+            workers or os.cpu_count() or 1,
+            threads,
+            settings["PIE_SHUTDOWN_GRACE_SECONDS"],
+            public_url=f"http://{public_host}:{port}",
+            database=config.redacted_url(app.config["PIE_DATABASE_URL"]),
+        )
 
 
-@main.command("worker", with_appcontext=False)  # builds its own app(s)
+@main.command("worker")
 @click.option(
     "--interval",
     default=None,
@@ -86,9 +115,9 @@ def worker(interval: float | None, metrics_port: int | None, metrics_host: str) 
     """Run the dispatch recovery loop on its own (safe beside other workers and servers)."""
     import signal
 
-    from pie import create_app, metrics
+    from pie import metrics
 
-    app = create_app({"PIE_EMBEDDED_WORKER": False})
+    app = build_app(PIE_AUTO_MIGRATE=True)
     runtime = app.extensions["pie"]
     grace = app.config["PIE_SHUTDOWN_GRACE_SECONDS"]
 
@@ -122,14 +151,32 @@ def close_within(runtime: Any, seconds: float) -> bool:
     return not closer.is_alive()
 
 
-@main.command("token")
+class Scope(click.ParamType):
+    """A scope PIE knows, with or without its `streamline/` prefix."""
+
+    name = "scope"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return scopes.scope_name(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SCOPES_EPILOG = "\b\nScopes (--scope):\n" + "\n".join(
+    f"  {name:<15} {grants}" for name, grants in scopes.GRANTS.items()
+)
+
+
+@main.command("token", epilog=SCOPES_EPILOG)
 @click.option("--admin", is_flag=True, help="Grant every permission on every tenant.")
 @click.option("--client-id", default=None, help="The tenant a machine token belongs to.")
 @click.option(
     "--scope",
-    "scopes",
+    "granted",
     multiple=True,
-    help="A scope, e.g. streamline/read_models (repeatable; the prefix is optional).",
+    type=Scope(),
+    help="A scope to grant, listed below (repeatable; the streamline/ prefix is optional).",
 )
 @click.option(
     "--ttl",
@@ -138,32 +185,77 @@ def close_within(runtime: Any, seconds: float) -> bool:
     type=click.IntRange(min=1),
     help="Lifetime in seconds.",
 )
-@click.option("--subject", default="pie-cli", show_default=True)
-@with_appcontext
+@click.option("--subject", default="pie-cli", show_default=True, help="The token's `sub`.")
 def token(
-    admin: bool, client_id: str | None, scopes: tuple[str, ...], ttl: int, subject: str
+    admin: bool, client_id: str | None, granted: tuple[str, ...], ttl: int, subject: str
 ) -> None:
-    """Print a signed HS256 token."""
-    from pie.auth import ADMIN_SCOPE, SCOPE_PREFIX
+    """Print a signed HS256 token (signed with the server's secret: run it where `pie serve`
+    runs, or with the same PIE_JWT_SECRET)."""
+    from pie import config
+    from pie.auth import TokenVerifier, read_secret
 
-    names = [s if s.startswith(SCOPE_PREFIX) else SCOPE_PREFIX + s for s in scopes]
-    if admin:
-        names.append(ADMIN_SCOPE)
+    names = [*granted, scopes.ADMIN_SCOPE] if admin else list(granted)
     if not names:
         raise click.UsageError("give --admin or at least one --scope")
+    settings = config.load()
+    secret = settings["PIE_JWT_SECRET"]
+    if not secret:
+        path = config.secret_path(settings)
+        secret = read_secret(path)
+        if not secret:
+            raise click.ClickException(
+                f"no token secret at {path}: start `pie serve` (or run `pie db upgrade`) with "
+                "the same settings first, which creates it, or set PIE_JWT_SECRET"
+            )
     claims: dict[str, object] = {"sub": subject, "scope": " ".join(dict.fromkeys(names))}
     if client_id:
         claims["client_id"] = client_id
-    click.echo(current_app.extensions["pie"].verifier.mint(claims, ttl))
+    verifier = TokenVerifier(secret, None, settings["PIE_JWT_ISSUER"], settings["PIE_JWT_AUDIENCE"])
+    click.echo(verifier.mint(claims, ttl))
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database commands (PIE_DATABASE_URL; SQLite in the instance folder by default)."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations."""
+    from pie import db
+
+    build_app()
+    applied = db.upgrade()
+    click.echo(f"applied migrations: {applied}" if applied else "database is up to date")
+
+
+@db_group.command("version")
+def db_version() -> None:
+    """Print the schema version."""
+    from pie import db
+
+    build_app()
+    with db.database.connection_context():
+        click.echo(str(db.current_version()))
+
+
+@db_group.command("recount")
+def db_recount() -> None:
+    """Rebuild the row counters behind list totals from the tables themselves."""
+    from pie import counts, db
+
+    build_app()
+    with db.database.connection_context(), db.database.atomic():
+        counts.recount(db.database.obj)
+    click.echo("counters rebuilt")
 
 
 @main.command("plugins")
-@with_appcontext
 def plugins() -> None:
     """List loaded plugins, handler types and in-process implementations."""
     from pie.plugin_manager import describe
 
-    runtime = current_app.extensions["pie"]
+    runtime = build_app().extensions["pie"]
     click.echo(
         json.dumps(
             {
@@ -176,5 +268,25 @@ def plugins() -> None:
     )
 
 
-def init_app(app: Flask) -> None:
-    """Commands that live on the app (flask-smorest adds `openapi`, db.py adds `db`)."""
+@main.group("openapi")
+def openapi() -> None:
+    """The OpenAPI document that /openapi.json serves."""
+
+
+def openapi_document() -> str:
+    app = build_app()
+    (api,) = (entry["ext_obj"] for entry in app.extensions["flask-smorest"]["apis"].values())
+    return json.dumps(api.spec.to_dict(), indent=2, allow_nan=False)
+
+
+@openapi.command("print")
+def openapi_print() -> None:
+    """Print the OpenAPI document (JSON)."""
+    click.echo(openapi_document())
+
+
+@openapi.command("write")
+@click.argument("output", type=click.File("w"))
+def openapi_write(output: Any) -> None:
+    """Write the OpenAPI document (JSON) to OUTPUT."""
+    click.echo(openapi_document(), file=output)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # name -> (default, parser). Every key is stored in app.config with the PIE_ prefix.
 _INT = int
@@ -45,7 +48,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "DB_MAX_CONNECTIONS": (32, _INT),
     # Operations (issue 8): plugin folders for the single binary, log format, shutdown grace.
     "PLUGINS_PATH": ([], _csv),
-    "LOG_FORMAT": ("json", str),
+    "LOG_FORMAT": (None, str),  # None: text on a terminal, else JSON (logs.default_format)
     "LOG_LEVEL": ("INFO", str),
     "SHUTDOWN_GRACE_SECONDS": (30, float),
 }
@@ -59,3 +62,63 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         raw = environ.get(f"PIE_{name}")
         config[f"PIE_{name}"] = default if raw in (None, "") else parse(raw)
     return config
+
+
+# --- where an instance keeps its files (no Flask needed, nothing created) -----------------
+
+SECRET_FILE = "pie-jwt-secret"
+
+
+def default_instance_path() -> str:
+    """Flask's default instance folder for the `pie` package, found without building an app:
+    `instance/` beside a source tree, `<prefix>/var/pie-instance` for an installed package,
+    and for the single binary `instance/` in the current directory (not PyInstaller's
+    temporary extraction folder)."""
+    if getattr(sys, "frozen", False):
+        return os.path.abspath("instance")
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prefix = os.path.abspath(sys.prefix)
+    if PurePath(package_parent).is_relative_to(prefix):
+        return os.path.join(prefix, "var", "pie-instance")
+    site_parent, site_folder = os.path.split(package_parent)
+    if site_folder.lower() == "site-packages":  # a virtual environment elsewhere
+        parent, folder = os.path.split(site_parent)
+        if folder.lower() == "lib":
+            return os.path.join(parent, "var", "pie-instance")
+        if os.path.basename(parent).lower() == "lib":
+            return os.path.join(os.path.dirname(parent), "var", "pie-instance")
+        return os.path.join(site_parent, "var", "pie-instance")
+    return os.path.join(package_parent, "instance")
+
+
+def instance_path(config: Mapping[str, Any]) -> str:
+    return os.path.abspath(config.get("PIE_INSTANCE_PATH") or default_instance_path())
+
+
+def database_url(config: Mapping[str, Any]) -> str:
+    """PIE_DATABASE_URL, else the SQLite file in the instance folder."""
+    return config.get("PIE_DATABASE_URL") or f"sqlite:///{instance_path(config)}/pie.sqlite"
+
+
+def sqlite_path(url: str) -> str:
+    """The file (or `:memory:`) a `sqlite:///…` URL names; "" for any other URL."""
+    return unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
+
+
+def secret_path(config: Mapping[str, Any]) -> str:
+    """Where the generated HS256 secret lives: beside the SQLite file; in the instance folder
+    for Postgres or an in-memory database, which have no folder of their own."""
+    path = sqlite_path(database_url(config))
+    if path and path != ":memory:":
+        return os.path.join(os.path.dirname(os.path.abspath(path)), SECRET_FILE)
+    return os.path.join(instance_path(config), SECRET_FILE)
+
+
+def redacted_url(url: str) -> str:
+    """A database URL fit to print: any password replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))

@@ -1,4 +1,4 @@
-"""The database: a peewee proxy chosen by URL, per-request connections, migrations, `pie db`."""
+"""The database: a peewee proxy chosen by URL, per-request connections, migrations."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl, unquote, urlparse
 import click
 import peewee
 from flask import Flask
-from flask.cli import AppGroup
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from pie.config import sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,6 @@ class SerializedSqliteDatabase(PooledSqliteDatabase):
             self._release()
 
 
-def sqlite_path(url: str) -> str:
-    """The file (or `:memory:`) a `sqlite:///…` URL names; "" for any other URL."""
-    return unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
-
-
 def open_database(url: str, max_connections: int = 32) -> peewee.Database:
     """Build (not connect) the database named by a `sqlite:///…` or `postgresql://…` URL."""
     parsed = urlparse(url)
@@ -178,8 +174,6 @@ def init_app(app: Flask) -> None:
         if not database.is_closed():
             database.close()
 
-    app.cli.add_command(db_cli)
-
 
 # --- migrations -------------------------------------------------------------------------
 
@@ -226,30 +220,3 @@ def upgrade() -> list[int]:
                 applied.append(number)
                 log.info("applied migration %d (%s)", number, fn.__name__)
     return applied
-
-
-db_cli = AppGroup("db", help="Database commands.")
-
-
-@db_cli.command("upgrade")
-def upgrade_command() -> None:
-    """Apply pending schema migrations."""
-    applied = upgrade()
-    click.echo(f"applied migrations: {applied}" if applied else "database is up to date")
-
-
-@db_cli.command("version")
-def version_command() -> None:
-    """Print the schema version."""
-    with database.connection_context():
-        click.echo(str(current_version()))
-
-
-@db_cli.command("recount")
-def recount_command() -> None:
-    """Rebuild the row counters behind list totals from the tables themselves."""
-    from pie import counts
-
-    with database.connection_context(), database.atomic():
-        counts.recount(database.obj)
-    click.echo("counters rebuilt")

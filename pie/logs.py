@@ -106,9 +106,30 @@ class StderrHandler(logging.StreamHandler):
         return sys.stderr
 
 
-def configure(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:
+def default_format(stream: IO[str] | None = None) -> str:
+    """Text for a person at a terminal, JSON lines for everything else (files, pipes, log
+    collectors)."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        return "text" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return "json"
+
+
+def current_format() -> str | None:
+    """The format of PIE's handler on the root logger, if it installed one."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_pie", False):
+            return handler._pie_format  # type: ignore[attr-defined]
+    return None
+
+
+def configure(
+    fmt: str | None = None, level: str = "INFO", stream: IO[str] | None = None
+) -> None:
     """Send every log record to one handler on the root logger (replacing the one a previous
-    call installed), formatted as JSON lines or text."""
+    call installed), formatted as JSON lines or text (None: `default_format`)."""
+    fmt = fmt or default_format(stream)
     if fmt.lower() not in FORMATS:
         raise ValueError(f"PIE_LOG_FORMAT is {fmt!r}; use one of: {', '.join(FORMATS)}")
     if not isinstance(logging.getLevelName(level.upper()), int):
@@ -121,6 +142,7 @@ def configure(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = N
     handler.addFilter(RequestIdFilter())
     handler.setLevel(level.upper())  # also for loggers with their own level (gunicorn's)
     handler._pie = True  # type: ignore[attr-defined]
+    handler._pie_format = fmt.lower()  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
 

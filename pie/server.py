@@ -4,18 +4,24 @@ through files, graceful shutdown within PIE_SHUTDOWN_GRACE_SECONDS."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
+import logging
 import math
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
+
+log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NEWER_SETTINGS = {"control_socket_disable"}
@@ -137,8 +143,70 @@ def remove_orphaned_metrics_directories() -> list[str]:
     return removed
 
 
-def options(bind: str, workers: int, threads: int, grace_seconds: float) -> dict[str, Any]:
-    return {
+def check_bindable(host: str, port: int) -> str | None:
+    """None when a server can listen on host:port now; otherwise why not, in one sentence
+    (gunicorn itself would retry a busy port for five seconds and then exit with rc 1)."""
+    where = f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"cannot listen on {where}: unknown address {host!r} ({exc})"
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"cannot listen on {where}: the port is already in use (another pie serve?)."
+                    " Stop that program or choose another --port."
+                )
+            if exc.errno == errno.EACCES:
+                return f"cannot listen on {where}: permission denied (ports below 1024 need root)"
+            return f"cannot listen on {where}: {exc.strerror or exc}"
+    return None
+
+
+def announcer(
+    bind: str, public_url: str, database: str, workers: int, threads: int, banner: bool
+) -> Callable[[Any], None]:
+    """Gunicorn `when_ready` (the master, once it listens): say where PIE listens, where its
+    docs are and which database it uses — as a banner for a person at a terminal, else as one
+    log line with those fields."""
+
+    def when_ready(server: Any) -> None:
+        from pie import __version__
+
+        docs = f"{public_url}/docs"
+        if banner:
+            sys.stderr.write(
+                f"\nPIE {__version__} is listening on {public_url} ({bind})\n"
+                f"  API docs   {docs}\n"
+                f"  database   {database}\n"
+                f"  workers    {workers} processes, {threads} threads each\n"
+                "Press Ctrl+C to stop.\n\n"
+            )
+            sys.stderr.flush()
+            return
+        log.info(
+            "listening on %s",
+            public_url,
+            extra={"bind": bind, "url": public_url, "docs_url": docs, "database": database},
+        )
+
+    return when_ready
+
+
+def options(
+    bind: str,
+    workers: int,
+    threads: int,
+    grace_seconds: float,
+    when_ready: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    settings = {
         "bind": bind,
         "workers": workers,
         "threads": threads,
@@ -156,7 +224,22 @@ def options(bind: str, workers: int, threads: int, grace_seconds: float) -> dict
         # processes on one host would share; PIE does not use it.
         "control_socket_disable": True,
     }
+    if when_ready is not None:
+        settings["when_ready"] = when_ready
+    return settings
 
 
-def run(bind: str, workers: int, threads: int, grace_seconds: float = 30) -> None:
-    PieServer(options(bind, workers, threads, grace_seconds)).run()
+def run(
+    bind: str,
+    workers: int,
+    threads: int,
+    grace_seconds: float = 30,
+    public_url: str | None = None,
+    database: str = "",
+) -> None:
+    from pie import logs
+
+    url = public_url or f"http://{bind}"
+    banner = sys.stderr.isatty() and logs.current_format() == "text"
+    ready = announcer(bind, url, database, workers, threads, banner)
+    PieServer(options(bind, workers, threads, grace_seconds, ready)).run()

@@ -8,13 +8,22 @@ import json
 import threading
 
 import pytest
+from click.testing import CliRunner
 
+import pie.cli
 from pie import counts
 from pie import db as pie_db
 from pie.db import connection, database, is_postgres
 from pie.ids import uuid7
 from pie.tables import Job, JobCount, utcnow
-from tests.helpers import Implementations, activate, make_token, model_body, wait_for_job
+from tests.helpers import (
+    SECRET,
+    Implementations,
+    activate,
+    make_token,
+    model_body,
+    wait_for_job,
+)
 
 
 @pytest.fixture
@@ -158,12 +167,17 @@ def test_counters_stay_exact_under_concurrent_writers(app):
         assert counts.job_total("hot", "1", status="pending") == 0
 
 
-def test_db_recount_rebuilds_counters_from_the_rows(app):
+def test_db_recount_rebuilds_counters_from_the_rows(app, database_url, tmp_path):
     with connection():
         Job.insert_many([raw_job("m"), raw_job("m", status="success")]).execute()
         JobCount.update(n=JobCount.n + 40).execute()  # counters gone wrong by hand
         assert counts.job_total("m", "1") != 2
-    result = app.test_cli_runner().invoke(args=["db", "recount"])
+    env = {
+        "PIE_DATABASE_URL": database_url,
+        "PIE_JWT_SECRET": SECRET,
+        "PIE_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    result = CliRunner().invoke(pie.cli.main, ["db", "recount"], env=env)
     assert result.exit_code == 0, result.output
     assert "counters rebuilt" in result.output
     assert_counts_match()

@@ -350,20 +350,34 @@ def test_cli_token_needs_a_grant(tmp_path):
     assert result.exit_code != 0
 
 
-def test_cli_generates_a_private_secret_beside_the_database(tmp_path, make_app):
-    token = _mint(tmp_path, ["--admin"], secret=None)
+def test_cli_signs_with_the_secret_the_server_generated(tmp_path, make_app):
+    """`pie token` reads the secret the server created beside the database; it creates none
+    itself, so a token can never be signed with a secret no server uses."""
+    env = _cli_env(tmp_path, None)
+    missing = CliRunner().invoke(pie.cli.main, ["token", "--admin"], env=env)
     path = tmp_path / "cli" / "pie-jwt-secret"
-    assert path.exists()
+    assert missing.exit_code == 1
+    assert f"no token secret at {path}" in missing.output
+    assert "PIE_JWT_SECRET" in missing.output
+    assert not (tmp_path / "cli").exists() and not (tmp_path / "cli-instance").exists()
+
+    server = pie.create_app(
+        {
+            "PIE_DATABASE_URL": env["PIE_DATABASE_URL"],
+            "PIE_INSTANCE_PATH": env["PIE_INSTANCE_PATH"],
+            "PIE_LOAD_ENTRY_POINTS": False,
+            "PIE_EMBEDDED_WORKER": False,
+        }
+    )
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     secret = path.read_text().strip()
-    assert len(secret) >= 32
+    assert len(secret) >= 32 and server.config["PIE_JWT_SECRET"] == secret
+    token = _mint(tmp_path, ["--admin"], secret=None)
     assert jwt.decode(token, secret, algorithms=["HS256"])["scope"] == "streamline/admin"
-    # A second run keeps the same secret, so earlier tokens stay valid.
-    second = _mint(tmp_path, ["--admin"], secret=None)
-    assert path.read_text().strip() == secret
-    jwt.decode(second, secret, algorithms=["HS256"])
-    api = Client(make_app({"PIE_JWT_SECRET": secret}).test_client(), token=token)
+    assert path.read_text().strip() == secret  # unchanged
+    api = Client(server.test_client(), token=token)
     assert api.get("/v2/models").status_code == 200
+    server.extensions["pie"].close()
 
 
 def test_an_in_memory_database_keeps_its_secret_in_the_instance_folder(tmp_path, monkeypatch):

@@ -2,8 +2,9 @@
 
 import pytest
 
-from pie.auth import PERMISSIONS, Principal, principal_from_claims, require
+from pie.auth import Principal, principal_from_claims, require
 from pie.errors import Forbidden
+from pie.scopes import PERMISSIONS
 
 TENANT_PERMISSIONS = {"read_domains", "manage_domains", "init_services"}
 HUMAN_ON_OWN_TENANT = TENANT_PERMISSIONS | {"run_inference", "run_training"}
