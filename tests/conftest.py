@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hypothesis.configuration
 import marshmallow
 import peewee
 import pytest
@@ -20,6 +23,12 @@ from pie import db as pie_db
 from tests.helpers import SECRET, Client
 
 POSTGRES_URL = os.environ.get("PIE_TEST_DATABASE_URL")
+
+# Hypothesis keeps its example database and caches in a temporary folder, set before any test
+# module is collected: a test run leaves nothing in the work tree (by default they would go to
+# .hypothesis/ in it).
+HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="pie-hypothesis-")
+hypothesis.configuration.set_hypothesis_home_dir(HYPOTHESIS_HOME)
 
 
 # Each pytest process gets its own schema, so parallel runs on one database never collide.
@@ -35,6 +44,12 @@ def reset_postgres(url: str, schema: str = TEST_SCHEMA) -> str:
     conn.close_all()
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_hypothesis_home() -> Iterator[None]:
+    yield
+    shutil.rmtree(HYPOTHESIS_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
