@@ -174,13 +174,20 @@ def test_duplicate_version_is_409(client, model):
 # --- 413 ----------------------------------------------------------------------------------
 
 
-def test_body_over_limit_is_413(make_app):
+OVER_THE_LIMIT = "request body is larger than the limit of 1000 bytes (PIE_MAX_BODY_BYTES)"
+
+
+@pytest.fixture
+def small(make_app):
     from tests.helpers import Client
 
-    small = Client(make_app({"PIE_MAX_BODY_BYTES": 1000}).test_client())
+    return Client(make_app({"PIE_MAX_BODY_BYTES": 1000}).test_client())
+
+
+def test_body_over_limit_is_413(small):
     assert small.post("/v2/models", json=model_body("ok")).status_code == 201
     r = small.post("/v2/models", json=model_body("big", description="x" * 2000))
-    assert_envelope(r, 413)
+    assert assert_envelope(r, 413)["message"] == OVER_THE_LIMIT
     assert small.get("/v2/models/big").status_code == 404
 
 
