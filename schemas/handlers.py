@@ -35,30 +35,53 @@ def registered_types() -> dict[str, HandlerType]:
 class HandlerField(ma.fields.Field):
     """A handler object validated by the schema of the type it names."""
 
+    # Each `type` problem ends with the names that would do: plugins register them at run
+    # time, so a caller cannot know this server's set in advance.
     default_error_messages = {
         "invalid": "Not a valid handler object.",
-        "unknown_type": "Unknown handler type {type!r}; registered types: {known}.",
+        "missing_type": "Missing data for required field. Known handler types: {known}.",
+        "null_type": "Field may not be null. Known handler types: {known}.",
+        "type_not_string": "Not a valid string: got {kind}. Known handler types: {known}.",
+        "unknown_type": "Unknown handler type {type!r}. Known handler types: {known}.",
     }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.make_error("invalid")
         types = registered_types()
-        type_name = value.get("type")
-        if not isinstance(type_name, str) or type_name not in types:
-            known = ", ".join(sorted(types))
-            raise ma.ValidationError(
-                {"type": [self.error_messages["unknown_type"].format(type=type_name, known=known)]}
-            )
-        handler_type = types[type_name]
+        type_name = value.get("type", ma.missing)
+        handler_type = types.get(type_name) if isinstance(type_name, str) else None
+        if handler_type is None:
+            raise ma.ValidationError({"type": [self.type_problem(type_name, types)]})
         loaded = handler_object_schema(type(handler_type))().load(value)
         problems = handler_type.check(loaded)
         if problems:
             raise ma.ValidationError(problems)
         return {"type": type_name, **loaded}
 
+    def type_problem(self, type_name: Any, types: dict[str, HandlerType]) -> str:
+        """Why `type_name` (missing, null, not a string, or unregistered) names no type."""
+        known = ", ".join(sorted(types)) or "none"
+        if type_name is ma.missing:
+            return self.error_messages["missing_type"].format(known=known)
+        if type_name is None:
+            return self.error_messages["null_type"].format(known=known)
+        if not isinstance(type_name, str):
+            kind = json_kind(type_name)
+            return self.error_messages["type_not_string"].format(kind=kind, known=known)
+        return self.error_messages["unknown_type"].format(type=type_name, known=known)
+
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
         return value
+
+
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's kind, for messages (bool before int: it is one)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def component_names(types: dict[str, HandlerType]) -> dict[str, str]:

@@ -8,8 +8,8 @@ from typing import Any
 import flask_smorest
 import peewee
 from flask import Blueprint as FlaskBlueprint
-from flask import Flask, send_from_directory
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from flask import Flask, request, send_from_directory
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from pie.api.base import reject_nul_in_path
 from pie.errors import PieError, envelope, flatten_messages
@@ -32,10 +32,17 @@ class Api(flask_smorest.Api):
             message = "; ".join(flatten_messages(messages))
         else:
             message = data.get("message") or error.description or error.name
+        if isinstance(error, RequestEntityTooLarge) and request.max_content_length is not None:
+            message = body_limit_message(request.max_content_length)
         headers = dict(data.get("headers") or {})
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
         return envelope(message), error.code or 500, headers
+
+
+def body_limit_message(limit: int) -> str:
+    """A 413 names the limit, so the caller knows how far to shrink the body."""
+    return f"request body is larger than the limit of {limit} bytes (PIE_MAX_BODY_BYTES)"
 
 
 def handle_pie_error(error: PieError) -> tuple[dict[str, Any], int]:

@@ -13,6 +13,7 @@ from flask_smorest.pagination import PaginationParameters
 from marshmallow import missing
 from webargs.core import parse_json
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from pie import auth
 from pie.errors import BadRequest, Forbidden
@@ -49,7 +50,7 @@ class Parser(FlaskParser):
     def _raw_load_json(self, req: Any) -> Any:
         """webargs' JSON loading (a JSON content type, else nothing) with PIE's checks: a
         body that is not JSON is a 400, and so is one nested too deep or holding NULs."""
-        body = req.get_data(cache=True)
+        body = read_body(req)
         if not req.is_json:  # the test webargs makes (application/json or …+json)
             if body:
                 raise BadRequest("the request body must be JSON (Content-Type: application/json)")
@@ -71,6 +72,20 @@ class Parser(FlaskParser):
 
 
 MAX_JSON_DEPTH = 64
+
+
+def read_body(req: Any) -> bytes:
+    """The request body; 413 when it is larger than MAX_CONTENT_LENGTH. werkzeug checks a
+    declared Content-Length itself, but cuts a streamed (chunked) body at the limit without
+    a word, so a body that fills the limit is over it when one more byte follows."""
+    body = req.get_data(cache=True)
+    if body and req.content_length is None:
+        limit = req.max_content_length
+        # A body this long came through werkzeug's limited stream, which it only uses when
+        # the server ends the input itself (wsgi.input_terminated): this read cannot hang.
+        if limit is not None and len(body) >= limit and req.input_stream.read(1):
+            raise RequestEntityTooLarge()
+    return body
 
 
 def reject_nul_in_path() -> None:

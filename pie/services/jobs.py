@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pie import contracts, counts
-from pie.errors import NotFound, Unprocessable
+from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import get_by, insert_row, update_row
 from pie.services import lifecycle
@@ -141,11 +141,58 @@ def completion_result(job: Job) -> dict[str, Any]:
     return result
 
 
+def recorded_error(status: str, error: Any) -> Any:
+    """The `error` a completion records: a success keeps none."""
+    return error if status == "failure" else None
+
+
+def check_repeat(job: Job, status: str, output: Any, error: Any) -> None:
+    """A completion of a job that has ended must repeat what was recorded: its status, its
+    `output` and, for a failure, its `error` (omitted is null). Anything else is a 409, so a
+    handler never believes a second, different outcome was kept."""
+    if job.status != status:
+        raise Conflict(f"job '{job.job_id}' already ended with '{job.status}'")
+    for name, sent in (("output", output), ("error", recorded_error(status, error))):
+        if not same_json(getattr(job, name), sent):
+            raise Conflict(
+                f"job '{job.job_id}' already ended with '{status}' and a different {name}; "
+                f"a repeated completion must send the same {name}"
+            )
+
+
+def same_json(first: Any, second: Any) -> bool:
+    """Whether two parsed JSON values are the same JSON: objects whatever their key order,
+    arrays in order, numbers by value (1 equals 1.0, as in JSON Schema's `const`), but never
+    a boolean and a number (Python's True == 1 is not JSON's) nor a string and a number.
+    Iterative, so no nesting can overflow the stack."""
+    pairs = [(first, second)]
+    while pairs:
+        a, b = pairs.pop()
+        if isinstance(a, dict) and isinstance(b, dict):
+            if a.keys() != b.keys():
+                return False
+            pairs.extend((a[key], b[key]) for key in a)
+        elif isinstance(a, list) and isinstance(b, list):
+            if len(a) != len(b):
+                return False
+            pairs.extend(zip(a, b, strict=True))
+        elif not same_scalar(a, b):
+            return False
+    return True
+
+
+def same_scalar(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if type(a) in numbers and type(b) in numbers:  # not bool: its type is not int
+        return a == b or (a != a and b != b)  # NaN, which Python's json reads and writes
+    return type(a) is type(b) and a == b
+
+
 def record_outcome(job: Job, status: str, output: Any, error: Any) -> None:
     """Set a job's terminal fields (the caller saves it)."""
     now = utcnow()
     job.status, job.output, job.completed_at = status, output, now
-    job.error = error if status == "failure" else None
+    job.error = recorded_error(status, error)
     job.started_at = job.started_at or now
     job.warnings = output_warnings(job, output)
     job.triggered_events = []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pie import metrics
 from pie.db import database
-from pie.errors import Conflict, NotFound, Unprocessable
+from pie.errors import NotFound, Unprocessable
 from pie.rows import lock_by
 from pie.services import jobs, lifecycle, registry, subscriptions, triggers
 from pie.tables import Job, ModelVersion, RegisteredModel, Service
@@ -131,8 +131,9 @@ def complete_job(
     model_id: str | None = None,
     model_version: str | None = None,
 ) -> dict[str, Any]:
-    """Record a job's outcome once; a repeat with the same status returns the stored result,
-    a different status is a 409. A successful inference fires `inference_complete`."""
+    """Record a job's outcome once; a repeat of the same outcome returns the stored result,
+    a different one (status, output or error) is a 409. A successful inference fires
+    `inference_complete`."""
     fired: list[str] = []
     with database.atomic():
         job = lock_by(Job, job_id=job_id)
@@ -141,8 +142,7 @@ def complete_job(
         ):
             raise NotFound(f"job '{job_id}' not found for that model version")
         if job.status in jobs.TERMINAL:
-            if job.status != status:
-                raise Conflict(f"job '{job_id}' already ended with '{job.status}'")
+            jobs.check_repeat(job, status, output, error)
             return jobs.completion_result(job)
         jobs.record_outcome(job, status, output, error)
         if job.service_id is not None:  # a service's status follows its init job

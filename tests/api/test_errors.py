@@ -1,5 +1,7 @@
 """Every error path answers the contract's envelope: {"success": false, "message": "..."}."""
 
+import io
+import json
 import logging
 
 import pytest
@@ -174,14 +176,63 @@ def test_duplicate_version_is_409(client, model):
 # --- 413 ----------------------------------------------------------------------------------
 
 
-def test_body_over_limit_is_413(make_app):
+OVER_THE_LIMIT = "request body is larger than the limit of 1000 bytes (PIE_MAX_BODY_BYTES)"
+
+
+@pytest.fixture
+def small(make_app):
     from tests.helpers import Client
 
-    small = Client(make_app({"PIE_MAX_BODY_BYTES": 1000}).test_client())
+    return Client(make_app({"PIE_MAX_BODY_BYTES": 1000}).test_client())
+
+
+def body_of_size(model_id, size):
+    """A model's JSON body of exactly `size` bytes (its description pads it)."""
+    body = json.dumps(model_body(model_id, description=""))
+    body = body.replace('"description": ""', f'"description": "{"x" * (size - len(body))}"')
+    assert len(body.encode()) == size
+    return body
+
+
+def streamed(client, body):
+    """POST `body` without a Content-Length (chunked), to a server that ends the input
+    stream itself, as gunicorn and werkzeug's server say they do (wsgi.input_terminated)."""
+    headers = {**AUTH, "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    return client.raw.post(
+        "/v2/models",
+        input_stream=io.BytesIO(body.encode()),
+        headers=headers,
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_body_over_limit_is_413(small):
     assert small.post("/v2/models", json=model_body("ok")).status_code == 201
     r = small.post("/v2/models", json=model_body("big", description="x" * 2000))
-    assert_envelope(r, 413)
+    assert assert_envelope(r, 413)["message"] == OVER_THE_LIMIT
     assert small.get("/v2/models/big").status_code == 404
+
+
+def test_a_body_of_exactly_the_limit_is_accepted(small):
+    headers = {**AUTH, "Content-Type": "application/json"}
+    r = small.raw.post("/v2/models", data=body_of_size("edge", 1000), headers=headers)
+    assert r.status_code == 201, r.get_json()
+    assert r.request.content_length == 1000
+
+
+@pytest.mark.parametrize("size", [1001, 5000])
+def test_a_streamed_body_over_the_limit_is_413(small, size):
+    r = streamed(small, body_of_size("big", size))
+    assert r.request.content_length is None
+    assert assert_envelope(r, 413)["message"] == OVER_THE_LIMIT
+    assert small.get("/v2/models/big").status_code == 404
+
+
+@pytest.mark.parametrize("size", [999, 1000])
+def test_a_streamed_body_up_to_the_limit_is_accepted(small, size):
+    r = streamed(small, body_of_size("edge", size))
+    assert r.status_code == 201, r.get_json()
+    assert small.get("/v2/models/edge").status_code == 200
 
 
 # --- 422 ----------------------------------------------------------------------------------

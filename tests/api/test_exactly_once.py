@@ -201,6 +201,41 @@ def test_racing_completions_with_different_statuses_have_one_winner(app, client)
     assert len(target_jobs(client, "t1")) == (1 if stored == "success" else 0)
 
 
+def test_racing_completions_with_different_outputs_have_one_winner(app, client):
+    create_model(client, "s1", inference="hold")
+    create_model(client, "t1")
+    activate(client, "s1")
+    activate(client, "t1")
+    subscription = {
+        "trigger_event": "inference_complete",
+        "target_model_id": "t1",
+        "target_action": "inference",
+        "input_source": "trigger_output",
+    }
+    assert client.post("/v2/models/s1/event-subscriptions", json=subscription).status_code == 201
+    r = client.post("/v2/models/s1/versions/1/inference", json={"input": {"q": 1}})
+    job_id = r.get_json()["inference_job_id"]
+    wait_for_job(client, job_id, ("started",))
+    path = f"/v2/models/s1/versions/1/jobs/{job_id}/complete"
+    turn = iter(range(CALLERS))
+    lock = threading.Lock()
+
+    def complete(c: Client) -> Any:
+        with lock:
+            output = {"caller": next(turn) % 2}
+        return c.post(path, json={"status": "success", "output": output})
+
+    results = race(app, complete)
+
+    stored = client.get(f"/v2/jobs/{job_id}").get_json()["output"]
+    assert sorted(code for code, _ in results) == [200] * (CALLERS // 2) + [409] * (CALLERS // 2)
+    winners = [body for code, body in results if code == 200]
+    assert all(body == winners[0] for body in winners)
+    (fired,) = target_jobs(client, "t1")
+    assert fired["job_id"] == winners[0]["triggered_events"][0]["job_id"]
+    assert fired["input"] == stored  # the trigger output is the kept one
+
+
 def test_racing_training_starts_create_one_job(app, client):
     create_model(client, "s1")
 

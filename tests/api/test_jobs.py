@@ -443,7 +443,11 @@ def test_output_matching_the_output_schema_has_no_warnings(client):
     assert get_job(client, job_id)["warnings"] == []
 
 
-def test_repeating_a_completion_returns_the_same_body_and_fires_once(client):
+OUTPUT = {"score": 1, "labels": ["a", "b"], "detail": {"ok": True, "note": None}}
+
+
+def subscribed_pair(client):
+    """Model m1 (held inference) with an inference_complete subscription to t1."""
     create_model(client, "m1", inference="hold")
     create_model(client, "t1")
     activate(client, "m1")
@@ -455,16 +459,103 @@ def test_repeating_a_completion_returns_the_same_body_and_fires_once(client):
         "input_source": "trigger_output",
     }
     assert client.post("/v2/models/m1/event-subscriptions", json=sub).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "repeat",
+    [
+        OUTPUT,
+        # Key order does not matter, and 1.0 is the number 1.
+        {"detail": {"note": None, "ok": True}, "labels": ["a", "b"], "score": 1.0},
+    ],
+    ids=["same", "reordered-and-1.0"],
+)
+def test_repeating_a_completion_returns_the_same_body_and_fires_once(app, client, repeat):
+    subscribed_pair(client)
     job_id = held_job(client, "m1")
-    first = complete(client, "m1", job_id, {"status": "success", "output": {"a": 1}})
+    token = {"token": app.extensions["pie"].callback_token(job_id)}  # as a handler calls
+    first = complete(client, "m1", job_id, {"status": "success", "output": OUTPUT}, **token)
     assert first.status_code == 200, first.get_json()
     assert len(first.get_json()["triggered_events"]) == 1
-    for output in ({"a": 1}, {"a": 2}):
-        again = complete(client, "m1", job_id, {"status": "success", "output": output})
+    for _ in range(2):
+        again = complete(client, "m1", job_id, {"status": "success", "output": repeat}, **token)
         assert (again.status_code, again.get_json()) == (200, first.get_json())
-    assert get_job(client, job_id)["output"] == {"a": 1}
+    assert get_job(client, job_id)["output"] == OUTPUT
     fired = version_jobs(client, "t1")
     assert [job["job_id"] for job in fired] == [first.get_json()["triggered_events"][0]["job_id"]]
+
+
+@pytest.mark.parametrize(
+    "different",
+    [
+        {**OUTPUT, "score": 2},
+        {**OUTPUT, "score": True},  # Python's True == 1, JSON's true is no number
+        {**OUTPUT, "score": "1"},
+        {**OUTPUT, "labels": ["b", "a"]},  # arrays keep their order
+        {**OUTPUT, "extra": None},
+        {"score": 1},
+        {},
+        None,
+    ],
+    ids=["value", "boolean", "string", "order", "extra-key", "fewer-keys", "empty", "null"],
+)
+def test_repeating_a_completion_with_a_different_output_is_409(client, different):
+    subscribed_pair(client)
+    job_id = held_job(client, "m1")
+    first = complete(client, "m1", job_id, {"status": "success", "output": OUTPUT})
+    assert first.status_code == 200, first.get_json()
+
+    body = (
+        {"status": "success"} if different is None else {"status": "success", "output": different}
+    )
+    r = complete(client, "m1", job_id, body)
+
+    assert assert_envelope(r, 409)["message"] == (
+        f"job '{job_id}' already ended with 'success' and a different output; "
+        "a repeated completion must send the same output"
+    )
+    job = get_job(client, job_id)
+    assert (job["status"], job["output"]) == ("success", OUTPUT)
+    assert len(version_jobs(client, "t1")) == 1  # nothing fired again
+    again = complete(client, "m1", job_id, {"status": "success", "output": OUTPUT})
+    assert (again.status_code, again.get_json()) == (200, first.get_json())
+
+
+def test_repeating_a_failure_must_repeat_its_error(client):
+    create_model(client, "m1", inference="hold")
+    activate(client, "m1")
+    job_id = held_job(client, "m1")
+    error = {"type": "ValueError", "message": "bad input", "at": [1, 2]}
+    first = complete(client, "m1", job_id, {"status": "failure", "error": error})
+    assert first.status_code == 200, first.get_json()
+
+    reordered = {"at": [1.0, 2], "message": "bad input", "type": "ValueError"}
+    again = complete(client, "m1", job_id, {"status": "failure", "error": reordered})
+    assert (again.status_code, again.get_json()) == (200, first.get_json())
+    for body, name in [
+        ({"status": "failure", "error": {**error, "message": "other"}}, "error"),
+        ({"status": "failure"}, "error"),
+        ({"status": "failure", "error": error, "output": {"partial": 1}}, "output"),
+    ]:
+        r = complete(client, "m1", job_id, body)
+        assert assert_envelope(r, 409)["message"] == (
+            f"job '{job_id}' already ended with 'failure' and a different {name}; "
+            f"a repeated completion must send the same {name}"
+        )
+    job = get_job(client, job_id)
+    assert (job["status"], job["error"], job["output"]) == ("failure", error, None)
+
+
+def test_a_success_records_no_error_so_a_repeat_is_not_judged_by_one(client):
+    create_model(client, "m1", inference="hold")
+    activate(client, "m1")
+    job_id = held_job(client, "m1")
+    body = {"status": "success", "output": {"a": 1}, "error": {"message": "ignored"}}
+    first = complete(client, "m1", job_id, body)
+    assert first.status_code == 200, first.get_json()
+    again = complete(client, "m1", job_id, {**body, "error": {"message": "also ignored"}})
+    assert (again.status_code, again.get_json()) == (200, first.get_json())
+    assert get_job(client, job_id)["error"] is None
 
 
 @pytest.mark.parametrize(("first", "second"), [("success", "failure"), ("failure", "success")])
@@ -473,7 +564,8 @@ def test_completing_with_a_different_status_is_409(client, first, second):
     activate(client, "m1")
     job_id = held_job(client, "m1")
     assert complete(client, "m1", job_id, {"status": first, "output": {}}).status_code == 200
-    assert_envelope(complete(client, "m1", job_id, {"status": second, "output": {}}), 409)
+    r = complete(client, "m1", job_id, {"status": second, "output": {}})
+    assert assert_envelope(r, 409)["message"] == f"job '{job_id}' already ended with '{first}'"
     assert get_job(client, job_id)["status"] == first
 
 

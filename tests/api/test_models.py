@@ -190,6 +190,38 @@ def test_malformed_handler_is_400(client, handler, field):
     assert client.get("/v2/models/m1").status_code == 404
 
 
+KNOWN_TYPES = "Known handler types: ecs_task, in_process, lambda."
+TYPE_PROBLEMS = [
+    ({"value": "echo"}, f"Missing data for required field. {KNOWN_TYPES}"),
+    ({"type": None, "value": "echo"}, f"Field may not be null. {KNOWN_TYPES}"),
+    ({"type": 5, "value": "echo"}, f"Not a valid string: got a number. {KNOWN_TYPES}"),
+    ({"type": 1.5, "value": "echo"}, f"Not a valid string: got a number. {KNOWN_TYPES}"),
+    ({"type": True, "value": "echo"}, f"Not a valid string: got a boolean. {KNOWN_TYPES}"),
+    ({"type": ["lambda"], "value": "echo"}, f"Not a valid string: got an array. {KNOWN_TYPES}"),
+    ({"type": {"a": 1}, "value": "echo"}, f"Not a valid string: got an object. {KNOWN_TYPES}"),
+    ({"type": "pigeon", "value": "x"}, f"Unknown handler type 'pigeon'. {KNOWN_TYPES}"),
+    ({"type": "", "value": "x"}, f"Unknown handler type ''. {KNOWN_TYPES}"),
+]
+
+
+@pytest.mark.parametrize(("handler", "expected"), TYPE_PROBLEMS)
+def test_a_handler_without_a_valid_type_says_why_and_lists_the_types(client, handler, expected):
+    r = client.post(
+        "/v2/models", json=model_body(handlers={"training": handler, "inference": ECHO})
+    )
+    assert assert_envelope(r, 400)["message"] == f"json.handlers.training.type: {expected}"
+
+
+@pytest.mark.parametrize(("handler", "expected"), TYPE_PROBLEMS)
+def test_a_replacement_handler_without_a_valid_type_says_why(client, handler, expected):
+    create(client)
+    r = client.put(
+        "/v2/models/m1", json=replacement(handlers={"training": ECHO, "inference": handler})
+    )
+    assert assert_envelope(r, 400)["message"] == f"json.handlers.inference.type: {expected}"
+    assert client.get("/v2/models/m1").get_json()["handlers"] == OLD_HANDLERS
+
+
 @pytest.mark.parametrize("handler", ["echo", 5, [], None])
 def test_handler_must_be_an_object(client, handler):
     r = client.post(

@@ -275,6 +275,14 @@ def test_models_using_the_type_are_validated_by_its_schema(queue_client, handler
     assert expected in body["message"]
 
 
+def test_a_handler_without_a_type_lists_the_types_plugins_registered(queue_client):
+    r = queue_client.post("/v2/models", json=model_body(handlers=handlers({"queue": "scoring"})))
+
+    message = assert_envelope(r, 400)["message"]
+    assert "json.handlers.training.type: Missing data for required field. " in message
+    assert "Known handler types: ecs_task, in_process, lambda, queue." in message
+
+
 def test_a_dispatch_error_fails_the_job_with_its_message(queue_client, queue):
     create_queue_model(queue_client)
     queue.fail = RuntimeError("queue 'scoring' is full")
@@ -371,7 +379,8 @@ def test_disabled_plugins_remove_their_types(make_app):
     client = Client(make_app({"PIE_DISABLED_PLUGINS": ["ecs_task"]}).test_client())
 
     body = assert_envelope(client.post("/v2/models", json=model_body(handlers=handlers(ECS))), 400)
-    assert "ecs_task" in body["message"]
+    message = body["message"]
+    assert "Unknown handler type 'ecs_task'. Known handler types: in_process, lambda." in message
     r = client.post("/v2/models", json=model_body("m2", handlers=handlers(LAMBDA)))
     assert r.status_code == 201, r.get_json()
     schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
