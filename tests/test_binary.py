@@ -379,11 +379,18 @@ def test_serve_runs_an_ecs_task_through_boto3(session, server, moto):
 
 def test_serve_serves_the_docs_page_and_its_assets(server):
     page = requests.get(f"{server}/docs", timeout=30)
-    script = requests.get(f"{server}/docs/assets/swagger-ui-bundle.js", timeout=30)
+    assets = {
+        name: requests.get(f"{server}/docs/assets/{name}", timeout=30)
+        for name in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css")
+    }
     document = requests.get(f"{server}/openapi.json", timeout=30)
 
-    assert page.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in page.text
-    assert script.status_code == 200 and len(script.content) > 100_000
+    assert page.status_code == 200
+    for name, asset in assets.items():
+        assert f"/docs/assets/{name}" in page.text
+        assert asset.status_code == 200 and len(asset.content) > 100_000, name
+    # Swagger UI 5, the first to render the OpenAPI 3.1 document.
+    assert b'PACKAGE_VERSION:"5.' in assets["swagger-ui-bundle.js"].content
     assert document.status_code == 200 and document.json()["info"]["title"] == "PIE"
     assert "outbox" in json.dumps(document.json()["components"]["schemas"])
 

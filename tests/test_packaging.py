@@ -29,6 +29,8 @@ def test_the_wheel_claims_only_the_pie_import_name(tmp_path):
     assert top_level == {"pie"}
     assert "pie/schemas/common.py" in names
     assert "pie/plugins/aws_lambda.py" in names
+    assert "pie/static/swagger-ui/swagger-ui-bundle.js" in names  # the /docs page's assets
+    assert not [name for name in names if name.endswith(".map")]
     assert not any(name.startswith(("tests/", "bench/")) for name in names)
 
 

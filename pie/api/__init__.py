@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import flask_smorest
@@ -19,6 +20,10 @@ from pie.schemas.handlers import component_names, handler_field_documenter, hand
 log = logging.getLogger(__name__)
 
 DOCS_ASSETS_URL = "/docs/assets/"
+SWAGGER_UI_FOLDER = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
+# Swagger UI's own options. No online validator badge: it would send /openapi.json's URL to
+# validator.swagger.io, and the page must not reach any host but PIE.
+SWAGGER_UI_CONFIG = {"validatorUrl": None}
 
 
 class Api(flask_smorest.Api):
@@ -60,14 +65,12 @@ def handle_unexpected(error: Exception) -> tuple[dict[str, Any], int]:
 
 
 def docs_assets_blueprint() -> FlaskBlueprint:
-    """Swagger UI's files, served from the installed swagger-ui-bundle (no internet needed)."""
-    from swagger_ui_bundle import swagger_ui_path
-
+    """Swagger UI's files, vendored in pie/static/swagger-ui (no internet needed)."""
     blueprint = FlaskBlueprint("docs_assets", __name__)
 
     @blueprint.route(f"{DOCS_ASSETS_URL}<path:filename>")
     def docs_asset(filename: str) -> Any:
-        return send_from_directory(str(swagger_ui_path), filename, max_age=86400)
+        return send_from_directory(SWAGGER_UI_FOLDER, filename, max_age=86400)
 
     return blueprint
 
@@ -92,6 +95,7 @@ def init_app(app: Flask) -> Api:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS_URL,
+        OPENAPI_SWAGGER_UI_CONFIG=SWAGGER_UI_CONFIG,
         API_SPEC_OPTIONS={
             "info": {"description": "PIE V2: model registry and job orchestrator."},
             "components": {

@@ -1,6 +1,7 @@
 """The served OpenAPI document, the local docs pages, and the route-coverage meta-test."""
 
 import ast
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,6 +12,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from tests.helpers import MODEL_FIELDS, VERSION_FIELDS
 
 PUBLIC_OPERATIONS = {("get", "/v2/health")}
+DOCS_ASSETS = "/docs/assets/"
+SWAGGER_UI = Path(__file__).resolve().parents[2] / "pie" / "static" / "swagger-ui"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 _D = "/v2/clients/{client_id}/domains/{domain_id}"
@@ -236,11 +239,29 @@ def test_docs_page_uses_local_assets(anon):
     styles = [u for u in parser.urls if u.endswith(".css")]
     assert scripts and styles
     for url in parser.urls:
-        assert url.startswith("/docs/assets/"), url
+        assert url.startswith(DOCS_ASSETS), url
         asset = anon.get(url)
         assert asset.status_code == 200, url
-        assert len(asset.get_data()) > 1000, url
+        assert asset.get_data() == (SWAGGER_UI / url.removeprefix(DOCS_ASSETS)).read_bytes(), url
     assert "/openapi.json" in html
+
+
+def test_docs_page_turns_off_the_online_validator(anon):
+    html = anon.get("/docs").get_data(as_text=True)
+    config = re.search(r"override_config = (\{.*?\});", html)
+    assert config, html
+    assert json.loads(config[1]) == {"validatorUrl": None}
+
+
+def test_vendored_swagger_ui_is_the_5x_its_readme_names(anon):
+    named = re.search(r"swagger-ui-dist (\d+\.\d+\.\d+)", (SWAGGER_UI / "README.md").read_text())
+    bundle = anon.get(f"{DOCS_ASSETS}swagger-ui-bundle.js").get_data(as_text=True)
+    files = {path.name for path in SWAGGER_UI.iterdir()}
+
+    assert named and named[1].startswith("5."), "Swagger UI 5 is the first to render OpenAPI 3.1"
+    assert f'PACKAGE_VERSION:"{named[1]}"' in bundle
+    assert {"LICENSE", "NOTICE"} <= files
+    assert not [name for name in files if name.endswith(".map")]
 
 
 def test_docs_asset_404_is_not_a_crash(anon):
