@@ -12,6 +12,7 @@ from typing import Any
 import marshmallow as ma
 
 from pie import DispatchDeferred, HandlerType, hookimpl
+from pie.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class InProcessHandlerType(HandlerType):
                 )
             else:
                 self.runtime.complete_job(job_id, "success", output=output)
+        except Conflict as exc:  # another run (its lease had lapsed) recorded its result first
+            log.warning("in-process job %s: this run's result was not recorded: %s", job_id, exc)
         except Exception:
             log.exception("in-process job %s could not be recorded", job_id)
         finally:

@@ -93,6 +93,35 @@ def test_a_job_is_started_while_its_implementation_runs(make_app):
     assert done["status"] == "success" and done["output"] == {"done": True}
 
 
+def test_a_run_that_finishes_after_its_job_was_completed_elsewhere_is_a_warning(
+    make_app, caplog
+):
+    """A second run of a job (its lease lapsed, another process ran it and recorded a result
+    first) cannot record a different result: 409, logged as a warning, not an error."""
+    release = threading.Event()
+
+    def slow(job_input: dict[str, Any]) -> dict[str, Any]:
+        assert release.wait(10), "the test never released the implementation"
+        return {"from": "this run"}
+
+    client = Client(make_app(plugins=[Implementations(slow=slow)]).test_client())
+    create_model(client, "slow")
+    r = client.post("/v2/models/m1/versions/1/inference", json={"input": {}})
+    job_id = r.get_json()["inference_job_id"]
+    wait_for_job(client, job_id, ("started",))
+    first = {"status": "success", "output": {"from": "the other run"}}
+    done = client.post(f"/v2/models/m1/versions/1/jobs/{job_id}/complete", json=first)
+    assert done.status_code == 200, done.get_json()
+
+    with caplog.at_level("WARNING", logger="pie.plugins.in_process"):
+        release.set()
+        wait_for(lambda: any(job_id in r.getMessage() for r in caplog.records))
+    (record,) = [r for r in caplog.records if job_id in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "different output" in record.getMessage()
+    assert client.get(f"/v2/jobs/{job_id}").get_json()["output"] == {"from": "the other run"}
+
+
 def test_an_implementation_that_raises_fails_its_job_with_type_and_message(make_app):
     def fragile(job_input: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"cannot score {job_input['x']!r}")
