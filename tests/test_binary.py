@@ -267,6 +267,21 @@ def test_the_default_instance_folder_is_in_the_working_directory(sandbox):
     assert (workdir / "instance" / "pie-jwt-secret").is_file()
 
 
+def test_version_help_and_token_create_nothing(sandbox):
+    from importlib.metadata import version
+
+    workdir = sandbox.home / "quiet"
+    workdir.mkdir()
+    shown = sandbox.run("--version", cwd=workdir, PIE_INSTANCE_PATH=None)
+    helped = sandbox.run("--help", cwd=workdir, PIE_INSTANCE_PATH=None)
+    refused = sandbox.run("token", "--admin", cwd=workdir, PIE_INSTANCE_PATH=None)
+
+    assert shown.returncode == 0 and shown.stdout == f"pie {version('pie-registry')}\n"
+    assert helped.returncode == 0 and "--app" not in helped.stdout, helped.stdout
+    assert refused.returncode == 1 and "no token secret at" in refused.stderr  # none made yet
+    assert list(workdir.iterdir()) == []
+
+
 def test_plugins_lists_the_built_ins_and_the_folder_plugin(sandbox):
     listed = sandbox.run("plugins")
 
