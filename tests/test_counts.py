@@ -22,6 +22,7 @@ from tests.helpers import (
     activate,
     make_token,
     model_body,
+    wait_for,
     wait_for_job,
 )
 
@@ -107,6 +108,12 @@ def test_counters_follow_every_write_through_the_api(client):
     for job_id in done:
         wait_for_job(client, job_id)
     wait_for_job(client, held["inference_job_id"], statuses=("started",))
+
+    def triggered_done() -> bool:  # the counters and the rows are read in two statements
+        jobs = client.get("/v2/models/c/versions/1/jobs").get_json()
+        return len(jobs) == 3 and all(job["status"] == "success" for job in jobs)
+
+    wait_for(triggered_done)
     assert_counts_match()
     with connection():
         assert counts.job_total("b", "1", status="started") == 1
