@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,10 +41,18 @@ def main() -> int:
     if not has_pip(python):
         create(path)
     target = ".[test]" if args.test else "."
-    command = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-e", target]
-    if args.test:
-        command += ["-c", "constraints.txt"]
-    return subprocess.call(command, cwd=ROOT)
+    what = "PIE and its test dependencies" if args.test else "PIE"
+    print(f"installing {what} into {path} (a minute or two the first time)", flush=True)
+    command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += ["-e", target, *(["-c", "constraints.txt"] if args.test else [])]
+    # setuptools warns on every editable install of a project whose packages sit at its top
+    # level ("folders … may take precedence during imports"): true of every such project and
+    # nothing to act on here, so it is not shown.
+    quiet = {**os.environ, "PYTHONWARNINGS": "ignore:Editable installation"}
+    status = subprocess.call(command, cwd=ROOT, env=quiet)
+    if status == 0:
+        print(f"installed; {path}/bin/pie is the pie command", flush=True)
+    return status
 
 
 def has_pip(python: Path) -> bool:
@@ -53,16 +62,34 @@ def has_pip(python: Path) -> bool:
     return subprocess.call(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
 
 
-def create(path: Path) -> None:
+def has_ensurepip() -> bool:
+    """Debian and Ubuntu ship ensurepip separately, in their python3-venv package."""
     try:
-        import ensurepip  # noqa: F401  (Debian and Ubuntu ship it separately, as python3-venv)
+        import ensurepip  # noqa: F401
     except ImportError:
-        print(f"creating {path} (no ensurepip here: fetching pip from {INDEX})", flush=True)
-        venv.EnvBuilder(clear=True, with_pip=False).create(path)
-        install_pip(path / "bin" / "python")
+        return False
+    return True
+
+
+def create(path: Path) -> None:
+    # Symbolic links to the interpreter, as `python3 -m venv` makes them: a system update of
+    # Python reaches the environment too.
+    symlinks = os.name != "nt"
+    if has_ensurepip():
+        print(f"creating {path}", flush=True)
+        venv.EnvBuilder(clear=True, symlinks=symlinks, with_pip=True).create(path)
         return
-    print(f"creating {path}", flush=True)
-    venv.EnvBuilder(clear=True, with_pip=True).create(path)
+    print(f"creating {path} (this Python has no ensurepip: fetching pip from {INDEX})")
+    venv.EnvBuilder(clear=True, symlinks=symlinks, with_pip=False).create(path)
+    try:
+        install_pip(path / "bin" / "python")
+    except (OSError, ValueError) as exc:  # URLError is an OSError
+        reason = getattr(exc, "reason", exc)
+        sys.exit(
+            f"could not fetch pip from {INDEX}: {reason}\n"
+            "Set PIP_INDEX_URL (and PIP_CERT for a private certificate authority) to an index "
+            "you can reach, or install your system's python3-venv package, and run this again."
+        )
 
 
 def install_pip(python: Path) -> None:
@@ -71,22 +98,27 @@ def install_pip(python: Path) -> None:
     wheel_name, url, sha256 = newest_pip_wheel()
     with tempfile.TemporaryDirectory() as folder:
         wheel = Path(folder) / wheel_name
-        with urllib.request.urlopen(url, timeout=60) as response:
-            data = response.read()
+        data = fetch(urllib.request.Request(url))
         if hashlib.sha256(data).hexdigest() != sha256:
-            sys.exit(f"the download of {url} does not match its published sha256")
+            raise ValueError(f"the download of {url} does not match its published sha256")
         wheel.write_bytes(data)
         subprocess.check_call(
             [str(python), f"{wheel}/pip", "install", "--quiet", "--no-index", str(wheel)]
         )
 
 
+def fetch(request: urllib.request.Request) -> bytes:
+    """The response body; PIP_CERT names a CA bundle to trust, as it does for pip."""
+    context = ssl.create_default_context(cafile=os.environ.get("PIP_CERT") or None)
+    with urllib.request.urlopen(request, timeout=60, context=context) as response:
+        return response.read()
+
+
 def newest_pip_wheel() -> tuple[str, str, str]:
     """(file name, URL, sha256) of the newest released pip wheel, from the index's JSON simple
     API (PEP 691)."""
     request = urllib.request.Request(f"{INDEX}/pip/", headers={"Accept": SIMPLE_JSON})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        files = json.load(response)["files"]
+    files = json.loads(fetch(request))["files"]
     wheels = [
         (release, f)
         for f in files

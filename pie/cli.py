@@ -36,7 +36,7 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
         ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
 @click.option(
     "-V",
     "--version",
@@ -55,7 +55,13 @@ def main() -> None:
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(min=1, max=65535),
+    help="Port to bind.",
+)
 @click.option(
     "--workers",
     default=None,
@@ -112,7 +118,9 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
     "--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port."
 )
 def worker(interval: float | None, metrics_port: int | None, metrics_host: str) -> None:
-    """Run the dispatch recovery loop on its own (safe beside other workers and servers)."""
+    """Run the recovery loop on its own.
+
+    It re-dispatches jobs a crash left behind; safe beside other workers and servers."""
     import signal
 
     from pie import metrics
@@ -189,8 +197,10 @@ SCOPES_EPILOG = "\b\nScopes (--scope):\n" + "\n".join(
 def token(
     admin: bool, client_id: str | None, granted: tuple[str, ...], ttl: int, subject: str
 ) -> None:
-    """Print a signed HS256 token (signed with the server's secret: run it where `pie serve`
-    runs, or with the same PIE_JWT_SECRET)."""
+    """Print a signed HS256 token.
+
+    It is signed with the server's secret: run it where `pie serve` runs, or with the same
+    PIE_JWT_SECRET."""
     from pie import config
     from pie.auth import TokenVerifier, read_secret
 
@@ -216,7 +226,9 @@ def token(
 
 @main.group("db")
 def db_group() -> None:
-    """Database commands (PIE_DATABASE_URL; SQLite in the instance folder by default)."""
+    """Database migrations and counters.
+
+    The database is PIE_DATABASE_URL (SQLite in the instance folder by default)."""
 
 
 @db_group.command("upgrade")
@@ -252,7 +264,7 @@ def db_recount() -> None:
 
 @main.command("plugins")
 def plugins() -> None:
-    """List loaded plugins, handler types and in-process implementations."""
+    """List plugins, handler types and in-process handlers."""
     from pie.plugin_manager import describe
 
     runtime = build_app().extensions["pie"]
@@ -270,7 +282,7 @@ def plugins() -> None:
 
 @main.group("openapi")
 def openapi() -> None:
-    """The OpenAPI document that /openapi.json serves."""
+    """Print or write the OpenAPI document (/openapi.json)."""
 
 
 def openapi_document() -> str:

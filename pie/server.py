@@ -66,6 +66,17 @@ class PieWorker(ThreadWorker):
     drains the in-flight requests: no queued in-process job starts after the signal."""
 
     closing: threading.Thread | None = None
+    quitting = False
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGINT/SIGQUIT: quick shutdown, once. Ctrl+C at a terminal signals every process of
+        the group and the master then sends its workers SIGQUIT as well; a second run of this
+        handler inside the first one's thread-pool shutdown waited forever on the lock the
+        first held, until the master's SIGKILL 30 s later."""
+        if self.quitting:
+            return
+        self.quitting = True
+        super().handle_quit(sig, frame)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)

@@ -244,3 +244,11 @@ def test_serve_shows_a_banner_on_a_terminal(tmp_path, empty):
     assert f"API docs   {url}/docs" in text
     assert f"database   sqlite:///{tmp_path}/instance/pie.sqlite" in text
     assert not any(line.startswith("{") for line in text.splitlines())  # text logs, not JSON
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1"])
+def test_a_port_out_of_range_is_refused_before_anything_is_created(port, tmp_path, empty):
+    result = pie(["serve", "--port", port], empty, **serve_env(tmp_path))
+    assert result.returncode == 2
+    assert f"Invalid value for '--port': {port} is not in the range 1<=x<=65535" in result.stderr
+    assert not (tmp_path / "instance").exists()

@@ -210,3 +210,46 @@ def test_worker_leaves_a_job_longer_than_the_grace_period_to_recovery(app_with_s
 
     worker()  # its lease runs out; the new worker re-runs it (same job_id)
     assert wait_for_job(reader, long_job, timeout=30)["status"] == "success"
+
+
+def test_a_second_quit_signal_during_the_first_is_ignored():
+    """The handler ran again, from a second signal, inside the first run's thread-pool
+    shutdown: that deadlocked on the pool's lock. It now runs once."""
+    from pie.server import PieWorker
+
+    worker = PieWorker.__new__(PieWorker)  # only what handle_quit touches
+    calls = []
+
+    class Pool:
+        def shutdown(self, wait: bool = True) -> None:
+            calls.append("shutdown")
+            worker.handle_quit(signal.SIGQUIT, None)  # the master's SIGQUIT arrives here
+
+    class Config:
+        def worker_int(self, worker: object) -> None:
+            calls.append("worker_int")
+
+    worker.tpool, worker.cfg = Pool(), Config()
+    with pytest.raises(SystemExit):
+        worker.handle_quit(signal.SIGINT, None)
+    assert calls == ["shutdown", "worker_int"]
+
+
+def test_ctrl_c_stops_pie_serve_at_once(env):
+    """Ctrl+C at a terminal: SIGINT to the whole process group, with keep-alive connections
+    open as a browser leaves them. Each stop takes seconds, not the 30 s of a SIGKILL."""
+    for _ in range(3):
+        server = ServerProcess(env, workers=2)
+        server.start()
+        sessions = [requests.Session() for _ in range(6)]
+        for session in sessions:
+            assert session.get(f"{server.url}/v2/health", timeout=10).status_code == 200
+        started = time.monotonic()
+        os.killpg(server.proc.pid, signal.SIGINT)
+        try:
+            server.proc.wait(timeout=20)
+        finally:
+            server.kill()
+            for session in sessions:
+                session.close()
+        assert time.monotonic() - started < 10
