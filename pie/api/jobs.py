@@ -6,8 +6,15 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, current_principal, page_of, requires, requires_job, runtime
-from pie.errors import Forbidden
+from pie.api.base import (
+    Blueprint,
+    checked_job,
+    current_principal,
+    page_of,
+    requires,
+    requires_job,
+    runtime,
+)
 from pie.schemas.jobs import (
     CompletionResultSchema,
     CompletionSchema,
@@ -54,11 +61,7 @@ class JobById(MethodView):
     @blp.response(200, JobSchema)
     def get(self, job_id: str) -> Any:
         """Read a job (a job launched for a client needs access to that client)"""
-        job = jobs.get_job(job_id)
-        principal = current_principal()
-        if job.client_id and principal.job_id is None and not principal.can_access(job.client_id):
-            raise Forbidden(f"this token has no access to client '{job.client_id}'")
-        return job
+        return checked_job(job_id)
 
 
 @blp.route(f"{VERSION}/jobs")

@@ -21,8 +21,12 @@ log = logging.getLogger(__name__)
 TERMINAL = ("success", "failure")
 
 
+def find_job(job_id: str) -> Job | None:
+    return get_by(Job, job_id=job_id)
+
+
 def get_job(job_id: str) -> Job:
-    job = get_by(Job, job_id=job_id)
+    job = find_job(job_id)
     if job is None:
         raise NotFound(f"job '{job_id}' not found")
     return job
