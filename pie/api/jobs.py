@@ -25,7 +25,7 @@ from pie.schemas.jobs import (
     TrainingRequestSchema,
     TrainingStartedSchema,
 )
-from pie.services import jobs, orchestration
+from pie.services import jobs, orchestration, triggers
 
 blp = Blueprint("jobs", __name__, url_prefix="/v2", description="Training and inference jobs")
 VERSION = "/models/<model_id>/versions/<model_version>"
@@ -106,5 +106,11 @@ class Complete(MethodView):
             model_id=model_id,
             model_version=model_version,
         )
-        failed = any("error" in event for event in result["triggered_events"])
-        return result, 207 if failed else 200
+        principal = current_principal()
+        if principal.job_id is not None:  # the job's handler sees what runs for its tenant
+            clients = frozenset([result["client_id"]] if result["client_id"] else [])
+        else:
+            clients = principal.accessible_clients()
+        events = triggers.visible_events(result["triggered_events"], clients)
+        failed = any("error" in event for event in events)
+        return {**result, "triggered_events": events}, 207 if failed else 200

@@ -133,7 +133,10 @@ def output_warnings(job: Job, output: Any) -> list[str]:
 
 
 def completion_result(job: Job) -> dict[str, Any]:
+    """The completion response; `client_id` is not part of it, it tells the view whose
+    TriggeredEvents the job's own callback token may be shown."""
     result = {
+        "client_id": job.client_id,
         "job_id": job.job_id,
         "model_id": job.model_id,
         "model_version": job.model_version,
