@@ -62,3 +62,9 @@ def own_subscriptions(db: peewee.Database) -> None:
         if name not in present:
             db.execute_sql(f'ALTER TABLE "event_subscriptions" ADD COLUMN "{name}" VARCHAR(128)')
     ownership.own_replays()
+
+
+@migration
+def count_trigger_chains(db: peewee.Database) -> None:
+    # The jobs each root event has caused so far (PIE_MAX_TRIGGERED_JOBS).
+    db.create_tables(tables.CHAIN_TABLES, safe=True)

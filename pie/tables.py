@@ -173,6 +173,21 @@ SUBSCRIPTION_TABLES = [Subscription]
 TENANT_FIELDS = ("client_id", "domain_id", "service_id")
 
 
+class TriggerChain(BaseModel):
+    """How many jobs the chain of one root event has started so far (PIE_MAX_TRIGGERED_JOBS).
+    Created when the chain's second level first fires (see pie/services/chains.py)."""
+
+    chain_id = peewee.CharField(primary_key=True, max_length=36)
+    jobs = peewee.BigIntegerField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "trigger_chains"
+
+
+CHAIN_TABLES = [TriggerChain]
+
+
 class Client(BaseModel):
     client_id = peewee.CharField(primary_key=True, max_length=128)
     client_uuid = peewee.CharField(max_length=36, unique=True)

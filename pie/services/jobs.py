@@ -90,6 +90,14 @@ def new_job(version: ModelVersion, job_type: str, job_input: dict[str, Any], **c
     )
 
 
+TRIGGER_FIELDS = ("subscription_id", "parent_job_id", "depth")
+
+
+def public_trigger(trigger: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's `trigger` as the contract shows it, without the chain bookkeeping it keeps."""
+    return None if trigger is None else {name: trigger.get(name) for name in TRIGGER_FIELDS}
+
+
 def callback_url(public_url: str, job: Job) -> str:
     return (
         f"{public_url.rstrip('/')}/v2/models/{quote(job.model_id, safe='')}/versions/"
@@ -110,7 +118,7 @@ def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
             "domain_id": job.domain_id,
             "service_id": job.service_id,
             "assignment_id": job.assignment_id,
-            "trigger": job.trigger,
+            "trigger": public_trigger(job.trigger),
         },
         "callback": {
             "url": callback_url(runtime.public_url, job),

@@ -110,6 +110,8 @@ def change_status(
                 (parent.output or {}) if parent else {},
                 parent=parent,
             )
+        if previous is not None and status == "active":
+            model = lifecycle.activate_model(model, version.updated_at)
     if events:
         log.info(
             "version %s of model %s is active; training_complete started %d job(s)",

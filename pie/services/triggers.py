@@ -3,18 +3,21 @@ transaction, dispatched by the caller after commit."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.rows import find_all, insert_rows
-from pie.services import registry
+from pie.services import chains, registry
 from pie.tables import TENANT_FIELDS, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
 
+log = logging.getLogger(__name__)
 BATCH = 200
+MAX_JOBS = "PIE_MAX_TRIGGERED_JOBS"
 
 
 def newest_active_version_query(model_id: str) -> Any:
@@ -87,21 +90,29 @@ def fire(
     if depth > max_depth:
         reason = f"trigger depth limit reached (PIE_MAX_TRIGGER_DEPTH={max_depth})"
         return [_refused(sub, parent, reason) for sub in subs], []
+    budget = chains.Budget(parent.trigger if parent else None, runtime.config[MAX_JOBS])
     targets, events, rows, now = _Targets(runtime), [], [], utcnow()
     for sub in subs:
         refusal = _crossing_refusal(sub, parent)
+        if refusal is None and not budget.take():
+            refusal = f"trigger volume limit reached: this chain has started {budget.limit} jobs"
+            refusal += f" ({MAX_JOBS}={budget.limit})"
         if refusal is not None:
             events.append(_refused(sub, parent, refusal))
             continue
         try:
             version = targets.version_for(sub)
         except PieError as exc:
+            budget.give_back()
             events.append(_refused(sub, parent, exc.message))
             continue
         rows.append(_job_row(sub, version, parent, depth, trigger_output, now))
         events.append(_event(sub, parent, job_id=rows[-1]["job_id"]))
+    budget.stamp([row["trigger"] for row in rows])
+    budget.save()
     for start in range(0, len(rows), BATCH):
         insert_rows(Job, rows[start : start + BATCH])
+    _log_refusals(source_model_id, event, parent, budget)
     return events, [row["job_id"] for row in rows]
 
 
@@ -163,6 +174,28 @@ def _event(sub: Subscription, parent: Job | None, **outcome: str) -> dict[str, A
 
 def _refused(sub: Subscription, parent: Job | None, reason: str) -> dict[str, Any]:
     return _event(sub, parent, error=reason)
+
+
+def _log_refusals(
+    source_model_id: str, event: str, parent: Job | None, budget: chains.Budget
+) -> None:
+    if budget.refused:
+        log.warning(
+            "trigger volume limit reached: %s of model %s left %d subscription(s) unstarted "
+            "(%s=%d)",
+            event,
+            source_model_id,
+            budget.refused,
+            MAX_JOBS,
+            budget.limit,
+            extra={
+                "model_id": source_model_id,
+                "event": event,
+                "parent_job_id": parent.job_id if parent else None,
+                "chain_id": budget.chain_id,
+                "refused": budget.refused,
+            },
+        )
 
 
 def visible_events(
