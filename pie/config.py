@@ -36,6 +36,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "ECS_SECURITY_GROUPS": ([], _csv),
     "ECS_CONTAINER": (None, str),
     "MAX_TRIGGER_DEPTH": (8, _INT),
+    # Jobs one root event may cause across its whole chain of subscriptions (issue 14).
+    "MAX_TRIGGERED_JOBS": (1000, _INT),
     "IN_PROCESS_WORKERS": (4, _INT),
     "EMBEDDED_WORKER": (True, _bool),
     "DISABLED_PLUGINS": ([], _csv),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from pie import counts, tables
+from pie import counts, ownership, tables
 from pie.db import migration
 
 
@@ -51,3 +51,20 @@ def index_versions_by_status(db: peewee.Database) -> None:
         'CREATE INDEX IF NOT EXISTS "model_versions_newest" ON "model_versions" '
         '("model_id", "created_at", "id")'
     )
+
+
+@migration
+def own_subscriptions(db: peewee.Database) -> None:
+    # A subscription made for a tenant (`subscribe: true` through an assignment) belongs to
+    # it. (A database created after this change has the columns from migration 3 already.)
+    present = {column.name for column in db.get_columns("event_subscriptions")}
+    for name in tables.TENANT_FIELDS:
+        if name not in present:
+            db.execute_sql(f'ALTER TABLE "event_subscriptions" ADD COLUMN "{name}" VARCHAR(128)')
+    ownership.own_replays()
+
+
+@migration
+def count_trigger_chains(db: peewee.Database) -> None:
+    # The jobs each root event has caused so far (PIE_MAX_TRIGGERED_JOBS).
+    db.create_tables(tables.CHAIN_TABLES, safe=True)

@@ -153,6 +153,11 @@ class Subscription(BaseModel):
     label = peewee.TextField(null=True)
     status = peewee.CharField(max_length=16, default="active")
     warnings = JSONField(default=list)
+    # The tenant a subscription belongs to (`subscribe: true` through an assignment), null for
+    # a global one: only that tenant sees it, and its jobs run in its context (migration 7).
+    client_id = peewee.CharField(max_length=128, null=True)
+    domain_id = peewee.CharField(max_length=128, null=True)
+    service_id = peewee.CharField(max_length=128, null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -165,6 +170,22 @@ class Subscription(BaseModel):
 
 
 SUBSCRIPTION_TABLES = [Subscription]
+TENANT_FIELDS = ("client_id", "domain_id", "service_id")
+
+
+class TriggerChain(BaseModel):
+    """How many jobs the chain of one root event has started so far (PIE_MAX_TRIGGERED_JOBS).
+    Created when the chain's second level first fires (see pie/services/chains.py)."""
+
+    chain_id = peewee.CharField(primary_key=True, max_length=36)
+    jobs = peewee.BigIntegerField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "trigger_chains"
+
+
+CHAIN_TABLES = [TriggerChain]
 
 
 class Client(BaseModel):

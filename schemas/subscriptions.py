@@ -43,11 +43,23 @@ class SubscriptionSchema(Schema):
     warnings = ma.fields.List(
         ma.fields.String(), metadata={"description": "Present when non-empty"}
     )
+    client_id = ma.fields.String(
+        metadata={
+            "description": "Present when the subscription belongs to a tenant (made by "
+            "`subscribe: true` through an assignment): only that tenant and admins see it, "
+            "and its jobs run for that tenant"
+        }
+    )
+    domain_id = ma.fields.String(metadata={"description": "Present with client_id"})
+    service_id = ma.fields.String(
+        metadata={"description": "Present when made through a service's assignment"}
+    )
 
     @ma.post_dump
     def drop_absent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        if not data.get("warnings"):
-            data.pop("warnings", None)
+        for name in ("warnings", "client_id", "domain_id", "service_id"):
+            if not data.get(name):
+                data.pop(name, None)
         if data.get("input") is None:
             data.pop("input", None)
         return data

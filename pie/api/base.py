@@ -18,7 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from pie import auth
 from pie.errors import BadRequest, Forbidden
 from pie.runtime import Runtime
-from pie.services import tenants
+from pie.services import jobs, tenants
 
 SECURITY = [{"bearerAuth": []}]
 
@@ -152,6 +152,12 @@ def page_of(params: Any, fetch: Callable[..., tuple[list, int]], *args: Any, **k
     return items
 
 
+def checked_job(job_id: str) -> Any:
+    """The job `requires_job` read for its tenant check, else read now (404 when none)."""
+    job = g.pop("checked_job", None)
+    return job if job is not None else jobs.get_job(job_id)
+
+
 def runtime() -> Runtime:
     return current_app.extensions["pie"]
 
@@ -204,7 +210,10 @@ def requires(
 def requires_job(
     permission: str, *errors: int
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Like `requires`, but a job-scoped callback token for the path's `job_id` also passes."""
+    """For routes on one job (`job_id` in the path): the job's own callback token passes;
+    any other token needs the permission and, when the job was launched for a client, access
+    to that client — checked before the body is parsed. The job read for the check is kept
+    for the view (`checked_job`), so the check costs no second read."""
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(fn)
@@ -212,6 +221,10 @@ def requires_job(
             principal = current_principal()
             if principal.job_id is None:
                 auth.require(principal, permission)
+                if not principal.is_admin:  # admins reach every tenant: nothing to read
+                    job = g.checked_job = jobs.find_job(kwargs["job_id"])
+                    if job is not None and job.client_id:
+                        auth.require_tenant(principal, job.client_id)
             elif principal.job_id != kwargs.get("job_id"):
                 raise Forbidden("this callback token belongs to another job")
             return fn(*args, **kwargs)

@@ -6,8 +6,15 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, current_principal, page_of, requires, requires_job, runtime
-from pie.errors import Forbidden
+from pie.api.base import (
+    Blueprint,
+    checked_job,
+    current_principal,
+    page_of,
+    requires,
+    requires_job,
+    runtime,
+)
 from pie.schemas.jobs import (
     CompletionResultSchema,
     CompletionSchema,
@@ -18,7 +25,7 @@ from pie.schemas.jobs import (
     TrainingRequestSchema,
     TrainingStartedSchema,
 )
-from pie.services import jobs, orchestration
+from pie.services import jobs, orchestration, triggers
 
 blp = Blueprint("jobs", __name__, url_prefix="/v2", description="Training and inference jobs")
 VERSION = "/models/<model_id>/versions/<model_version>"
@@ -54,11 +61,7 @@ class JobById(MethodView):
     @blp.response(200, JobSchema)
     def get(self, job_id: str) -> Any:
         """Read a job (a job launched for a client needs access to that client)"""
-        job = jobs.get_job(job_id)
-        principal = current_principal()
-        if job.client_id and principal.job_id is None and not principal.can_access(job.client_id):
-            raise Forbidden(f"this token has no access to client '{job.client_id}'")
-        return job
+        return checked_job(job_id)
 
 
 @blp.route(f"{VERSION}/jobs")
@@ -103,5 +106,11 @@ class Complete(MethodView):
             model_id=model_id,
             model_version=model_version,
         )
-        failed = any("error" in event for event in result["triggered_events"])
-        return result, 207 if failed else 200
+        principal = current_principal()
+        if principal.job_id is not None:  # the job's handler sees what runs for its tenant
+            clients = frozenset([result["client_id"]] if result["client_id"] else [])
+        else:
+            clients = principal.accessible_clients()
+        events = triggers.visible_events(result["triggered_events"], clients)
+        failed = any("error" in event for event in events)
+        return {**result, "triggered_events": events}, 207 if failed else 200

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, page_of, requires
+from pie.api.base import Blueprint, current_principal, page_of, requires
 from pie.schemas.subscriptions import (
     SubscriptionCreateSchema,
     SubscriptionSchema,
@@ -22,6 +24,25 @@ blp = Blueprint(
 )
 
 
+def visible_clients() -> frozenset[str] | None:
+    """The tenants whose own subscriptions (`subscribe: true` replays) the caller sees."""
+    return current_principal().accessible_clients()
+
+
+def visible_before_body(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse another tenant's subscription before the body is validated, as tenant checks
+    are everywhere (admins see every subscription: nothing to check)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        clients = visible_clients()
+        if clients is not None:
+            subscriptions.get(kwargs["model_id"], kwargs["subscription_id"], clients)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 @blp.route("/event-subscriptions")
 class Subscriptions(MethodView):
     @requires("read_models", 404)
@@ -29,7 +50,9 @@ class Subscriptions(MethodView):
     @blp.paginate()
     def get(self, model_id: str, pagination_parameters: Any) -> Any:
         """List the subscriptions whose source is this model"""
-        return page_of(pagination_parameters, subscriptions.list_for, model_id)
+        return page_of(
+            pagination_parameters, subscriptions.list_for, model_id, clients=visible_clients()
+        )
 
     @requires("manage_models", 404, 413, 422)
     @blp.arguments(SubscriptionCreateSchema)
@@ -45,17 +68,18 @@ class SubscriptionById(MethodView):
     @blp.response(200, SubscriptionSchema)
     def get(self, model_id: str, subscription_id: str) -> Any:
         """Read a subscription"""
-        return subscriptions.get(model_id, subscription_id)
+        return subscriptions.get(model_id, subscription_id, visible_clients())
 
     @requires("manage_models", 404, 413)
+    @visible_before_body
     @blp.arguments(SubscriptionUpdateSchema)
     @blp.response(200, SubscriptionSchema)
     def put(self, data: dict[str, Any], model_id: str, subscription_id: str) -> Any:
         """Update a subscription's input, label or status (active re-arms a stale one)"""
-        return subscriptions.update(model_id, subscription_id, data)
+        return subscriptions.update(model_id, subscription_id, data, visible_clients())
 
     @requires("manage_models", 404)
     @blp.response(204)
     def delete(self, model_id: str, subscription_id: str) -> Any:
         """Delete a subscription"""
-        subscriptions.delete(model_id, subscription_id)
+        subscriptions.delete(model_id, subscription_id, visible_clients())

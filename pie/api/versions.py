@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, page_of, requires, runtime
+from pie.api.base import Blueprint, current_principal, page_of, requires, runtime
 from pie.schemas.versions import (
     ModelVersionSchema,
     NewVersionResultSchema,
@@ -14,7 +14,7 @@ from pie.schemas.versions import (
     StatusChangeSchema,
     TransitionResultSchema,
 )
-from pie.services import lifecycle, orchestration
+from pie.services import lifecycle, orchestration, triggers
 
 blp = Blueprint(
     "versions",
@@ -64,4 +64,7 @@ class NewStatus(MethodView):
         model, version, events = orchestration.change_status(
             runtime(), model_id, model_version, data["status"]
         )
+        # Jobs it started for tenants the caller cannot see are not named to it.
+        clients = current_principal().accessible_clients()
+        events = triggers.visible_events(events, clients)
         return {"model": model, "version": version, "triggered_events": events}

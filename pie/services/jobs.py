@@ -21,8 +21,12 @@ log = logging.getLogger(__name__)
 TERMINAL = ("success", "failure")
 
 
+def find_job(job_id: str) -> Job | None:
+    return get_by(Job, job_id=job_id)
+
+
 def get_job(job_id: str) -> Job:
-    job = get_by(Job, job_id=job_id)
+    job = find_job(job_id)
     if job is None:
         raise NotFound(f"job '{job_id}' not found")
     return job
@@ -86,6 +90,14 @@ def new_job(version: ModelVersion, job_type: str, job_input: dict[str, Any], **c
     )
 
 
+TRIGGER_FIELDS = ("subscription_id", "parent_job_id", "depth")
+
+
+def public_trigger(trigger: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's `trigger` as the contract shows it, without the chain bookkeeping it keeps."""
+    return None if trigger is None else {name: trigger.get(name) for name in TRIGGER_FIELDS}
+
+
 def callback_url(public_url: str, job: Job) -> str:
     return (
         f"{public_url.rstrip('/')}/v2/models/{quote(job.model_id, safe='')}/versions/"
@@ -106,7 +118,7 @@ def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
             "domain_id": job.domain_id,
             "service_id": job.service_id,
             "assignment_id": job.assignment_id,
-            "trigger": job.trigger,
+            "trigger": public_trigger(job.trigger),
         },
         "callback": {
             "url": callback_url(runtime.public_url, job),
@@ -129,7 +141,10 @@ def output_warnings(job: Job, output: Any) -> list[str]:
 
 
 def completion_result(job: Job) -> dict[str, Any]:
+    """The completion response; `client_id` is not part of it, it tells the view whose
+    TriggeredEvents the job's own callback token may be shown."""
     result = {
+        "client_id": job.client_id,
         "job_id": job.job_id,
         "model_id": job.model_id,
         "model_version": job.model_version,

@@ -60,7 +60,8 @@ def set_status(
     model_id: str, version: str, status: str
 ) -> tuple[RegisteredModel, ModelVersion, str | None]:
     """Move a version to `status`; returns (model, version, previous status or None for a
-    no-op). The conditional update makes exactly one of several racing callers the mover."""
+    no-op). The conditional update makes exactly one of several racing callers the mover.
+    Moving to `active` does not activate the model: see `activate_model`."""
     while True:
         with transaction():
             found = get_with(ModelVersion, RegisteredModel, model=model_id, version=version)
@@ -83,15 +84,19 @@ def set_status(
             )
             if not moved:
                 continue  # another caller moved it first: decide again from what it wrote
-            if status == "active" and model.status != "active":  # a model never leaves active
-                if update_row(
-                    RegisteredModel,
-                    {"status": "active", "updated_at": now},
-                    id=model_id,
-                    status=model.status,
-                ):
-                    model.status, model.updated_at = "active", now
-                else:  # another transaction activated it since the read (Postgres)
-                    model = registry.get_model(model_id)
             row.status, row.updated_at = status, now
             return model, row, previous
+
+
+def activate_model(model: RegisteredModel, now: Any) -> RegisteredModel:
+    """Mark a model active once one of its versions is (a model never leaves active). The
+    caller moves the version first and fires its subscriptions, then calls this: the model
+    row is locked last, after any trigger chain's row, as every firing locks them."""
+    if model.status == "active":
+        return model
+    if update_row(
+        RegisteredModel, {"status": "active", "updated_at": now}, id=model.id, status=model.status
+    ):
+        model.status, model.updated_at = "active", now
+        return model
+    return registry.get_model(model.id)  # another transaction activated it since the read

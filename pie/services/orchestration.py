@@ -11,7 +11,7 @@ from pie.db import database
 from pie.errors import NotFound, Unprocessable
 from pie.rows import lock_by
 from pie.services import jobs, lifecycle, registry, subscriptions, triggers
-from pie.tables import Job, ModelVersion, RegisteredModel, Service
+from pie.tables import TENANT_FIELDS, Job, ModelVersion, RegisteredModel, Service
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -38,8 +38,9 @@ def start_inference(
     jobs.check_input(version, "inference", job_input)
     with database.atomic():
         job = jobs.new_job(version, "inference", job_input, **context)
-        if subscribe:
-            subscriptions.subscribe_replay(model_id, job_input)
+        if subscribe:  # the replay belongs to the tenant the inference runs for, if any
+            tenant = {name: context.get(name) for name in TENANT_FIELDS}
+            subscriptions.subscribe_replay(model_id, job_input, tenant)
     runtime.dispatcher.submit([job.job_id])
     return job
 
@@ -109,6 +110,8 @@ def change_status(
                 (parent.output or {}) if parent else {},
                 parent=parent,
             )
+        if previous is not None and status == "active":
+            model = lifecycle.activate_model(model, version.updated_at)
     if events:
         log.info(
             "version %s of model %s is active; training_complete started %d job(s)",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pie import contracts
-from pie.errors import BadRequest, NotFound, Unprocessable
+from pie.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from pie.ids import uuid7
-from pie.tables import RegisteredModel, Subscription, utcnow
+from pie.tables import TENANT_FIELDS, RegisteredModel, Subscription, utcnow
 
 # The handler whose output a trigger event carries.
 EVENT_SOURCE = {"training_complete": "training", "inference_complete": "inference"}
@@ -61,7 +61,11 @@ def _check_input_rule(input_source: str, has_input: bool) -> None:
         raise BadRequest("json.input: not allowed when input_source is 'trigger_output'")
 
 
-def create(source_model_id: str, data: dict[str, Any]) -> Subscription:
+def create(
+    source_model_id: str, data: dict[str, Any], tenant: dict[str, Any] | None = None
+) -> Subscription:
+    """A new active subscription; `tenant` (client_id, domain_id, service_id) makes it that
+    tenant's own, else it is global."""
     _check_input_rule(data["input_source"], data.get("input") is not None)
     if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
         raise NotFound(f"model '{source_model_id}' not found")
@@ -80,13 +84,18 @@ def create(source_model_id: str, data: dict[str, Any]) -> Subscription:
         status="active",
         created_at=now,
         updated_at=now,
+        **{name: (tenant or {}).get(name) for name in TENANT_FIELDS},
     )
     sub.warnings = compute_warnings(sub)
     sub.save(force_insert=True)
     return sub
 
 
-def get(source_model_id: str, subscription_id: str) -> Subscription:
+def get(
+    source_model_id: str, subscription_id: str, clients: frozenset[str] | None = None
+) -> Subscription:
+    """A subscription of the model; `clients` (None: every tenant) are the tenants the caller
+    sees: another tenant's subscription is a 403, as another tenant's job is."""
     sub = Subscription.get_or_none(
         (Subscription.id == subscription_id) & (Subscription.source_model_id == source_model_id)
     )
@@ -94,22 +103,34 @@ def get(source_model_id: str, subscription_id: str) -> Subscription:
         if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
             raise NotFound(f"model '{source_model_id}' not found")
         raise NotFound(f"subscription '{subscription_id}' not found on model '{source_model_id}'")
+    if sub.client_id and clients is not None and sub.client_id not in clients:
+        raise Forbidden(f"this token has no access to client '{sub.client_id}'")
     return sub
 
 
-def list_for(source_model_id: str, page: int, page_size: int) -> tuple[list[Subscription], int]:
+def list_for(
+    source_model_id: str, page: int, page_size: int, clients: frozenset[str] | None = None
+) -> tuple[list[Subscription], int]:
+    """The model's subscriptions: global ones, and tenants' own for the tenants in
+    `clients` (None: every tenant)."""
     if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
         raise NotFound(f"model '{source_model_id}' not found")
-    query = (
-        Subscription.select()
-        .where(Subscription.source_model_id == source_model_id)
-        .order_by(Subscription.created_at, Subscription.id)
-    )
+    query = Subscription.select().where(Subscription.source_model_id == source_model_id)
+    if clients is not None:
+        query = query.where(
+            Subscription.client_id.is_null() | Subscription.client_id.in_(["", *clients])
+        )
+    query = query.order_by(Subscription.created_at, Subscription.id)
     return list(query.paginate(page, page_size)), query.count()
 
 
-def update(source_model_id: str, subscription_id: str, data: dict[str, Any]) -> Subscription:
-    sub = get(source_model_id, subscription_id)
+def update(
+    source_model_id: str,
+    subscription_id: str,
+    data: dict[str, Any],
+    clients: frozenset[str] | None = None,
+) -> Subscription:
+    sub = get(source_model_id, subscription_id, clients)
     if "input" in data:
         _check_input_rule(sub.input_source, data["input"] is not None)
         sub.input = data["input"]
@@ -122,12 +143,17 @@ def update(source_model_id: str, subscription_id: str, data: dict[str, Any]) -> 
     return sub
 
 
-def delete(source_model_id: str, subscription_id: str) -> None:
-    get(source_model_id, subscription_id).delete_instance()
+def delete(
+    source_model_id: str, subscription_id: str, clients: frozenset[str] | None = None
+) -> None:
+    get(source_model_id, subscription_id, clients).delete_instance()
 
 
-def subscribe_replay(model_id: str, job_input: dict[str, Any]) -> Subscription:
-    """`subscribe: true`: replay this inference input after the model's next retrain."""
+def subscribe_replay(
+    model_id: str, job_input: dict[str, Any], tenant: dict[str, Any] | None = None
+) -> Subscription:
+    """`subscribe: true`: replay this inference input after the model's next retrain, for
+    the tenant the inference ran for (if any)."""
     return create(
         model_id,
         {
@@ -138,6 +164,7 @@ def subscribe_replay(model_id: str, job_input: dict[str, Any]) -> Subscription:
             "input": job_input,
             "label": "subscribe",
         },
+        tenant,
     )
 
 

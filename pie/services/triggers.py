@@ -3,19 +3,21 @@ transaction, dispatched by the caller after commit."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.rows import find_all, insert_rows
-from pie.services import registry
-from pie.tables import Job, ModelVersion, Subscription, utcnow
+from pie.services import chains, registry
+from pie.tables import TENANT_FIELDS, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
 
+log = logging.getLogger(__name__)
 BATCH = 200
-TENANT_FIELDS = ("client_id", "domain_id", "service_id")
+MAX_JOBS = "PIE_MAX_TRIGGERED_JOBS"
 
 
 def newest_active_version_query(model_id: str) -> Any:
@@ -70,7 +72,10 @@ def fire(
     parent: Job | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Start one job per active subscription; returns (TriggeredEvents, job ids to dispatch).
-    Call inside the transaction that records the triggering change."""
+    Call inside the transaction that records the triggering change.
+
+    Each event also names, under `client_id`, the tenant its job runs for (absent for none),
+    so a response can leave out what the caller may not see (`visible_events`)."""
     subs = find_all(
         Subscription,
         order_by=("created_at", "id"),
@@ -82,45 +87,122 @@ def fire(
         return [], []
     depth = ((parent.trigger or {}).get("depth", 0) if parent else 0) + 1
     max_depth = runtime.config["PIE_MAX_TRIGGER_DEPTH"]
+    if depth > max_depth:
+        reason = f"trigger depth limit reached (PIE_MAX_TRIGGER_DEPTH={max_depth})"
+        return [_refused(sub, parent, reason) for sub in subs], []
+    budget = chains.Budget(parent.trigger if parent else None, runtime.config[MAX_JOBS])
     targets, events, rows, now = _Targets(runtime), [], [], utcnow()
-    # A tenant's job passes its tenant on: what it triggers carries the tenant's data.
-    tenant = {name: getattr(parent, name, None) for name in TENANT_FIELDS}
     for sub in subs:
-        if depth > max_depth:
-            events.append(
-                {
-                    "subscription_id": sub.id,
-                    "error": f"trigger depth limit reached (PIE_MAX_TRIGGER_DEPTH={max_depth})",
-                }
-            )
+        refusal = _crossing_refusal(sub, parent)
+        if refusal is None and not budget.take():
+            refusal = f"trigger volume limit reached: this chain has started {budget.limit} jobs"
+            refusal += f" ({MAX_JOBS}={budget.limit})"
+        if refusal is not None:
+            events.append(_refused(sub, parent, refusal))
             continue
         try:
             version = targets.version_for(sub)
         except PieError as exc:
-            events.append({"subscription_id": sub.id, "error": exc.message})
+            budget.give_back()
+            events.append(_refused(sub, parent, exc.message))
             continue
-        handler = version.handlers[sub.target_action]
-        rows.append(
-            {
-                "job_id": uuid7(),
-                "job_type": sub.target_action,
-                "model_id": version.model_id,
-                "model_version": version.version,
-                "status": "pending",
-                "input": sub.input if sub.input_source == "stored" else trigger_output,
-                "warnings": [],
-                "handler_type": handler["type"],
-                "handler": handler,
-                "trigger": {
-                    "subscription_id": sub.id,
-                    "parent_job_id": parent.job_id if parent else None,
-                    "depth": depth,
-                },
-                "created_at": now,
-                **tenant,
-            }
-        )
-        events.append({"subscription_id": sub.id, "job_id": rows[-1]["job_id"]})
+        rows.append(_job_row(sub, version, parent, depth, trigger_output, now))
+        events.append(_event(sub, parent, job_id=rows[-1]["job_id"]))
+    budget.stamp([row["trigger"] for row in rows])
+    budget.save()
     for start in range(0, len(rows), BATCH):
         insert_rows(Job, rows[start : start + BATCH])
+    _log_refusals(source_model_id, event, parent, budget)
     return events, [row["job_id"] for row in rows]
+
+
+def tenant_of(sub: Subscription, parent: Job | None) -> dict[str, Any]:
+    """The tenant a subscription's job runs for: the subscription's own when it belongs to a
+    tenant, else the triggering job's (what it triggers carries the tenant's data)."""
+    owner = sub if sub.client_id else parent
+    return {name: getattr(owner, name, None) for name in TENANT_FIELDS}
+
+
+def crosses(sub: Subscription, parent: Job | None) -> bool:
+    """Whether a tenant's subscription was fired by another tenant's job."""
+    return bool(sub.client_id and parent is not None and parent.client_id) and (
+        sub.client_id != parent.client_id
+    )
+
+
+def _crossing_refusal(sub: Subscription, parent: Job | None) -> str | None:
+    # One tenant's output never becomes the input of another tenant's job.
+    if crosses(sub, parent) and sub.input_source == "trigger_output":
+        return "the subscription belongs to another client than the job that fired it"
+    return None
+
+
+def _job_row(
+    sub: Subscription,
+    version: ModelVersion,
+    parent: Job | None,
+    depth: int,
+    trigger_output: dict[str, Any],
+    now: Any,
+) -> dict[str, Any]:
+    handler = version.handlers[sub.target_action]
+    # Another tenant's job is not named to the tenant whose job it fired.
+    parent_id = parent.job_id if parent is not None and not crosses(sub, parent) else None
+    return {
+        "job_id": uuid7(),
+        "job_type": sub.target_action,
+        "model_id": version.model_id,
+        "model_version": version.version,
+        "status": "pending",
+        "input": sub.input if sub.input_source == "stored" else trigger_output,
+        "warnings": [],
+        "handler_type": handler["type"],
+        "handler": handler,
+        "trigger": {"subscription_id": sub.id, "parent_job_id": parent_id, "depth": depth},
+        "created_at": now,
+        **tenant_of(sub, parent),
+    }
+
+
+def _event(sub: Subscription, parent: Job | None, **outcome: str) -> dict[str, Any]:
+    event = {"subscription_id": sub.id, **outcome}
+    client_id = tenant_of(sub, parent)["client_id"]
+    if client_id:
+        event["client_id"] = client_id
+    return event
+
+
+def _refused(sub: Subscription, parent: Job | None, reason: str) -> dict[str, Any]:
+    return _event(sub, parent, error=reason)
+
+
+def _log_refusals(
+    source_model_id: str, event: str, parent: Job | None, budget: chains.Budget
+) -> None:
+    if budget.refused:
+        log.warning(
+            "trigger volume limit reached: %s of model %s left %d subscription(s) unstarted "
+            "(%s=%d)",
+            event,
+            source_model_id,
+            budget.refused,
+            MAX_JOBS,
+            budget.limit,
+            extra={
+                "model_id": source_model_id,
+                "event": event,
+                "parent_job_id": parent.job_id if parent else None,
+                "chain_id": budget.chain_id,
+                "refused": budget.refused,
+            },
+        )
+
+
+def visible_events(
+    events: list[dict[str, Any]], clients: frozenset[str] | None
+) -> list[dict[str, Any]]:
+    """The TriggeredEvents a caller who sees `clients` (None: every tenant) may be shown:
+    those whose job runs for no tenant or for one of them."""
+    if clients is None:
+        return events
+    return [e for e in events if not e.get("client_id") or e["client_id"] in clients]

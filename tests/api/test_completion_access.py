@@ -1,0 +1,136 @@
+"""Who may complete a job (6.3, 6.4): its own callback token, or `complete_jobs` with access
+to the job's client (admins always). Another tenant's `complete_jobs` token cannot forge a
+tenant's output or fire its subscriptions, and is refused before the body is read."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import (
+    Implementations,
+    activate,
+    assert_envelope,
+    make_token,
+    model_body,
+    scoped,
+    wait_for_job,
+)
+
+ACME, OTHER = "acme", "other"
+FORGED = {"status": "success", "output": {"forged": True}}
+
+
+@pytest.fixture
+def impls() -> Implementations:
+    return Implementations()
+
+
+@pytest.fixture
+def app(make_app, impls):
+    app = make_app({"PIE_IN_PROCESS_WORKERS": 8}, plugins=[impls])
+    yield app
+    impls.release.set()
+
+
+def hold_model(client, model_id):
+    body = model_body(
+        model_id,
+        handlers={
+            "training": {"type": "in_process", "value": "echo"},
+            "inference": {"type": "in_process", "value": "hold"},
+        },
+    )
+    assert client.post("/v2/models", json=body).status_code == 201
+    activate(client, model_id)
+
+
+@pytest.fixture
+def held(client):
+    """acme's job on model `src` (held `started`), whose success would fire a subscription
+    onto `dst`; returns the completion path."""
+    hold_model(client, "src")
+    assert client.post("/v2/models", json=model_body("dst")).status_code == 201
+    activate(client, "dst")
+    r = client.post(
+        "/v2/models/src/event-subscriptions",
+        json={
+            "trigger_event": "inference_complete",
+            "target_model_id": "dst",
+            "target_action": "inference",
+            "input_source": "trigger_output",
+        },
+    )
+    assert r.status_code == 201, r.get_json()
+    for tenant in (ACME, OTHER):
+        r = client.post("/v2/clients", json={"client_id": tenant, "name": tenant})
+        assert r.status_code == 201, r.get_json()
+    assert client.post(f"/v2/clients/{ACME}/domains", json={"domain_id": "d"}).status_code == 201
+    r = client.put(
+        f"/v2/clients/{ACME}/domains/d/assignments/default",
+        json={"model_id": "src", "model_version": "1"},
+    )
+    assert r.status_code == 201, r.get_json()
+    r = client.post(f"/v2/clients/{ACME}/domains/d/assignments/default/jobs", json={"input": {}})
+    assert r.status_code == 202, r.get_json()
+    job_id = r.get_json()["job_id"]
+    wait_for_job(client, job_id, ("started",))
+    return f"/v2/models/src/versions/1/jobs/{job_id}/complete", job_id
+
+
+STRANGERS = {
+    "other-machine": scoped("complete_jobs", "read_models", client_id=OTHER),
+    "other-human": make_token(groups=[f"client:{OTHER}"]),
+    "no-client": scoped("complete_jobs"),
+    "other-both": make_token(
+        scope="streamline/complete_jobs", client_id=OTHER, groups=[f"client:{OTHER}"]
+    ),
+}
+
+
+@pytest.mark.parametrize("who", list(STRANGERS))
+@pytest.mark.parametrize("body", [FORGED, {"bogus": 1}], ids=["forged", "invalid"])
+def test_a_stranger_cannot_complete_a_tenants_job(client, held, who, body):
+    path, job_id = held
+    assert_envelope(client.post(path, json=body, token=STRANGERS[who]), 403)
+    job = client.get(f"/v2/jobs/{job_id}").get_json()
+    assert (job["status"], job["output"]) == ("started", None)
+    assert client.get("/v2/models/dst/versions/1/jobs").get_json() == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        scoped("complete_jobs", client_id=ACME),
+        make_token(scope="streamline/complete_jobs", groups=[f"client:{ACME}"]),
+        scoped("admin"),
+    ],
+    ids=["acme-machine", "acme-group", "admin"],
+)
+def test_the_tenant_or_an_admin_completes_it(client, held, token):
+    path, job_id = held
+    r = client.post(path, json=FORGED, token=token)
+    assert r.status_code == 200, r.get_json()
+    [event] = r.get_json()["triggered_events"]
+    assert wait_for_job(client, event["job_id"])["client_id"] == ACME
+
+
+def test_the_jobs_own_callback_token_completes_it(app, client, held):
+    path, job_id = held
+    token = app.extensions["pie"].callback_token(job_id)
+    r = client.post(path, json=FORGED, token=token)
+    assert r.status_code == 200, r.get_json()
+    assert client.get(f"/v2/jobs/{job_id}").get_json()["output"] == {"forged": True}
+
+
+def test_complete_jobs_without_a_client_completes_untenanted_jobs(client, held):
+    r = client.post("/v2/models/src/versions/1/inference", json={"input": {}})
+    job_id = r.get_json()["inference_job_id"]
+    wait_for_job(client, job_id, ("started",))
+    path = f"/v2/models/src/versions/1/jobs/{job_id}/complete"
+    r = client.post(path, json=FORGED, token=STRANGERS["no-client"])
+    assert r.status_code == 200, r.get_json()
+
+
+def test_an_unknown_job_is_still_404(client, held):
+    path = "/v2/models/src/versions/1/jobs/01a00000-0000-7000-8000-000000000000/complete"
+    assert_envelope(client.post(path, json=FORGED, token=STRANGERS["other-machine"]), 404)
