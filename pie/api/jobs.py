@@ -57,7 +57,8 @@ class JobById(MethodView):
         job = jobs.get_job(job_id)
         principal = current_principal()
         if job.client_id and principal.job_id is None and not principal.can_access(job.client_id):
-            raise Forbidden(f"this token has no access to client '{job.client_id}'")
+            # Not naming the client: a job id must not tell another tenant whose job it is.
+            raise Forbidden(f"this token has no access to the client of job '{job_id}'")
         return job
 
 
