@@ -141,8 +141,13 @@ class World:
     a_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     a_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_job: str = ""  # A's job that is still `started` (its backend has not called back)
+    b_open_job: str = ""  # and one of B's
     pristine: dict[str, Any] = field(default_factory=dict)  # the snapshot once seeded
     dirty: bool = False  # a test changed what A owns: the next test needs a new world
+
+    def callback_token(self, job_id: str) -> str:
+        """The callback token the backend of a parked job was sent."""
+        return self.parked.payloads[job_id]["callback"]["token"]
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -326,12 +331,20 @@ def seed_a(world: World) -> None:
 
 
 def seed_retrains(world: World) -> None:
-    """B retrains m-shared through B's own assignment, then an operator activates the new
-    versions: each activation replays A's subscribed input (`subscribe: true`)."""
+    """B retrains m-shared through B's own assignment and starts a job that stays open, then
+    an operator activates the new versions of m-shared: each activation replays A's
+    subscribed input (`subscribe: true`)."""
     world.settle()
     body = {"input": {"note": "beta-training"}, "job_type": "training"}
-    url = f"/v2/clients/{B}/domains/d-beta/assignments/default/jobs"
-    call(world.client, "POST", url, body, token=machine(B))
+    domain = f"/v2/clients/{B}/domains/d-beta"
+    call(world.client, "POST", f"{domain}/assignments/default/jobs", body, token=machine(B))
+    # B has an open job too, so tests hold a callback token of another tenant's job.
+    key = {"assignment_key": "parked", "model_id": PARKED, "model_version": "1"}
+    call(world.client, "POST", f"{domain}/assignments", key, token=machine(B))
+    url = f"{domain}/assignments/parked/jobs"
+    job = call(world.client, "POST", url, {"input": {"note": "beta"}}, token=machine(B))
+    world.b_open_job = job["job_id"]
+    wait_for(lambda: world.parked.payloads.get(world.b_open_job))
     world.settle()
     for version in call(world.client, "GET", f"/v2/models/{SHARED}/versions"):
         if version["status"] == "training":  # B's first, then A's (newest first)
