@@ -331,13 +331,15 @@ def seed_a(world: World) -> None:
 
 
 def seed_retrains(world: World) -> None:
-    """B retrains m-shared through B's own assignment and starts a job that stays open, then
-    an operator activates the new versions of m-shared: each activation replays A's
-    subscribed input (`subscribe: true`)."""
+    """B retrains m-shared through B's own assignment and starts a job that stays open; an
+    operator activates B's new version, which replays A's subscribed input (`subscribe:
+    true`). The version A trained stays `training`, awaiting activation."""
     world.settle()
     body = {"input": {"note": "beta-training"}, "job_type": "training"}
     domain = f"/v2/clients/{B}/domains/d-beta"
-    call(world.client, "POST", f"{domain}/assignments/default/jobs", body, token=machine(B))
+    trained = call(
+        world.client, "POST", f"{domain}/assignments/default/jobs", body, token=machine(B)
+    )
     # B has an open job too, so tests hold a callback token of another tenant's job.
     key = {"assignment_key": "parked", "model_id": PARKED, "model_version": "1"}
     call(world.client, "POST", f"{domain}/assignments", key, token=machine(B))
@@ -346,10 +348,9 @@ def seed_retrains(world: World) -> None:
     world.b_open_job = job["job_id"]
     wait_for(lambda: world.parked.payloads.get(world.b_open_job))
     world.settle()
-    for version in call(world.client, "GET", f"/v2/models/{SHARED}/versions"):
-        if version["status"] == "training":  # B's first, then A's (newest first)
-            url = f"/v2/models/{SHARED}/versions/{version['version']}/new_status"
-            call(world.client, "POST", url, {"status": "active"})
+    version = call(world.client, "GET", f"/v2/jobs/{trained['job_id']}")["model_version"]
+    url = f"/v2/models/{SHARED}/versions/{version}/new_status"
+    call(world.client, "POST", url, {"status": "active"})
 
 
 def collect(world: World) -> None:

@@ -111,6 +111,16 @@ KNOWN = {
 }
 
 
+# Found by this walk, same class as item 2 (a tenant's subscription is visible to that tenant
+# only): activating a version of a shared model lists, in the caller's triggered_events, the
+# subscription that `subscribe: true` made for another tenant. Filtering needs subscriptions
+# that know their tenant, which branch `tenancy` introduces.
+KNOWN[("machine", "post", f"{_V}/new_status")] = (
+    "issue 14 item 2: triggered_events name another tenant's subscription; "
+    "needs tenant-owned subscriptions (branch tenancy)"
+)
+
+
 def params() -> Iterator[Any]:
     for method, path in OPERATIONS:
         for token in TOKENS:
@@ -185,21 +195,25 @@ def walk(world: World, method: str, path: str, token: str) -> list[str]:
 @pytest.mark.parametrize("method, path, token_kind", list(params()))
 def test_another_tenant_cannot_reach_a_tenants_things(world, method, path, token_kind):
     wrong = walk(world, method, path, TOKENS[token_kind](world))
-    after = world.snapshot()
-    if after != world.pristine:
+    changed = changes(world.pristine, world.snapshot())
+    if changed:
         world.dirty = True
-        wrong.append(
-            f"{method.upper()} {path} changed what {A} owns: {changes(world.pristine, after)}"
-        )
-    assert wrong == []
+        wrong.append(f"{method.upper()} {path} changed what {A} owns: {changed}")
+    assert not wrong, "\n".join(wrong)
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What differs in A's snapshot, but for new jobs that subscriptions started: a retrain of
+    a shared model, by whoever, replays A's subscribed input in A's name (what `subscribe`
+    asks for), and what that replay triggers stays in A's tenant."""
     found = []
     for part in before:
         for key in sorted(set(before[part]) | set(after[part])):
-            if before[part].get(key) != after[part].get(key):
-                found.append(f"{part} {key}")
+            if before[part].get(key) == after[part].get(key):
+                continue
+            if part == "jobs" and key not in before[part] and after[part][key]["trigger"]:
+                continue
+            found.append(f"{part} {key}")
     return found
 
 
