@@ -143,7 +143,7 @@ class World:
     open_job: str = ""  # A's job that is still `started` (its backend has not called back)
     b_open_job: str = ""  # and one of B's
     pristine: dict[str, Any] = field(default_factory=dict)  # the snapshot once seeded
-    dirty: bool = False  # a test changed what A owns: the next test needs a new world
+    dirty: bool = False  # a test changed something: the next test needs a new world
 
     def callback_token(self, job_id: str) -> str:
         """The callback token the backend of a parked job was sent."""

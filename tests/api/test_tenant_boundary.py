@@ -1,10 +1,9 @@
 """The tenant boundary, generated from the route table: every operation of the served
 /openapi.json, called by tenant B's tokens (machine, every scope; human, `client:B`; the
-callback token of one of B's jobs) with
-tenant A's real ids, answers without any of A's ids or values that B did not send itself
-(body and headers; list totals count only what B sees), and changes nothing A owns or starts
-anything in A's name. A route added later is walked too; one that needs a body this module
-does not know fails until BODIES has one.
+callback token of one of B's jobs) with tenant A's real ids, answers without any of A's ids
+or values that B did not send itself (body and headers; list totals count only what B sees),
+and changes nothing A owns or starts anything in A's name. A route added later is walked
+too; one that needs a body this module does not know fails until BODIES has one.
 
 tests/api/test_tenant_isolation.py checks the stricter rule of the /v2/clients/{client_id}
 routes (403 before any validation); this module covers every route, reads and writes."""
@@ -90,18 +89,20 @@ BODIES: dict[tuple[str, str], Any] = {
 
 # Known today, fixed on branch `tenancy` (issue 14): (a) `subscribe: true` through an
 # assignment stores A's input on a model-level subscription that any read_models token reads
-# (and manage_models changes), and its replay runs in the tenant of whichever job retrained
-# the model; (b) any complete_jobs token completes any tenant's job.
-SUBSCRIPTION_LEAK = "issue 14 item 2/3, fixed on branch tenancy"
+# (and manage_models changes), that a status change names in its triggered_events, and whose
+# replay runs in the tenant of whichever job retrained the model; (b) any complete_jobs token
+# completes any tenant's job.
 READERS = ("machine", "human")  # B's tokens with read_models
 KNOWN = {
-    (token, method, path): SUBSCRIPTION_LEAK
+    (token, method, path): "issue 14 item 2/3, fixed on branch tenancy"
     for token, method, path in [  # the callback token of B's job reads nothing: no leak
         # A's subscription, listed and read by B; changed and deleted with manage_models.
         *((t, "get", _SUB) for t in READERS),
         *((t, "get", f"{_SUB}/{{subscription_id}}") for t in READERS),
         ("machine", "put", f"{_SUB}/{{subscription_id}}"),
         ("machine", "delete", f"{_SUB}/{{subscription_id}}"),
+        # B activates the version A trained: the answer names A's subscription it fired.
+        ("machine", "post", f"{_V}/new_status"),
         # A's replayed input and output, in jobs stamped with B's tenant.
         *((t, "get", "/v2/jobs/{job_id}") for t in READERS),
         *((t, "get", f"{_V}/jobs") for t in READERS),
@@ -109,16 +110,6 @@ KNOWN = {
         ("machine", "post", f"{_V}/jobs/{{job_id}}/complete"),
     ]
 }
-
-
-# Found by this walk, same class as item 2 (a tenant's subscription is visible to that tenant
-# only): activating a version of a shared model lists, in the caller's triggered_events, the
-# subscription that `subscribe: true` made for another tenant. Filtering needs subscriptions
-# that know their tenant, which branch `tenancy` introduces.
-KNOWN[("machine", "post", f"{_V}/new_status")] = (
-    "issue 14 item 2: triggered_events name another tenant's subscription; "
-    "needs tenant-owned subscriptions (branch tenancy)"
-)
 
 
 def params() -> Iterator[Any]:
