@@ -108,29 +108,55 @@ def database_url(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path}/pie.sqlite"
 
 
+def app_settings(instance: Any, database_url: str, config: dict[str, Any] | None) -> dict:
+    return {
+        "TESTING": True,
+        "PIE_DATABASE_URL": database_url,
+        "PIE_JWT_SECRET": SECRET,
+        "PIE_INSTANCE_PATH": str(instance),
+        "PIE_LOAD_ENTRY_POINTS": False,
+        "PIE_EMBEDDED_WORKER": False,
+        "PIE_PUBLIC_URL": "http://pie.test",
+        **(config or {}),
+    }
+
+
+def close_apps(apps: list[Flask]) -> None:
+    for app in apps:
+        app.extensions["pie"].close()
+    apps.clear()
+    pie_db.close_all()
+
+
 @pytest.fixture
 def make_app(tmp_path: Any, database_url: str) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def factory(config: dict[str, Any] | None = None, plugins: Any = ()) -> Flask:
-        settings = {
-            "TESTING": True,
-            "PIE_DATABASE_URL": database_url,
-            "PIE_JWT_SECRET": SECRET,
-            "PIE_INSTANCE_PATH": str(tmp_path / "instance"),
-            "PIE_LOAD_ENTRY_POINTS": False,
-            "PIE_EMBEDDED_WORKER": False,
-            "PIE_PUBLIC_URL": "http://pie.test",
-            **(config or {}),
-        }
-        app = create_app(settings, plugins=plugins)
+        app = create_app(app_settings(tmp_path / "instance", database_url, config), plugins=plugins)
         apps.append(app)
         return app
 
     yield factory
-    for app in apps:
-        app.extensions["pie"].close()
-    pie_db.close_all()
+    close_apps(apps)
+
+
+@pytest.fixture(scope="module")
+def make_module_app(tmp_path_factory: Any) -> Iterator[Callable[..., Flask]]:
+    """Like make_app, for the tests of one module that share an app; each call closes the
+    apps it made before and starts again on an empty database."""
+    apps: list[Flask] = []
+
+    def factory(config: dict[str, Any] | None = None, plugins: Any = ()) -> Flask:
+        close_apps(apps)
+        folder = tmp_path_factory.mktemp("app")
+        url = reset_postgres(POSTGRES_URL) if POSTGRES_URL else f"sqlite:///{folder}/pie.sqlite"
+        app = create_app(app_settings(folder / "instance", url, config), plugins=plugins)
+        apps.append(app)
+        return app
+
+    yield factory
+    close_apps(apps)
 
 
 @pytest.fixture

@@ -207,6 +207,13 @@ def requires(
     return decorator
 
 
+def require_job_tenant(principal: auth.Principal, job: Any) -> None:
+    """403 unless the caller may reach the job's client; the message does not name the
+    client, so a job id does not tell another tenant whose job it is."""
+    if not principal.can_access(job.client_id):
+        raise Forbidden(f"this token has no access to the client of job '{job.job_id}'")
+
+
 def requires_job(
     permission: str, *errors: int
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -224,7 +231,7 @@ def requires_job(
                 if not principal.is_admin:  # admins reach every tenant: nothing to read
                     job = g.checked_job = jobs.find_job(kwargs["job_id"])
                     if job is not None and job.client_id:
-                        auth.require_tenant(principal, job.client_id)
+                        require_job_tenant(principal, job)
             elif principal.job_id != kwargs.get("job_id"):
                 raise Forbidden("this callback token belongs to another job")
             return fn(*args, **kwargs)

@@ -104,7 +104,7 @@ def get(
             raise NotFound(f"model '{source_model_id}' not found")
         raise NotFound(f"subscription '{subscription_id}' not found on model '{source_model_id}'")
     if sub.client_id and clients is not None and sub.client_id not in clients:
-        raise Forbidden(f"this token has no access to client '{sub.client_id}'")
+        raise Forbidden(f"this token has no access to the client of subscription '{sub.id}'")
     return sub
 
 

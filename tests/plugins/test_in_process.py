@@ -93,9 +93,7 @@ def test_a_job_is_started_while_its_implementation_runs(make_app):
     assert done["status"] == "success" and done["output"] == {"done": True}
 
 
-def test_a_run_that_finishes_after_its_job_was_completed_elsewhere_is_a_warning(
-    make_app, caplog
-):
+def test_a_run_that_finishes_after_its_job_was_completed_elsewhere_is_a_warning(make_app, caplog):
     """A second run of a job (its lease lapsed, another process ran it and recorded a result
     first) cannot record a different result: 409, logged as a warning, not an error."""
     release = threading.Event()
