@@ -79,7 +79,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     app = Flask("pie", instance_path=config.instance_path(settings), static_folder=None)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = app.config["PIE_MAX_BODY_BYTES"]
-    app.json.sort_keys = False
+    app.json = api.JSONProvider(app)
     logs.init_app(app)
     _resolve_storage(app)
     db.init_app(app)

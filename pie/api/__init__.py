@@ -10,8 +10,10 @@ import flask_smorest
 import peewee
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, request, send_from_directory
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from pie import jsonio
 from pie.api.base import reject_nul_in_path
 from pie.errors import PieError, envelope, flatten_messages
 from pie.schemas.common import ErrorSchema
@@ -43,6 +45,21 @@ class Api(flask_smorest.Api):
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
         return envelope(message), error.code or 500, headers
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, strict both ways: a response never holds NaN or Infinity (encoding one
+    raises, a 500, rather than sending what strict clients cannot parse), and
+    `request.get_json()` follows the request-body rules of pie.jsonio."""
+
+    sort_keys = False  # the schemas' field order
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return jsonio.parse_body(s.encode("utf-8") if isinstance(s, str) else s)
 
 
 def body_limit_message(limit: int) -> str:
