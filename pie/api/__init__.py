@@ -14,7 +14,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from pie import jsonio
-from pie.api.base import reject_nul_in_path
+from pie.api.base import check_path_parameters
 from pie.errors import PieError, envelope, flatten_messages
 from pie.schemas.common import ErrorSchema
 from pie.schemas.handlers import component_names, handler_field_documenter, handler_object_schema
@@ -142,7 +142,7 @@ def init_app(app: Flask) -> Api:
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs_assets_blueprint())
-    app.before_request(reject_nul_in_path)
+    app.before_request(check_path_parameters)
     app.register_error_handler(PieError, handle_pie_error)
     app.register_error_handler(peewee.OperationalError, handle_database_error)
     app.register_error_handler(peewee.InterfaceError, handle_database_error)

@@ -15,8 +15,9 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from pie import auth, jsonio
-from pie.errors import BadRequest, Forbidden
+from pie.errors import BadRequest, Forbidden, NotFound
 from pie.runtime import Runtime
+from pie.schemas.common import ID_PATTERN, ID_REGEX
 from pie.services import tenants
 
 SECURITY = [{"bearerAuth": []}]
@@ -72,12 +73,19 @@ def read_body(req: Any) -> bytes:
     return body
 
 
-def reject_nul_in_path() -> None:
-    """before_request: Postgres cannot store NUL characters, so no path parameter has one."""
-    if any(
-        "\x00" in value for value in (request.view_args or {}).values() if isinstance(value, str)
-    ):
+def check_path_parameters() -> None:
+    """before_request: every path parameter of a /v2 route is an id. A NUL is a 400 (Postgres
+    cannot store it); anything else an id cannot be — a trailing newline, a space, a
+    non-ASCII letter — names nothing that can exist, so it is a 404."""
+    values = request.view_args or {}
+    if any("\x00" in value for value in values.values() if isinstance(value, str)):
         raise BadRequest("path parameters may not contain NUL characters")
+    rule = request.url_rule
+    if rule is None or not rule.rule.startswith("/v2/"):
+        return
+    for name, value in values.items():
+        if isinstance(value, str) and ID_REGEX.fullmatch(value) is None:
+            raise NotFound(f"no {name} can be {ascii(value)[:80]}: ids match {ID_PATTERN}")
 
 
 # Past this a page's offset would overflow the databases' 64-bit integers.
