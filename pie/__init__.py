@@ -80,6 +80,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = app.config["PIE_MAX_BODY_BYTES"]
     app.json = api.JSONProvider(app)
+    # "/v2//models" is a 404 like any unknown path, not a redirect with an HTML body.
+    app.url_map.merge_slashes = False
     logs.init_app(app)
     _resolve_storage(app)
     db.init_app(app)

@@ -12,7 +12,7 @@ from flask import current_app, g, request
 from flask_smorest.pagination import PaginationParameters
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from pie import auth, jsonio
 from pie.errors import BadRequest, Forbidden, NotFound
@@ -60,16 +60,27 @@ class Parser(FlaskParser):
 
 
 def read_body(req: Any) -> bytes:
-    """The request body; 413 when it is larger than MAX_CONTENT_LENGTH. werkzeug checks a
-    declared Content-Length itself, but cuts a streamed (chunked) body at the limit without
-    a word, so a body that fills the limit is over it when one more byte follows."""
-    body = req.get_data(cache=True)
-    if body and req.content_length is None:
+    """The request body; 413 when it is larger than MAX_CONTENT_LENGTH, 400 when it cannot be
+    read whole. werkzeug checks a declared Content-Length itself, but cuts a streamed
+    (chunked) body at the limit without a word, so a body that fills the limit is over it
+    when one more byte follows."""
+    try:
+        body = req.get_data(cache=True)
+    except HTTPException:
+        raise
+    except Exception as exc:  # the server's input stream: a malformed chunk, a reset, …
+        raise BadRequest(f"the request body could not be read: {exc}") from exc
+    if req.content_length is None:
         limit = req.max_content_length
         # A body this long came through werkzeug's limited stream, which it only uses when
         # the server ends the input itself (wsgi.input_terminated): this read cannot hang.
-        if limit is not None and len(body) >= limit and req.input_stream.read(1):
+        if body and limit is not None and len(body) >= limit and req.input_stream.read(1):
             raise RequestEntityTooLarge()
+    elif len(body) < req.content_length:  # the client closed the connection early
+        raise BadRequest(
+            f"the request body ended after {len(body)} of the {req.content_length} bytes "
+            "its Content-Length announced"
+        )
     return body
 
 
