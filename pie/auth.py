@@ -228,7 +228,7 @@ def load_or_create_secret(path: str) -> str:
     secret = read_secret(path)
     if secret:
         return secret
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
