@@ -12,6 +12,7 @@ from typing import Any
 
 import jwt
 
+from pie.config import ConfigurationError
 from pie.errors import Forbidden, Unauthorized
 from pie.jsonio import LONE_SURROGATE
 from pie.scopes import ADMIN_SCOPE, SCOPE_PREFIX
@@ -212,6 +213,25 @@ def bearer_token(header: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
     return token.strip()
+
+
+# RFC 7518 section 3.2: an HS256 key at least as long as the hash (32 bytes); a shorter one
+# can be brute-forced offline from any token it signed.
+MIN_SECRET_BYTES = 32
+
+
+def check_secret(secret: str, source: str) -> None:
+    """Refuse an HS256 secret shorter than MIN_SECRET_BYTES; `source` says where it came from
+    (PIE_JWT_SECRET or the secret file)."""
+    size = len(secret.encode("utf-8"))
+    if size >= MIN_SECRET_BYTES:
+        return
+    where = source if source == "PIE_JWT_SECRET" else f"the token secret in {source}"
+    raise ConfigurationError(
+        f"{where} is {size} bytes long; an HS256 secret must be at least {MIN_SECRET_BYTES} "
+        "bytes (RFC 7518 section 3.2). Make one with: "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    )
 
 
 def read_secret(path: str) -> str | None:
