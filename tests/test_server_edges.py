@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -50,7 +51,9 @@ class SmallKeyJwks:
     def token(self) -> str:
         now = int(time.time())
         claims = {"sub": "t", "iat": now, "exp": now + 600, "scope": "streamline/admin"}
-        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "small"})
+        with warnings.catch_warnings():  # the server's warning is the one under test
+            warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+            return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "small"})
 
     def close(self) -> None:
         self.server.shutdown()
