@@ -59,7 +59,10 @@ class JSONProvider(DefaultJSONProvider):
         return super().dumps(obj, **kwargs)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return jsonio.parse_body(s.encode("utf-8") if isinstance(s, str) else s)
+        try:
+            return jsonio.parse_body(s.encode("utf-8") if isinstance(s, str) else s)
+        except PieError as exc:  # what Flask expects of a loads: get_json turns it into a 400
+            raise ValueError(exc.message) from exc
 
 
 def body_limit_message(limit: int) -> str:
