@@ -48,11 +48,14 @@ def _resolve_storage(app: Flask) -> None:
     """Default the database to a SQLite file in the instance folder, the secret beside it
     (each folder is created when its file is)."""
     from pie import config
-    from pie.auth import load_or_create_secret
+    from pie.auth import check_secret, load_or_create_secret
 
     app.config["PIE_DATABASE_URL"] = config.database_url(app.config)
+    source = "PIE_JWT_SECRET"
     if not app.config.get("PIE_JWT_SECRET"):
-        app.config["PIE_JWT_SECRET"] = load_or_create_secret(config.secret_path(app.config))
+        source = config.secret_path(app.config)
+        app.config["PIE_JWT_SECRET"] = load_or_create_secret(source)
+    check_secret(app.config["PIE_JWT_SECRET"], source)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[Any] = ()) -> Flask:
@@ -79,7 +82,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     app = Flask("pie", instance_path=config.instance_path(settings), static_folder=None)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = app.config["PIE_MAX_BODY_BYTES"]
-    app.json.sort_keys = False
+    app.json = api.JSONProvider(app)
+    # "/v2//models" is a 404 like any unknown path, not a redirect with an HTML body.
+    app.url_map.merge_slashes = False
     logs.init_app(app)
     _resolve_storage(app)
     db.init_app(app)

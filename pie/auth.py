@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import threading
@@ -11,7 +12,9 @@ from typing import Any
 
 import jwt
 
+from pie.config import ConfigurationError
 from pie.errors import Forbidden, Unauthorized
+from pie.jsonio import LONE_SURROGATE
 from pie.scopes import ADMIN_SCOPE, SCOPE_PREFIX
 
 CALLBACK_CLAIM = "pie:job_id"
@@ -85,20 +88,48 @@ def require_tenant(principal: Principal, client_id: str | None) -> None:
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
-    scope = claims.get("scope") or ""
-    groups = claims.get("cognito:groups") or []
-    if isinstance(scope, list):
-        scope = " ".join(str(s) for s in scope)
-    if not isinstance(groups, list):
-        groups = [groups]
+    """The principal a verified token's claims describe; 401 when a claim PIE reads has a
+    type the token format does not allow (a list as `client_id`, a number as `scope`, …)."""
+    scope = _claim(claims, "scope", lists=True) or ""
+    groups = _claim(claims, "cognito:groups", lists=True) or []
     return Principal(
-        subject=claims.get("sub"),
-        scopes=frozenset(str(scope).split()),
-        groups=frozenset(str(g) for g in groups),
-        client_id=claims.get("client_id"),
-        job_id=claims.get(CALLBACK_CLAIM),
+        subject=_claim(claims, "sub"),
+        scopes=frozenset(" ".join(scope).split() if isinstance(scope, list) else scope.split()),
+        groups=frozenset([groups] if isinstance(groups, str) else groups),
+        client_id=_claim(claims, "client_id"),
+        job_id=_claim(claims, CALLBACK_CLAIM),
         claims=claims,
     )
+
+
+def _claim(claims: dict[str, Any], name: str, lists: bool = False) -> Any:
+    """A string claim (None when absent or null); with `lists`, a list of strings too. Its
+    text reaches SQL (tenant ids) and the logs: no NUL, no lone surrogate."""
+    value = claims.get(name)
+    if value is None:
+        return None
+    for item in value if lists and isinstance(value, list) else [value]:
+        if not isinstance(item, str):
+            kind = "a string or a list of strings" if lists else "a string"
+            raise Unauthorized(f"invalid token: the {name!r} claim must be {kind}")
+        if "\x00" in item or LONE_SURROGATE.search(item):
+            raise Unauthorized(f"invalid token: the {name!r} claim is not valid text")
+    return value
+
+
+def _check_times(claims: dict[str, Any]) -> None:
+    """`exp`, `iat` and `nbf` are NumericDates: JSON numbers that fit a float (PyJWT also
+    takes strings of digits, True as 1, and integers too large for the cache's float)."""
+    for name in ("exp", "iat", "nbf"):
+        if name not in claims:
+            continue
+        value = claims[name]
+        try:
+            usable = not isinstance(value, bool) and math.isfinite(value)
+        except (TypeError, OverflowError):
+            usable = False
+        if not usable:
+            raise Unauthorized(f"invalid token: the {name!r} claim must be a number")
 
 
 class TokenVerifier:
@@ -162,6 +193,7 @@ class TokenVerifier:
             )
         except (jwt.PyJWTError, TypeError, ValueError) as exc:  # e.g. an EC key for RS256
             raise Unauthorized(f"invalid token: {exc}") from exc
+        _check_times(claims)
         return principal_from_claims(claims)
 
     def mint(self, claims: dict[str, Any], ttl_seconds: int) -> str:
@@ -183,6 +215,25 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
+# RFC 7518 section 3.2: an HS256 key at least as long as the hash (32 bytes); a shorter one
+# can be brute-forced offline from any token it signed.
+MIN_SECRET_BYTES = 32
+
+
+def check_secret(secret: str, source: str) -> None:
+    """Refuse an HS256 secret shorter than MIN_SECRET_BYTES; `source` says where it came from
+    (PIE_JWT_SECRET or the secret file)."""
+    size = len(secret.encode("utf-8"))
+    if size >= MIN_SECRET_BYTES:
+        return
+    where = source if source == "PIE_JWT_SECRET" else f"the token secret in {source}"
+    raise ConfigurationError(
+        f"{where} is {size} bytes long; an HS256 secret must be at least {MIN_SECRET_BYTES} "
+        "bytes (RFC 7518 section 3.2). Make one with: "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    )
+
+
 def read_secret(path: str) -> str | None:
     """The persisted HS256 secret, or None when there is none yet."""
     try:
@@ -197,7 +248,7 @@ def load_or_create_secret(path: str) -> str:
     secret = read_secret(path)
     if secret:
         return secret
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

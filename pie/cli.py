@@ -202,21 +202,22 @@ def token(
     It is signed with the server's secret: run it where `pie serve` runs, or with the same
     PIE_JWT_SECRET."""
     from pie import config
-    from pie.auth import TokenVerifier, read_secret
+    from pie.auth import TokenVerifier, check_secret, read_secret
 
     names = [*granted, scopes.ADMIN_SCOPE] if admin else list(granted)
     if not names:
         raise click.UsageError("give --admin or at least one --scope")
     settings = config.load()
-    secret = settings["PIE_JWT_SECRET"]
+    secret, source = settings["PIE_JWT_SECRET"], "PIE_JWT_SECRET"
     if not secret:
-        path = config.secret_path(settings)
-        secret = read_secret(path)
+        source = config.secret_path(settings)
+        secret = read_secret(source)
         if not secret:
             raise click.ClickException(
-                f"no token secret at {path}: start `pie serve` (or run `pie db upgrade`) with "
-                "the same settings first, which creates it, or set PIE_JWT_SECRET"
+                f"no token secret at {source}: start `pie serve` (or run `pie db upgrade`) "
+                "with the same settings first, which creates it, or set PIE_JWT_SECRET"
             )
+    check_secret(secret, source)
     claims: dict[str, object] = {"sub": subject, "scope": " ".join(dict.fromkeys(names))}
     if client_id:
         claims["client_id"] = client_id

@@ -9,6 +9,14 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import click
+
+
+class ConfigurationError(click.ClickException):
+    """A setting PIE cannot start with: the `pie` command prints the message and exits with
+    status 1; a WSGI server sees the exception."""
+
+
 # name -> (default, parser). Every key is stored in app.config with the PIE_ prefix.
 _INT = int
 

@@ -112,7 +112,7 @@ def open_database(url: str, max_connections: int = 32) -> peewee.Database:
         if not path:
             raise click.UsageError(f"unsupported SQLite URL {url!r}: use sqlite:///path")
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            create_private_file(path)
         return SerializedSqliteDatabase(
             path,
             pragmas=SQLITE_PRAGMAS,
@@ -131,6 +131,27 @@ def open_database(url: str, max_connections: int = 32) -> peewee.Database:
             **pool,
         )
     raise ValueError(f"unsupported database URL scheme {parsed.scheme!r}")
+
+
+def create_private_file(path: str) -> None:
+    """Create the SQLite file empty and owner-only (0600), in a folder created owner-only
+    (0700), before SQLite opens it: the file holds every tenant's data, and SQLite gives its
+    -wal and -shm files the database file's mode. An existing file keeps its mode; one that
+    other users can read is logged."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if mode & 0o077:
+        log.warning(
+            "the database file %s is readable or writable by other users (mode %o); "
+            "`chmod 600` it and its -wal and -shm files",
+            path,
+            mode & 0o777,
+        )
 
 
 @contextmanager

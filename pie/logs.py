@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
+import math
 import re
 import sys
 import time
 import uuid
+import warnings
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -59,7 +62,19 @@ def extras(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
-_ENCODE = json.JSONEncoder(default=str).encode
+# Strict: a NaN or an infinity in a field would make the line something JSON parsers refuse.
+_ENCODE = json.JSONEncoder(default=str, allow_nan=False).encode
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (at any depth) turned into its name."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -78,7 +93,10 @@ class JsonFormatter(logging.Formatter):
                 line[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
-        return _ENCODE(line)
+        try:
+            return _ENCODE(line)
+        except ValueError:  # NaN or infinity in a field
+            return _ENCODE(_finite(line))
 
 
 class TextFormatter(logging.Formatter):
@@ -124,11 +142,35 @@ def current_format() -> str | None:
     return None
 
 
+def show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: IO[str] | None = None,
+    line: str | None = None,
+) -> None:
+    """warnings.showwarning once PIE configured logging: a Python warning (PyJWT's
+    InsecureKeyLengthWarning, a DeprecationWarning) is a WARNING record of the `py.warnings`
+    logger — a JSON line like any other — instead of text written to stderr."""
+    if file is not None:  # a caller that asked for a particular stream gets it
+        with contextlib.suppress(OSError):  # as warnings does: the stream may be closed
+            file.write(warnings.formatwarning(message, category, filename, lineno, line))
+        return
+    logging.getLogger("py.warnings").warning(
+        "%s: %s",
+        category.__name__,
+        message,
+        extra={"category": category.__name__, "location": f"{filename}:{lineno}"},
+    )
+
+
 def configure(
     fmt: str | None = None, level: str = "INFO", stream: IO[str] | None = None
 ) -> None:
     """Send every log record to one handler on the root logger (replacing the one a previous
-    call installed), formatted as JSON lines or text (None: `default_format`)."""
+    call installed), formatted as JSON lines or text (None: `default_format`), and Python
+    warnings with them."""
     fmt = fmt or default_format(stream)
     if fmt.lower() not in FORMATS:
         raise ValueError(f"PIE_LOG_FORMAT is {fmt!r}; use one of: {', '.join(FORMATS)}")
@@ -145,6 +187,7 @@ def configure(
     handler._pie_format = fmt.lower()  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    warnings.showwarning = show_warning
 
 
 def _start_request() -> None:

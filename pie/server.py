@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import json
 import logging
 import math
 import os
@@ -17,9 +18,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import gunicorn.util
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
+
+from pie.errors import envelope
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +65,26 @@ class GunicornLogger(Logger):
         self.error_log.propagate = True
 
 
+def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's `util.write_error` speaking PIE's envelope instead of an HTML page: the
+    answers gunicorn gives itself to requests it cannot parse (a bad request line or header
+    400, a long URL 414, large headers 431, an unmet Expect 417, an unknown
+    Transfer-Encoding 501) reach clients that expect JSON."""
+    message = f"{reason}: {mesg}" if mesg else reason
+    body = json.dumps(envelope(message), separators=(",", ":")).encode("ascii")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 class PieWorker(ThreadWorker):
     """gunicorn's gthread worker; on SIGTERM the app starts closing at once, while gunicorn
-    drains the in-flight requests: no queued in-process job starts after the signal."""
+    drains the in-flight requests: no queued in-process job starts after the signal. Its own
+    error pages are the JSON envelope."""
 
     closing: threading.Thread | None = None
     quitting = False
@@ -77,6 +98,12 @@ class PieWorker(ThreadWorker):
             return
         self.quitting = True
         super().handle_quit(sig, frame)
+
+    def init_process(self) -> None:
+        # gunicorn's handle_error writes through this module function (looked up per call);
+        # the worker process is PIE's alone. tests/test_server_edges.py proves every page.
+        gunicorn.util.write_error = write_json_error
+        super().init_process()
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)

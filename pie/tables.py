@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 import peewee
 
+from pie import jsonio
 from pie.db import database
 
 
@@ -17,13 +17,14 @@ def utcnow() -> datetime:
 
 
 class JSONField(peewee.TextField):
-    """JSON stored as text: identical on SQLite and Postgres, no backend branches."""
+    """JSON stored as text: identical on SQLite and Postgres, no backend branches. Writing
+    NaN or Infinity raises; reading one (stored by an earlier version) gives null."""
 
     def db_value(self, value: Any) -> str | None:
-        return None if value is None else json.dumps(value, separators=(",", ":"))
+        return None if value is None else jsonio.dumps(value)
 
     def python_value(self, value: str | None) -> Any:
-        return None if value is None else json.loads(value)
+        return None if value is None else jsonio.loads_stored(value)
 
 
 class BaseModel(peewee.Model):

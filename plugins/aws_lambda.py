@@ -7,6 +7,7 @@ from typing import Any
 
 import marshmallow as ma
 from pie.plugins._aws import AwsClients
+from pie.schemas.common import FullMatch
 
 from pie import HandlerType, hookimpl
 
@@ -19,14 +20,14 @@ ARN_PATTERN = (
 class LambdaHandlerSchema(ma.Schema):
     arn = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(ARN_PATTERN, error="must be a Lambda function ARN"),
+        validate=FullMatch(ARN_PATTERN, error="must be a Lambda function ARN"),
         metadata={
             "description": "Function ARN",
             "example": "arn:aws:lambda:us-east-1:123456789012:function:my-model",
         },
     )
     version = ma.fields.String(
-        validate=ma.validate.Regexp(
+        validate=FullMatch(
             r"^(\$LATEST|[A-Za-z0-9_-]{1,128})$", error="must be a Lambda version or alias"
         ),
         metadata={"description": "Version or alias, passed as the invoke qualifier"},

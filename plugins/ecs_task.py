@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from botocore.exceptions import ClientError
 from pie.plugins._aws import AwsClients
+from pie.schemas.common import FullMatch
 
 from pie import HandlerType, hookimpl
 
@@ -18,7 +19,7 @@ VALUE_PATTERN = r"^[A-Za-z0-9_-]{1,255}/[A-Za-z0-9_-]{1,255}(:[0-9]{1,10})?$"
 class EcsTaskHandlerSchema(ma.Schema):
     value = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(
+        validate=FullMatch(
             VALUE_PATTERN,
             error="must be '<cluster>/<task_definition>' with exactly one '/'",
         ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from pie import DispatchDeferred, HandlerType, hookimpl
+from pie import DispatchDeferred, HandlerType, hookimpl, jsonio
 from pie.errors import Conflict
 
 log = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ class InProcessHandlerType(HandlerType):
                 output = implementation(job_input)
                 if not isinstance(output, dict):
                     raise TypeError(f"returned {type(output).__name__}, not a JSON object")
-                json.dumps(output)  # must be storable as JSON
+                jsonio.dumps(output)  # must be storable as JSON: no NaN or Infinity
             except Exception as exc:  # the job's failure, reported as its error
                 self.runtime.complete_job(
                     job_id, "failure", error={"type": type(exc).__name__, "message": str(exc)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,7 +126,20 @@ class Schema(ma.Schema):
         return plan
 
 
+class FullMatch(ma.validate.Regexp):
+    """marshmallow's Regexp, matched against the whole value. Regexp uses `re.match`, and a
+    pattern's closing `$` also matches before a trailing newline, so `^[a-z]+$` would take
+    "m-shared\n". The pattern keeps its `^…$` form for the OpenAPI document, where JSON
+    Schema (ECMA-262) reads `$` as the very end."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+ID_REGEX = re.compile(ID_PATTERN)  # use with fullmatch (see FullMatch)
 ID_ERROR = "must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"  # str.format()ed
 
 
@@ -147,7 +161,7 @@ class Timestamp(ma.fields.DateTime):
 
 
 def Identifier(**kwargs: Any) -> ma.fields.String:  # noqa: N802  (a field factory)
-    return ma.fields.String(validate=ma.validate.Regexp(ID_PATTERN, error=ID_ERROR), **kwargs)
+    return ma.fields.String(validate=FullMatch(ID_PATTERN, error=ID_ERROR), **kwargs)
 
 
 class StrictBoolean(ma.fields.Boolean):

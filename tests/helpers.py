@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -97,6 +98,44 @@ def assert_envelope(response: Any, status: int) -> dict[str, Any]:
     assert body["success"] is False
     assert isinstance(body["message"], str) and body["message"]
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise ValueError(f"repeated key in {pairs!r}")
+    return dict(pairs)
+
+
+_STRICT = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_unique)
+
+
+def strict_json(text: str | bytes) -> Any:
+    """Parse JSON as a strict client does (RFC 8259 I-JSON): no NaN or Infinity, no repeated
+    keys, UTF-8, no lone surrogate; raises ValueError otherwise."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    value = _STRICT.decode(text)
+    for item in _strings(value):
+        item.encode("utf-8")  # UnicodeEncodeError (a ValueError) on a lone surrogate
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    found, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:

@@ -6,23 +6,33 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 
+import jwt
 import pytest
 
 from pie import logs
 from pie.db import connection
 from pie.services import jobs, lifecycle
 from pie.tables import Job, utcnow
-from tests.helpers import ADMIN, SECRET, activate, make_token, model_body, wait_for_job
+from tests.helpers import (
+    ADMIN,
+    SECRET,
+    activate,
+    make_token,
+    model_body,
+    strict_json,
+    wait_for_job,
+)
 
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
     """PIE's own root handler (JSON) writing to a buffer; the root logger restored after."""
     root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
+    level, handlers, show = root.level, list(root.handlers), warnings.showwarning
     stream = io.StringIO()
     logs.configure("json", "DEBUG", stream=stream)
     yield stream
@@ -30,6 +40,7 @@ def captured() -> Iterator[io.StringIO]:
         if handler not in handlers:
             root.removeHandler(handler)
     root.setLevel(level)
+    warnings.showwarning = show
 
 
 def lines(stream: io.StringIO) -> list[dict]:
@@ -223,3 +234,34 @@ def test_unknown_format_or_level_is_a_clear_start_up_error(fmt, level):
     with pytest.raises(ValueError, match="PIE_LOG_"):
         logs.configure(fmt, level, stream=io.StringIO())
     assert logging.getLogger().handlers == handlers
+
+
+def test_python_warnings_are_log_lines(captured, capsys):
+    """PyJWT's InsecureKeyLengthWarning (or any Python warning) is a JSON line of the
+    `py.warnings` logger, not plain text on stderr breaking the JSON stream."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        jwt.encode({"sub": "x"}, "5byte", algorithm="HS256")
+        warnings.warn("something is deprecated", DeprecationWarning, stacklevel=1)
+    assert capsys.readouterr().err == ""
+    found = [line for line in lines(captured) if line["logger"] == "py.warnings"]
+    assert [(line["level"], line["category"]) for line in found] == [
+        ("WARNING", "InsecureKeyLengthWarning"),
+        ("WARNING", "DeprecationWarning"),
+    ]
+    assert found[0]["message"].startswith("InsecureKeyLengthWarning: The HMAC key is 5 bytes")
+    assert found[1]["location"].startswith(__file__)
+
+
+def test_a_warning_sent_to_a_chosen_stream_goes_there(captured):
+    stream = io.StringIO()
+    warnings.showwarning("to the stream", UserWarning, "f.py", 1, file=stream)
+    assert "UserWarning: to the stream" in stream.getvalue()
+    assert not [line for line in lines(captured) if line["logger"] == "py.warnings"]
+
+
+def test_log_lines_stay_strict_json_with_non_finite_numbers(captured):
+    log = logging.getLogger("pie.test")
+    log.info("ratio", extra={"ratio": float("nan"), "sizes": [1.5, float("inf")]})
+    (line,) = [strict_json(text) for text in captured.getvalue().splitlines() if "ratio" in text]
+    assert (line["ratio"], line["sizes"]) == ("nan", [1.5, "inf"])

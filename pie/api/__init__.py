@@ -10,9 +10,11 @@ import flask_smorest
 import peewee
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, request, send_from_directory
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from pie.api.base import reject_nul_in_path
+from pie import jsonio
+from pie.api.base import check_path_parameters
 from pie.errors import PieError, envelope, flatten_messages
 from pie.schemas.common import ErrorSchema
 from pie.schemas.handlers import component_names, handler_field_documenter, handler_object_schema
@@ -43,6 +45,24 @@ class Api(flask_smorest.Api):
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
         return envelope(message), error.code or 500, headers
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, strict both ways: a response never holds NaN or Infinity (encoding one
+    raises, a 500, rather than sending what strict clients cannot parse), and
+    `request.get_json()` follows the request-body rules of pie.jsonio."""
+
+    sort_keys = False  # the schemas' field order
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return jsonio.parse_body(s.encode("utf-8") if isinstance(s, str) else s)
+        except PieError as exc:  # what Flask expects of a loads: get_json turns it into a 400
+            raise ValueError(exc.message) from exc
 
 
 def body_limit_message(limit: int) -> str:
@@ -125,7 +145,7 @@ def init_app(app: Flask) -> Api:
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs_assets_blueprint())
-    app.before_request(reject_nul_in_path)
+    app.before_request(check_path_parameters)
     app.register_error_handler(PieError, handle_pie_error)
     app.register_error_handler(peewee.OperationalError, handle_database_error)
     app.register_error_handler(peewee.InterfaceError, handle_database_error)

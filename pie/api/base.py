@@ -11,13 +11,13 @@ import flask_smorest
 from flask import current_app, g, request
 from flask_smorest.pagination import PaginationParameters
 from marshmallow import missing
-from webargs.core import parse_json
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from pie import auth
-from pie.errors import BadRequest, Forbidden
+from pie import auth, jsonio
+from pie.errors import BadRequest, Forbidden, NotFound
 from pie.runtime import Runtime
+from pie.schemas.common import ID_PATTERN, ID_REGEX
 from pie.services import jobs, tenants
 
 SECURITY = [{"bearerAuth": []}]
@@ -48,83 +48,55 @@ class Parser(FlaskParser):
         return request._get_current_object()  # type: ignore[attr-defined]
 
     def _raw_load_json(self, req: Any) -> Any:
-        """webargs' JSON loading (a JSON content type, else nothing) with PIE's checks: a
-        body that is not JSON is a 400, and so is one nested too deep or holding NULs."""
+        """webargs' JSON loading (a JSON content type, else nothing) with PIE's rules: a
+        body that is not JSON is a 400, and so is one that strict JSON parsers would read
+        differently or not at all (pie.jsonio.parse_body)."""
         body = read_body(req)
         if not req.is_json:  # the test webargs makes (application/json or …+json)
             if body:
                 raise BadRequest("the request body must be JSON (Content-Type: application/json)")
             return missing
-        try:
-            data = parse_json(body)
-        except RecursionError as exc:
-            raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels") from exc
-        # Walk the parsed body only when its bytes allow the problem: nesting needs one
-        # "{" or "[" per level, and a NUL can only arrive as the escape \u0000 (JSON strings
-        # admit no raw control characters) or in a UTF-16/32 body (whose bytes have NULs).
-        if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and (
-            json_depth(data) > MAX_JSON_DEPTH
-        ):
-            raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
-        if (b"\\u0000" in body or b"\x00" in body) and contains_nul(data):  # for Postgres
-            raise BadRequest("the JSON body may not contain NUL characters")
-        return data
-
-
-MAX_JSON_DEPTH = 64
+        return jsonio.parse_body(body)
 
 
 def read_body(req: Any) -> bytes:
-    """The request body; 413 when it is larger than MAX_CONTENT_LENGTH. werkzeug checks a
-    declared Content-Length itself, but cuts a streamed (chunked) body at the limit without
-    a word, so a body that fills the limit is over it when one more byte follows."""
-    body = req.get_data(cache=True)
-    if body and req.content_length is None:
+    """The request body; 413 when it is larger than MAX_CONTENT_LENGTH, 400 when it cannot be
+    read whole. werkzeug checks a declared Content-Length itself, but cuts a streamed
+    (chunked) body at the limit without a word, so a body that fills the limit is over it
+    when one more byte follows."""
+    try:
+        body = req.get_data(cache=True)
+    except HTTPException:
+        raise
+    except Exception as exc:  # the server's input stream: a malformed chunk, a reset, …
+        raise BadRequest(f"the request body could not be read: {exc}") from exc
+    if req.content_length is None:
         limit = req.max_content_length
         # A body this long came through werkzeug's limited stream, which it only uses when
         # the server ends the input itself (wsgi.input_terminated): this read cannot hang.
-        if limit is not None and len(body) >= limit and req.input_stream.read(1):
+        if body and limit is not None and len(body) >= limit and req.input_stream.read(1):
             raise RequestEntityTooLarge()
+    elif len(body) < req.content_length:  # the client closed the connection early
+        raise BadRequest(
+            f"the request body ended after {len(body)} of the {req.content_length} bytes "
+            "its Content-Length announced"
+        )
     return body
 
 
-def reject_nul_in_path() -> None:
-    """before_request: Postgres cannot store NUL characters, so no path parameter has one."""
-    if any(
-        "\x00" in value for value in (request.view_args or {}).values() if isinstance(value, str)
-    ):
+def check_path_parameters() -> None:
+    """before_request: every path parameter of a /v2 route is an id. A NUL is a 400 (Postgres
+    cannot store it); anything else an id cannot be — a trailing newline, a space, a
+    non-ASCII letter — names nothing that can exist, so it is a 404."""
+    values = request.view_args or {}
+    if any("\x00" in value for value in values.values() if isinstance(value, str)):
         raise BadRequest("path parameters may not contain NUL characters")
-
-
-def contains_nul(value: Any) -> bool:
-    """Whether any string (or object key) in parsed JSON has a NUL character."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def json_depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion (so hostile input cannot overflow)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        deepest = max(deepest, depth)
-        if depth <= MAX_JSON_DEPTH:
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
+    rule = request.url_rule
+    if rule is None or not rule.rule.startswith("/v2/"):
+        return
+    for name, value in values.items():
+        if isinstance(value, str) and ID_REGEX.fullmatch(value) is None:
+            raise NotFound(f"no {name} can be {ascii(value)[:80]}: ids match {ID_PATTERN}")
 
 
 # Past this a page's offset would overflow the databases' 64-bit integers.

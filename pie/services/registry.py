@@ -16,7 +16,7 @@ from pie.rows import get_by, insert_row, lock_by, row_instance, update_row
 from pie.services import subscriptions
 from pie.tables import Assignment, ModelVersion, RegisteredModel, utcnow
 
-INT_VERSION = re.compile(r"^[0-9]{1,18}$")
+INT_VERSION = re.compile(r"[0-9]{1,18}")  # fullmatch: a "7\n" is no integer
 
 
 def get_model(model_id: str) -> RegisteredModel:
@@ -104,7 +104,7 @@ def add_version(
     if bumped:
         return row
     model.latest_version = version
-    if INT_VERSION.match(version):
+    if INT_VERSION.fullmatch(version):
         model.max_int_version = max(model.max_int_version, int(version))
     model.updated_at = now
     update_row(

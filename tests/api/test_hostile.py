@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pie.api.base import MAX_JSON_DEPTH, json_depth
+from pie.jsonio import MAX_JSON_DEPTH, json_depth
 from tests.helpers import activate, assert_envelope, model_body
 
 JSON = {"Content-Type": "application/json"}
