@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import flask_smorest
 import peewee
 from flask import Blueprint as FlaskBlueprint
-from flask import Flask, request, send_from_directory
+from flask import Flask, current_app, g, request, send_from_directory
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from pie import contracts
 from pie.api.base import reject_nul_in_path
 from pie.errors import PieError, envelope, flatten_messages
 from pie.schemas.common import ErrorSchema
@@ -62,6 +64,18 @@ def handle_database_error(error: peewee.PeeweeException) -> tuple[dict[str, Any]
 def handle_unexpected(error: Exception) -> tuple[dict[str, Any], int]:
     log.exception("unhandled error", exc_info=error)
     return envelope("internal server error"), 500
+
+
+def open_schema_limits() -> None:
+    """before_request: the request's JSON Schema budget and size limit (pie.contracts)."""
+    g.schema_limits = stack = contextlib.ExitStack()
+    stack.enter_context(contracts.limits_from(current_app.config))
+
+
+def close_schema_limits(error: BaseException | None) -> None:
+    stack = g.pop("schema_limits", None)
+    if stack is not None:
+        stack.close()
 
 
 def docs_assets_blueprint() -> FlaskBlueprint:
@@ -126,6 +140,8 @@ def init_app(app: Flask) -> Api:
         api.register_blueprint(module.blp)
     app.register_blueprint(docs_assets_blueprint())
     app.before_request(reject_nul_in_path)
+    app.before_request(open_schema_limits)
+    app.teardown_request(close_schema_limits)
     app.register_error_handler(PieError, handle_pie_error)
     app.register_error_handler(peewee.OperationalError, handle_database_error)
     app.register_error_handler(peewee.InterfaceError, handle_database_error)
