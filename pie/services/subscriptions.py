@@ -61,7 +61,11 @@ def _check_input_rule(input_source: str, has_input: bool) -> None:
         raise BadRequest("json.input: not allowed when input_source is 'trigger_output'")
 
 
-def create(source_model_id: str, data: dict[str, Any]) -> Subscription:
+def create(
+    source_model_id: str, data: dict[str, Any], warnings: list[str] | None = None
+) -> Subscription:
+    """A new subscription; `warnings` already computed (outside the caller's transaction)
+    or, when None, computed here."""
     _check_input_rule(data["input_source"], data.get("input") is not None)
     if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
         raise NotFound(f"model '{source_model_id}' not found")
@@ -81,7 +85,7 @@ def create(source_model_id: str, data: dict[str, Any]) -> Subscription:
         created_at=now,
         updated_at=now,
     )
-    sub.warnings = compute_warnings(sub)
+    sub.warnings = compute_warnings(sub) if warnings is None else warnings
     sub.save(force_insert=True)
     return sub
 
@@ -126,8 +130,21 @@ def delete(source_model_id: str, subscription_id: str) -> None:
     get(source_model_id, subscription_id).delete_instance()
 
 
-def subscribe_replay(model_id: str, job_input: dict[str, Any]) -> Subscription:
-    """`subscribe: true`: replay this inference input after the model's next retrain."""
+def replay_schema(model_id: str) -> Any:
+    """The schema a `subscribe: true` replay subscription's warnings come from."""
+    model = RegisteredModel.get_or_none(RegisteredModel.id == model_id)
+    return contracts.contract_schema(model, "inference", "input_schema")
+
+
+def replay_warnings(schema: Any, job_input: dict[str, Any]) -> list[str]:
+    return contracts.violations(schema, job_input) if schema is not None else []
+
+
+def subscribe_replay(
+    model_id: str, job_input: dict[str, Any], warnings: list[str] | None = None
+) -> Subscription:
+    """`subscribe: true`: replay this inference input after the model's next retrain (with
+    `warnings` from `replay_warnings` when called inside a transaction)."""
     return create(
         model_id,
         {
@@ -138,6 +155,7 @@ def subscribe_replay(model_id: str, job_input: dict[str, Any]) -> Subscription:
             "input": job_input,
             "label": "subscribe",
         },
+        warnings,
     )
 
 
