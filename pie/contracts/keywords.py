@@ -1,8 +1,10 @@
-"""Keywords PIE evaluates itself: Python's `re` has no timeout, and jsonschema's `uniqueItems`
-and `unevaluated*` take time quadratic in the instance. Messages are jsonschema's."""
+"""Keywords PIE evaluates itself: Python's `re` has no timeout, jsonschema's `uniqueItems`
+and `unevaluated*` take time quadratic in the instance, and its `enum` and `const` quote the
+whole enum or const in every message. Messages are otherwise jsonschema's."""
 
 from __future__ import annotations
 
+import reprlib
 from fractions import Fraction
 from typing import Any
 
@@ -76,6 +78,36 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
         return ("d", frozenset((k, _canonical(v)) for k, v in value.items()))
     return ("s", value)
+
+
+def _member(instance: Any, values: list) -> bool:
+    """Whether `instance` is JSON-equal to one of `values` (as jsonschema's `equal` decides:
+    1 equals 1.0, true is not 1)."""
+    if isinstance(instance, list | dict):
+        key = _canonical(instance)
+        return any(isinstance(v, list | dict) and _canonical(v) == key for v in values)
+    if isinstance(instance, bool) or instance is None:
+        return any(v is instance for v in values)
+    return any(
+        not isinstance(v, bool | list | dict) and v is not None and v == instance for v in values
+    )
+
+
+# An enum or const is quoted in each message about it, once per failing value: at most this
+# much of it, as jsonschema's repr() would show it when it is short.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxdict, _QUOTE.maxlist, _QUOTE.maxstring = 4, 10, 20, 80
+_QUOTE.maxlong, _QUOTE.maxother = 40, 80
+
+
+def _enum(validator: Any, enums: Any, instance: Any, schema: Any) -> Any:
+    if not _member(instance, enums):
+        yield ValidationError(f"{instance!r} is not one of {_QUOTE.repr(enums)}")
+
+
+def _const(validator: Any, const: Any, instance: Any, schema: Any) -> Any:
+    if not _member(instance, [const]):
+        yield ValidationError(f"{_QUOTE.repr(const)} was expected")
 
 
 def _unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> Any:
@@ -201,6 +233,8 @@ def _unevaluated_properties(validator: Any, unevaluated: Any, instance: Any, sch
 
 
 REPLACED = {
+    "enum": _enum,
+    "const": _const,
     "pattern": _pattern,
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,
