@@ -1,9 +1,9 @@
-"""JSON Schema Draft 2020-12 for user schemas: check one, list an instance's violations.
+"""JSON Schema Draft 2020-12 for user schemas: check one, list an instance's violations."""
 
-Every user schema is checked and applied through this package, under the same rules: nothing is
-fetched or read (references resolve inside the document only), no reference loop or nesting can
-exhaust the stack, and one request spends at most PIE_SCHEMA_BUDGET_SECONDS of CPU on schemas.
-"""
+# Every user schema is checked and applied through this package, under one set of rules:
+# nothing is fetched or read (references resolve inside the document only), no reference loop
+# or nesting exhausts the stack, and a request spends at most PIE_SCHEMA_BUDGET_SECONDS of CPU
+# on schemas.
 
 from __future__ import annotations
 
@@ -18,22 +18,8 @@ from typing import Any
 import referencing.exceptions
 
 from pie.contracts import document
-from pie.contracts.budget import (
-    PATTERN_TIMEOUT_SECONDS,
-    BudgetExceeded,
-    end_budget,
-    metered,
-    start_budget,
-)
+from pie.contracts.budget import BudgetExceeded, end_budget, metered, start_budget
 from pie.contracts.validator import validator_for
-
-__all__ = [
-    "PATTERN_TIMEOUT_SECONDS",
-    "limits",
-    "limits_from",
-    "schema_problems",
-    "violations",
-]
 
 DEFAULT_MAX_SCHEMA_BYTES = 65536
 # A 422 lists at most this many violations, each cut to MAX_MESSAGE characters.
@@ -91,7 +77,7 @@ def _compiled(key: str) -> tuple[list[str], Any]:
 
 def schema_problems(schema: Any) -> list[str]:
     """Why `schema` cannot be registered (empty when it can): not a Draft 2020-12 schema, too
-    large, or unsafe to apply (see pie/document.py)."""
+    large, or unsafe to apply (see document.py)."""
     if not isinstance(schema, dict | bool):
         return ["a JSON Schema must be an object or a boolean"]
     if document.depth(schema) > document.MAX_DEPTH:

@@ -1,5 +1,7 @@
-"""Whether a user's JSON Schema can be applied safely: the metaschema, Draft 2020-12 only,
-references that resolve inside the document, and no loop that never consumes the instance."""
+"""Whether a user's JSON Schema can be applied safely, beyond what its metaschema says."""
+
+# Draft 2020-12 only, references that resolve inside the document, every $id declared once,
+# and no reference loop that never moves into the value.
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Keywords PIE evaluates itself: Python's `re` has no timeout, jsonschema's `uniqueItems`
-and `unevaluated*` take time quadratic in the instance, and its `enum` and `const` quote the
-whole enum or const in every message. Messages are otherwise jsonschema's."""
+"""The keywords PIE evaluates itself instead of jsonschema; messages stay jsonschema's."""
+
+# Python's `re` has no timeout; jsonschema's `uniqueItems` and `unevaluated*` take time
+# quadratic in the value; its `enum` and `const` quote all of themselves in every message.
 
 from __future__ import annotations
 
