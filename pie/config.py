@@ -61,6 +61,10 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "LOG_FORMAT": (None, str),  # None: text on a terminal, else JSON (logs.default_format)
     "LOG_LEVEL": ("INFO", str),
     "SHUTDOWN_GRACE_SECONDS": (30, float),
+    # JSON Schemas (issue 14): CPU seconds one request may spend checking and applying user
+    # schemas, and the largest schema (compact JSON bytes) a model, version or domain accepts.
+    "SCHEMA_BUDGET_SECONDS": (2.0, float),
+    "SCHEMA_MAX_BYTES": (65536, _INT),
 }
 
 

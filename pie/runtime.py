@@ -7,7 +7,7 @@ from typing import Any
 
 import pluggy
 
-from pie import db
+from pie import contracts, db
 from pie.auth import CALLBACK_CLAIM, TokenVerifier
 from pie.handler_types import HandlerType
 
@@ -80,7 +80,7 @@ class Runtime:
     ) -> dict[str, Any]:
         from pie.services.orchestration import complete_job
 
-        with db.connection():
+        with db.connection(), contracts.limits_from(self.config):
             return complete_job(self, job_id, status, output=output, error=error)
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,11 @@ from typing import Any
 import flask_smorest
 import peewee
 from flask import Blueprint as FlaskBlueprint
-from flask import Flask, request, send_from_directory
+from flask import Flask, current_app, g, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from pie import jsonio
+from pie import contracts, jsonio
 from pie.api.base import check_path_parameters
 from pie.errors import PieError, envelope, flatten_messages
 from pie.schemas.common import ErrorSchema
@@ -84,6 +85,18 @@ def handle_unexpected(error: Exception) -> tuple[dict[str, Any], int]:
     return envelope("internal server error"), 500
 
 
+def open_schema_limits() -> None:
+    """before_request: the request's JSON Schema budget and size limit (pie.contracts)."""
+    g.schema_limits = stack = contextlib.ExitStack()
+    stack.enter_context(contracts.limits_from(current_app.config))
+
+
+def close_schema_limits(error: BaseException | None) -> None:
+    stack = g.pop("schema_limits", None)
+    if stack is not None:
+        stack.close()
+
+
 def docs_assets_blueprint() -> FlaskBlueprint:
     """Swagger UI's files, vendored in pie/static/swagger-ui (no internet needed)."""
     blueprint = FlaskBlueprint("docs_assets", __name__)
@@ -146,6 +159,8 @@ def init_app(app: Flask) -> Api:
         api.register_blueprint(module.blp)
     app.register_blueprint(docs_assets_blueprint())
     app.before_request(check_path_parameters)
+    app.before_request(open_schema_limits)
+    app.teardown_request(close_schema_limits)
     app.register_error_handler(PieError, handle_pie_error)
     app.register_error_handler(peewee.OperationalError, handle_database_error)
     app.register_error_handler(peewee.InterfaceError, handle_database_error)

@@ -4,6 +4,7 @@ kept as revisions; the frozen feature-schema rule of the domain's `default` key 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import peewee
@@ -12,7 +13,7 @@ from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import lock_by
-from pie.services import features, lifecycle, tenants
+from pie.services import features, jobs, lifecycle, tenants
 from pie.tables import Assignment, Domain, Job, ModelVersion, Service, utcnow
 
 if TYPE_CHECKING:
@@ -117,17 +118,37 @@ def patched(provided: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def apply_default_contract(
+@dataclass
+class DefaultContract:
+    """What 7.5 decided for a new default, outside any transaction: the inputs it read and the
+    features each service gets."""
+
+    inputs: list[Any]  # the domain's features (when it decided by them) and its services
+    services: dict[str, Service]
+    outcomes: dict[str, tuple[dict[str, Any], dict[str, Any]]]  # id -> (provided, resolved)
+
+
+def contract_inputs(domain: Domain, frozen: bool, services: list[Service]) -> list[Any]:
+    rows = [[s.service_id, s.provided_features, s.departure_datetime] for s in services]
+    return [None if frozen else domain.features, rows]
+
+
+def domain_services(domain: Domain) -> list[Service]:
+    return list(
+        Service.select()
+        .where((Service.client_id == domain.client_id) & (Service.domain_id == domain.domain_id))
+        .order_by(Service.service_id)
+    )
+
+
+def decide_default_contract(
     domain: Domain, version: ModelVersion, updates: list[dict[str, Any]]
-) -> None:
+) -> DefaultContract:
     """7.5: every staying service must resolve against the new default's frozen schema (after
-    its patch); otherwise 422 with blocking_services and nothing changes."""
-    services = {
-        s.service_id: s
-        for s in Service.select().where(
-            (Service.client_id == domain.client_id) & (Service.domain_id == domain.domain_id)
-        )
-    }
+    its patch); otherwise 422 with blocking_services. Applies user schemas, so it runs before
+    the transaction, which checks that `inputs` still hold."""
+    rows = domain_services(domain)
+    services = {s.service_id: s for s in rows}
     patches = {u["service_id"]: u.get("static_features") or {} for u in updates}
     unknown = sorted(set(patches) - set(services))
     if unknown:
@@ -147,35 +168,46 @@ def apply_default_contract(
     if blocking:
         message = f"cannot assign: {len(blocking)} services are incompatible"
         raise Unprocessable(message, error=message, blocking_services=blocking)
+    return DefaultContract(contract_inputs(domain, frozen, rows), services, outcomes)
+
+
+def apply_default_contract(decided: DefaultContract) -> None:
     now = utcnow()
-    for service_id, (provided, resolved) in outcomes.items():
+    for service_id, (provided, resolved) in decided.outcomes.items():
         Service.update(
             provided_features=provided, resolved_features=resolved, updated_at=now
-        ).where(Service.id == services[service_id].id).execute()
+        ).where(Service.id == decided.services[service_id].id).execute()
 
 
 def upsert(
     client_id: str, domain_id: str, service_id: str | None, key: str, data: dict[str, Any]
 ) -> tuple[Assignment, bool]:
     """Archive the key's active revision and add a new one; (revision, created first)."""
-    check_scope(client_id, domain_id, service_id)  # a missing path resource is 404 first
+    domain = check_scope(client_id, domain_id, service_id)  # a missing path resource is 404 first
     updates = data.get("service_updates")
     if updates is not None and (key != DEFAULT_KEY or service_id is not None):
         raise Unprocessable("service_updates is allowed only on the domain's 'default' key")
     version = assignable_version(data["model_id"], data["model_version"])
-    try:
-        with database.atomic():
-            domain = lock_by(Domain, client_id=client_id, domain_id=domain_id)
-            if (
-                key == DEFAULT_KEY
-                and service_id is None
-                and data.get("status", "active") == "active"
-                and (version.feature_schema is not None or updates)
-            ):
-                apply_default_contract(domain, version, updates or [])
-            return _add_revision(client_id, domain_id, service_id, key, data)
-    except peewee.IntegrityError as exc:
-        raise Conflict(f"assignment key '{key}' was changed concurrently; retry") from exc
+    frozen = version.feature_schema is not None
+    applies = (
+        key == DEFAULT_KEY
+        and service_id is None
+        and data.get("status", "active") == "active"
+        and (frozen or updates)
+    )
+    while True:
+        decided = decide_default_contract(domain, version, updates or []) if applies else None
+        try:
+            with database.atomic():
+                domain = lock_by(Domain, client_id=client_id, domain_id=domain_id)
+                if decided is not None:
+                    now = contract_inputs(domain, frozen, domain_services(domain))
+                    if not jobs.same_json(decided.inputs, now):
+                        continue  # the domain or a service changed since: decide again
+                    apply_default_contract(decided)
+                return _add_revision(client_id, domain_id, service_id, key, data)
+        except peewee.IntegrityError as exc:
+            raise Conflict(f"assignment key '{key}' was changed concurrently; retry") from exc
 
 
 def _add_revision(

@@ -61,7 +61,12 @@ def list_jobs(
 
 def check_input(holder: Any, job_type: str, job_input: dict[str, Any]) -> None:
     """422 listing every violation of the (model's or version's) input contract."""
-    schema = contracts.contract_schema(holder, job_type, "input_schema")
+    check_input_against(
+        contracts.contract_schema(holder, job_type, "input_schema"), job_type, job_input
+    )
+
+
+def check_input_against(schema: Any, job_type: str, job_input: dict[str, Any]) -> None:
     problems = contracts.violations(schema, job_input) if schema is not None else []
     if problems:
         raise Unprocessable(
@@ -127,16 +132,20 @@ def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
     }
 
 
-def output_warnings(job: Job, output: Any) -> list[str]:
+def output_schema(job: Job, output: Any) -> Any:
+    """The output_schema a completion's `output` is checked against (None: nothing to check)."""
     if output is None:
-        return []
+        return None
     version = get_by(ModelVersion, model=job.model_id, version=job.model_version)
-    schema = contracts.contract_schema(version, job.job_type, "output_schema")
-    if schema is None:
-        return []
+    return contracts.contract_schema(version, job.job_type, "output_schema")
+
+
+def output_warnings(job_id: str, schema: Any, output: Any) -> list[str]:
+    """How `output` violates `schema` (call outside any transaction: it applies a user's
+    schema)."""
     found = contracts.violations(schema, output, "output")
     if found:
-        log.warning("job %s output violates its output_schema: %s", job.job_id, "; ".join(found))
+        log.warning("job %s output violates its output_schema: %s", job_id, "; ".join(found))
     return found
 
 
@@ -203,13 +212,13 @@ def same_scalar(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def record_outcome(job: Job, status: str, output: Any, error: Any) -> None:
+def record_outcome(job: Job, status: str, output: Any, error: Any, warnings: list[str]) -> None:
     """Set a job's terminal fields (the caller saves it)."""
     now = utcnow()
     job.status, job.output, job.completed_at = status, output, now
     job.error = recorded_error(status, error)
     job.started_at = job.started_at or now
-    job.warnings = output_warnings(job, output)
+    job.warnings = warnings
     job.triggered_events = []
 
 

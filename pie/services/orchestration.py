@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pie import metrics
+from pie import contracts, metrics
 from pie.db import database
 from pie.errors import NotFound, Unprocessable
 from pie.rows import lock_by
@@ -29,18 +29,42 @@ def start_inference(
     subscribe: bool = False,
     **context: Any,
 ) -> Job:
+    version = inference_version(model_id, model_version)
+    jobs.check_input(version, "inference", job_input)
+    while True:
+        # A replay subscription's warnings apply the model's input_schema: outside the
+        # transaction, which starts over if that schema changed meanwhile.
+        schema = subscriptions.replay_schema(model_id) if subscribe else None
+        warnings = subscriptions.replay_warnings(schema, job_input)
+        with database.atomic():
+            if subscribe and not jobs.same_json(subscriptions.replay_schema(model_id), schema):
+                continue
+            job = jobs.new_job(version, "inference", job_input, **context)
+            if subscribe:  # the replay belongs to the tenant the inference runs for, if any
+                tenant = {name: context.get(name) for name in TENANT_FIELDS}
+                subscriptions.subscribe_replay(model_id, job_input, tenant, warnings)
+        break
+    runtime.dispatcher.submit([job.job_id])
+    return job
+
+
+def inference_version(model_id: str, model_version: str) -> ModelVersion:
+    """The version an inference runs on: it must be active (whose contracts never change)."""
     version = lifecycle.get_version(model_id, model_version)
     if version.status != "active":
         raise Unprocessable(
             f"version '{model_version}' of model '{model_id}' is "
             f"'{version.status}'; inference needs an active version"
         )
-    jobs.check_input(version, "inference", job_input)
-    with database.atomic():
-        job = jobs.new_job(version, "inference", job_input, **context)
-        if subscribe:  # the replay belongs to the tenant the inference runs for, if any
-            tenant = {name: context.get(name) for name in TENANT_FIELDS}
-            subscriptions.subscribe_replay(model_id, job_input, tenant)
+    return version
+
+
+def add_checked_inference(
+    runtime: Runtime, version: ModelVersion, job_input: dict[str, Any], **context: Any
+) -> Job:
+    """An inference job, in the caller's transaction, whose input the caller has checked
+    against `version` before that transaction began; dispatched once it commits."""
+    job = jobs.new_job(version, "inference", job_input, **context)
     runtime.dispatcher.submit([job.job_id])
     return job
 
@@ -69,11 +93,20 @@ def train_new_version(
 ) -> Job:
     """Training through an assignment: a new version of the model (snapshotting its current
     handlers), moved to training, with a training job on it."""
-    with database.atomic():
-        model = registry.lock_model(model_id)
-        jobs.check_input(model, "training", job_input)  # the new version snapshots these
-        version = registry.add_version(model, None, status="training")
-        job = jobs.new_job(version, "training", job_input, **context)
+    while True:
+        # The input is checked against the model's contract outside the transaction, which
+        # starts over if that contract changed meanwhile (the new version snapshots it).
+        schema = contracts.contract_schema(registry.get_model(model_id), "training", "input_schema")
+        jobs.check_input_against(schema, "training", job_input)
+        with database.atomic():
+            model = registry.lock_model(model_id)
+            if not jobs.same_json(
+                contracts.contract_schema(model, "training", "input_schema"), schema
+            ):
+                continue
+            version = registry.add_version(model, None, status="training")
+            job = jobs.new_job(version, "training", job_input, **context)
+        break
     runtime.dispatcher.submit([job.job_id])
     return job
 
@@ -136,27 +169,30 @@ def complete_job(
 ) -> dict[str, Any]:
     """Record a job's outcome once; a repeat of the same outcome returns the stored result,
     a different one (status, output or error) is a 409. A successful inference fires
-    `inference_complete`."""
-    fired: list[str] = []
-    with database.atomic():
-        job = lock_by(Job, job_id=job_id)
-        if job is None or (
-            model_id is not None and (job.model_id, job.model_version) != (model_id, model_version)
-        ):
-            raise NotFound(f"job '{job_id}' not found for that model version")
-        if job.status in jobs.TERMINAL:
-            jobs.check_repeat(job, status, output, error)
-            return jobs.completion_result(job)
-        jobs.record_outcome(job, status, output, error)
-        if job.service_id is not None:  # a service's status follows its init job
-            Service.update(
-                status="available" if status == "success" else "failed", updated_at=job.completed_at
-            ).where(Service.init_job_id == job.job_id).execute()
-        if status == "success" and job.job_type == "inference":
-            job.triggered_events, fired = triggers.fire(
-                runtime, job.model_id, "inference_complete", output or {}, parent=job
-            )
-        jobs.save_outcome(job)
+    `inference_complete`.
+
+    The output is checked against its output_schema outside the transaction: when the
+    transaction finds a schema it has no warnings for, it leaves (having written nothing),
+    the schema is applied, and the transaction runs again with them."""
+    applied: Any = None  # the output_schema the output was checked against so far
+    warnings: list[str] = []
+    while True:
+        with database.atomic():
+            job = lock_by(Job, job_id=job_id)
+            if job is None or (
+                model_id is not None
+                and (job.model_id, job.model_version) != (model_id, model_version)
+            ):
+                raise NotFound(f"job '{job_id}' not found for that model version")
+            if job.status in jobs.TERMINAL:
+                jobs.check_repeat(job, status, output, error)
+                return jobs.completion_result(job)
+            schema = jobs.output_schema(job, output)
+            if jobs.same_json(schema, applied):
+                fired = _record_outcome(runtime, job, status, output, error, warnings)
+                break
+            applied = schema  # leave the transaction (nothing written) to apply it outside
+        warnings = jobs.output_warnings(job_id, applied, output)
     log.info(
         "job %s completed: %s",
         job_id,
@@ -174,3 +210,21 @@ def complete_job(
         metrics.fanned_out("inference_complete", len(fired))
     runtime.dispatcher.submit(fired)
     return jobs.completion_result(job)
+
+
+def _record_outcome(
+    runtime: Runtime, job: Job, status: str, output: Any, error: Any, warnings: list[str]
+) -> list[str]:
+    """Store a completion (in the caller's transaction); the ids of the jobs it fired."""
+    fired: list[str] = []
+    jobs.record_outcome(job, status, output, error, warnings)
+    if job.service_id is not None:  # a service's status follows its init job
+        Service.update(
+            status="available" if status == "success" else "failed", updated_at=job.completed_at
+        ).where(Service.init_job_id == job.job_id).execute()
+    if status == "success" and job.job_type == "inference":
+        job.triggered_events, fired = triggers.fire(
+            runtime, job.model_id, "inference_complete", output or {}, parent=job
+        )
+    jobs.save_outcome(job)
+    return fired

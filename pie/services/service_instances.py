@@ -10,7 +10,7 @@ import peewee
 from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.services import assignments, features, jobs, lifecycle, orchestration, tenants
-from pie.tables import Assignment, Domain, Service, utcnow
+from pie.tables import Assignment, Domain, ModelVersion, Service, utcnow
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -49,11 +49,13 @@ def contract_in_force(domain: Domain, default: Assignment | None) -> list[dict[s
     return domain.features or []
 
 
-def _start_init_job(runtime: Runtime, service: Service, default: Assignment) -> str:
-    job = orchestration.start_inference(
+def _start_init_job(
+    runtime: Runtime, service: Service, default: Assignment, version: ModelVersion
+) -> str:
+    """The service's init job (in the caller's transaction; its input checked before it)."""
+    job = orchestration.add_checked_inference(
         runtime,
-        default.model_id,
-        default.model_version,
+        version,
         service.resolved_features,
         assignment_id=default.assignment_id,
         client_id=service.client_id,
@@ -74,6 +76,10 @@ def init_service(
     default = assignments.default_revision(client_id, domain_id)
     provided = data.get("static_features") or {}
     resolved = features.resolve_or_422(contract_in_force(domain, default), provided)
+    version = None
+    if default is not None:  # its input is checked here, outside the transaction
+        version = orchestration.inference_version(default.model_id, default.model_version)
+        jobs.check_input(version, "inference", resolved)
     now = utcnow()
     try:
         with database.atomic():
@@ -88,7 +94,7 @@ def init_service(
                 created_at=now,
                 updated_at=now,
             )
-            job_id = _start_init_job(runtime, service, default) if default else None
+            job_id = _start_init_job(runtime, service, default, version) if version else None
     except peewee.IntegrityError as exc:
         raise Conflict(f"service '{data['service_id']}' already exists") from exc
     return service, job_id
@@ -132,7 +138,7 @@ def reinit_all(runtime: Runtime, client_id: str, domain_id: str) -> list[str]:
     default = assignments.default_revision(client_id, domain_id)
     if default is None:
         raise Unprocessable(f"domain '{domain_id}' has no active 'default' assignment")
-    version = lifecycle.get_version(default.model_id, default.model_version)
+    version = orchestration.inference_version(default.model_id, default.model_version)
     services = features.staying(
         list(
             Service.select()
@@ -150,5 +156,5 @@ def reinit_all(runtime: Runtime, client_id: str, domain_id: str) -> list[str]:
         raise Unprocessable("cannot re-initialise: " + "; ".join(problems))
     with database.atomic():
         for service in services:
-            _start_init_job(runtime, service, default)
+            _start_init_job(runtime, service, default, version)
     return [s.service_id for s in services]

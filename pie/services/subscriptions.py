@@ -62,10 +62,14 @@ def _check_input_rule(input_source: str, has_input: bool) -> None:
 
 
 def create(
-    source_model_id: str, data: dict[str, Any], tenant: dict[str, Any] | None = None
+    source_model_id: str,
+    data: dict[str, Any],
+    tenant: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
 ) -> Subscription:
     """A new active subscription; `tenant` (client_id, domain_id, service_id) makes it that
-    tenant's own, else it is global."""
+    tenant's own, else it is global. `warnings` already computed (outside the caller's
+    transaction) or, when None, computed here."""
     _check_input_rule(data["input_source"], data.get("input") is not None)
     if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
         raise NotFound(f"model '{source_model_id}' not found")
@@ -86,7 +90,7 @@ def create(
         updated_at=now,
         **{name: (tenant or {}).get(name) for name in TENANT_FIELDS},
     )
-    sub.warnings = compute_warnings(sub)
+    sub.warnings = compute_warnings(sub) if warnings is None else warnings
     sub.save(force_insert=True)
     return sub
 
@@ -149,11 +153,25 @@ def delete(
     get(source_model_id, subscription_id, clients).delete_instance()
 
 
+def replay_schema(model_id: str) -> Any:
+    """The schema a `subscribe: true` replay subscription's warnings come from."""
+    model = RegisteredModel.get_or_none(RegisteredModel.id == model_id)
+    return contracts.contract_schema(model, "inference", "input_schema")
+
+
+def replay_warnings(schema: Any, job_input: dict[str, Any]) -> list[str]:
+    return contracts.violations(schema, job_input) if schema is not None else []
+
+
 def subscribe_replay(
-    model_id: str, job_input: dict[str, Any], tenant: dict[str, Any] | None = None
+    model_id: str,
+    job_input: dict[str, Any],
+    tenant: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
 ) -> Subscription:
     """`subscribe: true`: replay this inference input after the model's next retrain, for
-    the tenant the inference ran for (if any)."""
+    the tenant the inference ran for (if any), with `warnings` from `replay_warnings` when
+    called inside a transaction."""
     return create(
         model_id,
         {
@@ -165,6 +183,7 @@ def subscribe_replay(
             "label": "subscribe",
         },
         tenant,
+        warnings,
     )
 
 

@@ -13,6 +13,7 @@ from pie.errors import Conflict, Forbidden, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import get_by
 from pie.services import features
+from pie.services.jobs import same_json
 from pie.tables import Client, Domain, Service, utcnow
 
 
@@ -127,24 +128,49 @@ def replace_features(
     client_id: str, domain_id: str, definitions: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Replace the domain's feature list and report which services would resolve differently
-    (or not at all) under it."""
+    (or not at all) under it. Services are resolved before the transaction (no user schema is
+    applied while it holds the write lock), which starts over if any of them changed."""
     check_features(definitions)
-    with database.atomic():
-        domain = get_domain(client_id, domain_id)
-        domain.features, domain.updated_at = definitions, utcnow()
-        domain.save()
-        unchanged, requiring = [], []
-        services = (
-            Service.select()
-            .where((Service.client_id == client_id) & (Service.domain_id == domain_id))
-            .order_by(Service.service_id)
-        )
-        for service in features.staying(list(services)):
-            resolved, errors = features.resolve(definitions, service.provided_features or {})
-            same = not errors and resolved == service.resolved_features
-            (unchanged if same else requiring).append(service.service_id)
+    get_domain(client_id, domain_id)
+    while True:
+        before = domain_services(client_id, domain_id)
+        outcomes = {s.service_id: resolution(definitions, s) for s in before}
+        with database.atomic():
+            domain = get_domain(client_id, domain_id)
+            services = domain_services(client_id, domain_id)
+            if not same_services(before, services):
+                continue
+            domain.features, domain.updated_at = definitions, utcnow()
+            domain.save()
+        break
+    unchanged, requiring = [], []
+    for service in features.staying(services):
+        resolved, errors = outcomes[service.service_id]
+        same = not errors and resolved == service.resolved_features
+        (unchanged if same else requiring).append(service.service_id)
     return {
         "features": definitions,
         "unchanged_services": unchanged,
         "services_requiring_reinitialization": requiring,
     }
+
+
+def domain_services(client_id: str, domain_id: str) -> list[Service]:
+    return list(
+        Service.select()
+        .where((Service.client_id == client_id) & (Service.domain_id == domain_id))
+        .order_by(Service.service_id)
+    )
+
+
+def resolution(definitions: list[dict[str, Any]], service: Service) -> Any:
+    return features.resolve(definitions, service.provided_features or {})
+
+
+def same_services(before: list[Service], after: list[Service]) -> bool:
+    """Whether two reads of a domain's services hold the same services with the same
+    provided features (what resolving them depends on)."""
+    return same_json(
+        [[s.service_id, s.provided_features] for s in before],
+        [[s.service_id, s.provided_features] for s in after],
+    )
