@@ -44,7 +44,7 @@ def instructions(route: str, requests: int) -> float:
                 "--tool=callgrind",
                 "--dump-before=os_getppid",
                 f"--callgrind-out-file={folder}/cg",
-                os.path.realpath(sys.executable),
+                sys.executable,  # a virtual environment's python stays in its environment
                 "-m",
                 "bench.inprocess",
                 route,
