@@ -11,6 +11,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_FOLDERS = (".git", ".venv", "build", "dist", "instance", "*.egg-info", "__pycache__")
+# Where each folder of the repository is installed.
+INSTALLED_AS = {"pie": "pie", "schemas": "pie/schemas", "plugins": "pie/plugins"}
+
+
+def source_modules() -> set[str]:
+    """Every Python file of the repository's installed folders, by its path in a wheel."""
+    return {
+        f"{INSTALLED_AS[folder]}/{path.relative_to(ROOT / folder).as_posix()}"
+        for folder in INSTALLED_AS
+        for path in (ROOT / folder).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
 
 
 def test_the_wheel_claims_only_the_pie_import_name(tmp_path):
@@ -27,6 +39,8 @@ def test_the_wheel_claims_only_the_pie_import_name(tmp_path):
     folders = {name.split("/")[0] for name in names}
     top_level = {folder for folder in folders if not folder.endswith(".dist-info")}
     assert top_level == {"pie"}
+    # Every module, packages added later included (setup.cfg lists packages one by one).
+    assert source_modules() - set(names) == set()
     assert "pie/schemas/common.py" in names
     assert "pie/plugins/aws_lambda.py" in names
     assert "pie/static/swagger-ui/swagger-ui-bundle.js" in names  # the /docs page's assets
