@@ -2,8 +2,11 @@
 profiling and before/after comparisons; `bare-read` and `bare-insert` run the ceiling app
 (bench/bare_app.py) through the same loop.
 
-    python -m bench.inprocess {complete,status,version,get,bare-read,bare-insert}
+    python -m bench.inprocess {complete,status,version,get,tenant-get,bare-read,bare-insert}
         [--requests 2000] [--profile] [--mark]
+
+`tenant-get` is `get` with a tenant's token (a `client_id`, no admin scope) instead of an
+admin's.
 
 Prints requests per second and CPU microseconds per request (process time, so other load on
 the machine matters less than for wall-clock figures); `--profile` adds a cProfile table;
@@ -23,7 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-ROUTES = ("complete", "status", "version", "get", "bare-read", "bare-insert")
+ROUTES = ("complete", "status", "version", "get", "tenant-get", "bare-read", "bare-insert")
 WARMUP = 50
 
 
@@ -52,6 +55,10 @@ def pie_requests(
     model = {"id": "m", "name": "m", "description": "", "handlers": HANDLERS}
     client.post("/v2/models", json=model, headers=headers)
     client.post("/v2/models/m/versions/1/new_status", json={"status": "active"}, headers=headers)
+    if route == "tenant-get":
+        client.post("/v2/clients", json={"client_id": "acme", "name": "Acme"}, headers=headers)
+        claims = {"sub": "bench", "scope": "streamline/read_models", "client_id": "acme"}
+        headers = {"Authorization": "Bearer " + runtime.verifier.mint(claims, 7200)}
     now = datetime.now(UTC).replace(tzinfo=None)
     with database.connection_context(), database.atomic():  # what the writes consume
         for n in range(requests + WARMUP if route in ("complete", "status") else 0):
@@ -78,7 +85,7 @@ def pie_requests(
             path, body = f"/v2/models/m/versions/b{n}/new_status", {"status": "training"}
         elif route == "version":
             path, body = "/v2/models/m/new_version", {}
-        else:
+        else:  # get, tenant-get
             response = client.get("/v2/models/m", headers=headers)
             assert response.status_code == 200, response.get_json()
             return

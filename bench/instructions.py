@@ -27,6 +27,7 @@ from bench.inprocess import ROUTES
 ROOT = Path(__file__).resolve().parent.parent
 CEILING = {
     "get": "bare-read",
+    "tenant-get": "bare-read",
     "status": "bare-insert",
     "version": "bare-insert",
     "complete": "bare-insert",
