@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jwt
@@ -38,20 +39,57 @@ class Principal:
     client_id: str | None = None
     job_id: str | None = None  # set on job-scoped callback tokens only
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Clients of the token that are suspended (found per request, pie.api.base): it reaches
+    # none of their things, as if it had no access to them.
+    suspended: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
         return "admin" in self.groups or ADMIN_SCOPE in self.scopes
 
-    @property
+    @cached_property
     def group_clients(self) -> frozenset[str]:
-        return frozenset(g[len("client:") :] for g in self.groups if g.startswith("client:"))
+        groups = (g[len("client:") :] for g in self.groups if g.startswith("client:"))
+        return frozenset(groups) - self.suspended
+
+    @cached_property
+    def tenants(self) -> frozenset[str]:
+        """The clients the token is bound to (its `client_id` claim and `client:X` groups),
+        suspended ones included; empty for an operator's token. Admins reach every client
+        whatever it says."""
+        groups = (g[len("client:") :] for g in self.groups if g.startswith("client:"))
+        return frozenset(groups) | ({self.client_id} if self.client_id else frozenset())
+
+    @property
+    def is_tenant_bound(self) -> bool:
+        """A tenant's token: bound to a client and not an admin's. What is global (jobs and
+        subscriptions of no client) it may read and use, not change for everyone."""
+        return bool(self.tenants) and not self.is_admin
+
+    def subscription_owner(self) -> str | None:
+        """The client a subscription this token makes belongs to: its own when it is a
+        tenant's token, none (a global subscription) for an operator's or an admin's; 403
+        when it is bound to several clients (which one is not for PIE to guess)."""
+        if not self.is_tenant_bound:
+            return None
+        if len(self.tenants) > 1:
+            names = ", ".join(sorted(self.tenants))
+            raise Forbidden(
+                f"this token belongs to several clients ({names}), and a subscription it "
+                "makes would belong to one of them: make it through that client's assignment"
+            )
+        (owner,) = self.tenants
+        return owner
 
     def can_access(self, client_id: str) -> bool:
-        """Tenant access: admin, the machine token's own tenant, or a `client:X` group."""
+        """Tenant access: admin, the machine token's own tenant, or a `client:X` group (not
+        a suspended one)."""
         if self.job_id is not None:
             return False
-        return self.is_admin or self.client_id == client_id or client_id in self.group_clients
+        if self.is_admin:
+            return True
+        own = self.client_id == client_id and client_id not in self.suspended
+        return own or client_id in self.group_clients
 
     def has(self, permission: str, client_id: str | None = None) -> bool:
         """Operation permission; `client_id` is the tenant of the route, when it has one."""
@@ -71,7 +109,7 @@ class Principal:
         if self.is_admin:
             return None
         own = {self.client_id} if self.client_id else set()
-        return frozenset(own) | self.group_clients
+        return (frozenset(own) - self.suspended) | self.group_clients
 
 
 def require(principal: Principal, permission: str, client_id: str | None = None) -> None:

@@ -46,6 +46,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "MAX_TRIGGER_DEPTH": (8, _INT),
     # Jobs one root event may cause across its whole chain of subscriptions (issue 14).
     "MAX_TRIGGERED_JOBS": (1000, _INT),
+    # Subscriptions one client may own on one model (`subscribe: true` replays and its own).
+    "MAX_CLIENT_SUBSCRIPTIONS": (1000, _INT),
     "IN_PROCESS_WORKERS": (4, _INT),
     "EMBEDDED_WORKER": (True, _bool),
     "DISABLED_PLUGINS": ([], _csv),

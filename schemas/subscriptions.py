@@ -45,12 +45,14 @@ class SubscriptionSchema(Schema):
     )
     client_id = ma.fields.String(
         metadata={
-            "description": "Present when the subscription belongs to a tenant (made by "
-            "`subscribe: true` through an assignment): only that tenant and admins see it, "
-            "and its jobs run for that tenant"
+            "description": "Present when the subscription belongs to a tenant (made by a "
+            "tenant's token, or by `subscribe: true` through an assignment): only that "
+            "tenant and admins see it, and its jobs run for that tenant"
         }
     )
-    domain_id = ma.fields.String(metadata={"description": "Present with client_id"})
+    domain_id = ma.fields.String(
+        metadata={"description": "Present when made through a domain's assignment"}
+    )
     service_id = ma.fields.String(
         metadata={"description": "Present when made through a service's assignment"}
     )

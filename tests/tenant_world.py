@@ -209,6 +209,27 @@ class World:
             },
         }
 
+    def after_a_works(self, value: str) -> list[str]:
+        """A goes on working — an inference through its `default` key, then a retrain of
+        the shared model through it, which an operator activates — and the ids of the jobs
+        in A's name that now hold `value` (in input or output). What fails (B may have
+        changed the shared models) is skipped: only what runs matters here."""
+        token = machine(A)
+        key = f"/v2/clients/{A}/domains/{SHOPS}/assignments/default/jobs"
+        self.client.post(key, json={"input": {"note": f"input-{MARK}-later"}}, token=token)
+        self.settle()
+        r = self.client.post(key, json={"input": {}, "job_type": "training"}, token=token)
+        if r.status_code == 202:
+            job = wait_for(lambda: job_if_ended(self.client, r.get_json()["job_id"]))
+            url = f"/v2/models/{job['model_id']}/versions/{job['model_version']}/new_status"
+            self.client.post(url, json={"status": "active"})
+        self.settle()
+        return [
+            job["job_id"]
+            for job in self.all_jobs()
+            if job["client_id"] == A and value in json.dumps([job["input"], job["output"]])
+        ]
+
     @staticmethod
     def is_a_job(job: dict[str, Any]) -> bool:
         """A's job: run in A's tenant context, or carrying A's data (a replay of A's input)."""
@@ -229,6 +250,11 @@ class World:
         """A's markers in a response (body and headers) that the caller did not send itself."""
         text = response.get_data(as_text=True) + json.dumps(dict(response.headers))
         return sorted(m for m in self.markers if m in text and m not in sent)
+
+
+def job_if_ended(client: Client, job_id: str) -> dict[str, Any] | None:
+    job = client.get(f"/v2/jobs/{job_id}").get_json()
+    return job if job["status"] in ("success", "failure") else None
 
 
 def build_world(app: Any, parked: Parked) -> World:

@@ -25,7 +25,7 @@ from pie.schemas.jobs import (
     TrainingRequestSchema,
     TrainingStartedSchema,
 )
-from pie.services import jobs, orchestration, triggers
+from pie.services import jobs, orchestration, subscriptions, triggers
 
 blp = Blueprint("jobs", __name__, url_prefix="/v2", description="Training and inference jobs")
 VERSION = "/models/<model_id>/versions/<model_version>"
@@ -38,8 +38,15 @@ class Inference(MethodView):
     @blp.response(202, InferenceStartedSchema)
     def post(self, data: dict[str, Any], model_id: str, model_version: str) -> Any:
         """Start an inference job on an active version"""
+        subscriber = current_principal().subscription_owner() if data["subscribe"] else None
         job = orchestration.start_inference(
-            runtime(), model_id, model_version, data["input"], subscribe=data["subscribe"]
+            runtime(),
+            model_id,
+            model_version,
+            data["input"],
+            subscribe=data["subscribe"],
+            subscriber=subscriber,
+            max_owned=runtime().config[subscriptions.MAX_OWNED],
         )
         return {"inference_job_id": job.job_id}
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, current_principal, page_of, requires
+from pie.api.base import Blueprint, current_principal, page_of, requires, runtime
+from pie.errors import Forbidden
 from pie.schemas.subscriptions import (
     SubscriptionCreateSchema,
     SubscriptionSchema,
@@ -29,16 +30,36 @@ def visible_clients() -> frozenset[str] | None:
     return current_principal().accessible_clients()
 
 
-def visible_before_body(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse another tenant's subscription before the body is validated, as tenant checks
-    are everywhere (admins see every subscription: nothing to check)."""
+def changeable_before_body(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse, before the body is validated (as tenant checks are everywhere), another
+    tenant's subscription, and a global one to a tenant's token: global subscriptions are
+    made, changed and deleted by operators and admins (admins reach every subscription:
+    nothing to check)."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        clients = visible_clients()
-        if clients is not None:
-            subscriptions.get(kwargs["model_id"], kwargs["subscription_id"], clients)
+        principal = current_principal()
+        if not principal.is_admin:
+            clients = principal.accessible_clients()
+            sub = subscriptions.get(kwargs["model_id"], kwargs["subscription_id"], clients)
+            if not sub.client_id and principal.is_tenant_bound:
+                raise Forbidden(
+                    f"subscription '{sub.id}' is global: only an operator's token (one of "
+                    "no client) or an admin's changes or deletes it"
+                )
         return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def owner_before_body(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The client a new subscription belongs to (`owner`), decided by the token before the
+    body is validated: a tenant's token makes its client's own, an operator's or an admin's
+    a global one."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, owner=current_principal().subscription_owner(), **kwargs)
 
     return wrapper
 
@@ -55,11 +76,15 @@ class Subscriptions(MethodView):
         )
 
     @requires("manage_models", 404, 413, 422)
+    @owner_before_body
     @blp.arguments(SubscriptionCreateSchema)
     @blp.response(201, SubscriptionSchema)
-    def post(self, data: dict[str, Any], model_id: str) -> Any:
-        """Subscribe a target model to this model's events"""
-        return subscriptions.create(model_id, data)
+    def post(self, data: dict[str, Any], model_id: str, owner: str | None) -> Any:
+        """Subscribe a target model to this model's events (a tenant's token: for its
+        client)"""
+        tenant = {"client_id": owner} if owner else None
+        limit = runtime().config[subscriptions.MAX_OWNED]
+        return subscriptions.create(model_id, data, tenant, max_owned=limit)
 
 
 @blp.route("/event-subscriptions/<subscription_id>")
@@ -71,7 +96,7 @@ class SubscriptionById(MethodView):
         return subscriptions.get(model_id, subscription_id, visible_clients())
 
     @requires("manage_models", 404, 413)
-    @visible_before_body
+    @changeable_before_body
     @blp.arguments(SubscriptionUpdateSchema)
     @blp.response(200, SubscriptionSchema)
     def put(self, data: dict[str, Any], model_id: str, subscription_id: str) -> Any:
@@ -79,6 +104,7 @@ class SubscriptionById(MethodView):
         return subscriptions.update(model_id, subscription_id, data, visible_clients())
 
     @requires("manage_models", 404)
+    @changeable_before_body
     @blp.response(204)
     def delete(self, model_id: str, subscription_id: str) -> Any:
         """Delete a subscription"""

@@ -13,7 +13,7 @@ from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import lock_by
-from pie.services import features, jobs, lifecycle, tenants
+from pie.services import features, jobs, lifecycle, subscriptions, tenants
 from pie.tables import Assignment, Domain, Job, ModelVersion, Service, utcnow
 
 if TYPE_CHECKING:
@@ -269,5 +269,6 @@ def start_job(
         revision.model_version,
         data["input"],
         subscribe=data.get("subscribe", False),
+        max_owned=runtime.config[subscriptions.MAX_OWNED],
         **context,
     )

@@ -27,10 +27,19 @@ def start_inference(
     model_version: str,
     job_input: dict[str, Any],
     subscribe: bool = False,
+    subscriber: str | None = None,
+    max_owned: int | None = None,
     **context: Any,
 ) -> Job:
+    """An inference job (in `context`'s tenant, if any). With `subscribe`, its input is also
+    stored as a replay subscription, which belongs to the job's tenant or, for a job of no
+    tenant, to `subscriber` (the client of the token that asked; None: global), who may own
+    at most `max_owned` subscriptions of the model."""
     version = inference_version(model_id, model_version)
     jobs.check_input(version, "inference", job_input)
+    tenant = {name: context.get(name) for name in TENANT_FIELDS}
+    if not tenant["client_id"]:
+        tenant = {"client_id": subscriber}
     while True:
         # A replay subscription's warnings apply the model's input_schema: outside the
         # transaction, which starts over if that schema changed meanwhile.
@@ -40,9 +49,8 @@ def start_inference(
             if subscribe and not jobs.same_json(subscriptions.replay_schema(model_id), schema):
                 continue
             job = jobs.new_job(version, "inference", job_input, **context)
-            if subscribe:  # the replay belongs to the tenant the inference runs for, if any
-                tenant = {name: context.get(name) for name in TENANT_FIELDS}
-                subscriptions.subscribe_replay(model_id, job_input, tenant, warnings)
+            if subscribe:
+                subscriptions.subscribe_replay(model_id, job_input, tenant, warnings, max_owned)
         break
     runtime.dispatcher.submit([job.job_id])
     return job

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from pie import contracts
+from pie.db import database
 from pie.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from pie.ids import uuid7
-from pie.tables import TENANT_FIELDS, RegisteredModel, Subscription, utcnow
+from pie.rows import lock_by
+from pie.tables import TENANT_FIELDS, Client, RegisteredModel, Subscription, utcnow
 
+MAX_OWNED = "PIE_MAX_CLIENT_SUBSCRIPTIONS"
 # The handler whose output a trigger event carries.
 EVENT_SOURCE = {"training_complete": "training", "inference_complete": "inference"}
 
@@ -66,17 +69,64 @@ def create(
     data: dict[str, Any],
     tenant: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
+    max_owned: int | None = None,
 ) -> Subscription:
     """A new active subscription; `tenant` (client_id, domain_id, service_id) makes it that
     tenant's own, else it is global. `warnings` already computed (outside the caller's
-    transaction) or, when None, computed here."""
+    transaction) or, when None, computed here. A tenant owns at most `max_owned`
+    subscriptions of one model (None: no bound)."""
     _check_input_rule(data["input_source"], data.get("input") is not None)
     if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
         raise NotFound(f"model '{source_model_id}' not found")
     if not RegisteredModel.select().where(RegisteredModel.id == data["target_model_id"]).exists():
         raise Unprocessable(f"target model '{data['target_model_id']}' does not exist")
+    if warnings is None:  # applies the target's schema: before any transaction
+        warnings = compute_warnings(_new(source_model_id, data, None))
+    if tenant and tenant.get("client_id"):
+        with database.atomic():  # the count and the insert under the client's row lock
+            check_owner(tenant["client_id"], source_model_id, max_owned)
+            return _insert(source_model_id, data, tenant, warnings)
+    return _insert(source_model_id, data, None, warnings)
+
+
+def check_owner(client_id: str, source_model_id: str, max_owned: int | None) -> None:
+    """A subscription may belong to an active client that owns fewer than `max_owned` of
+    the model's subscriptions. Holds the client's row (Postgres) until the caller's
+    transaction ends, so racing requests of one client count one after the other."""
+    client = lock_by(Client, client_id=client_id)
+    if client is None:
+        raise Unprocessable(f"client '{client_id}' does not exist: no subscription belongs to it")
+    if client.status != "active":
+        raise Forbidden(f"client '{client_id}' is {client.status}")
+    if max_owned is None:
+        return
+    owned = (
+        Subscription.select()
+        .where(
+            (Subscription.client_id == client_id)
+            & (Subscription.source_model_id == source_model_id)
+        )
+        .count()
+    )
+    if owned >= max_owned:
+        raise Unprocessable(
+            f"client '{client_id}' already has {owned} subscriptions on model "
+            f"'{source_model_id}' ({MAX_OWNED}={max_owned}); delete some first"
+        )
+
+
+def _insert(
+    source_model_id: str, data: dict[str, Any], tenant: dict[str, Any] | None, warnings: list[str]
+) -> Subscription:
+    sub = _new(source_model_id, data, tenant)
+    sub.warnings = warnings
+    sub.save(force_insert=True)
+    return sub
+
+
+def _new(source_model_id: str, data: dict[str, Any], tenant: dict[str, Any] | None) -> Subscription:
     now = utcnow()
-    sub = Subscription(
+    return Subscription(
         id=str(data.get("id") or uuid7()),
         source_model_id=source_model_id,
         trigger_event=data["trigger_event"],
@@ -90,9 +140,6 @@ def create(
         updated_at=now,
         **{name: (tenant or {}).get(name) for name in TENANT_FIELDS},
     )
-    sub.warnings = compute_warnings(sub) if warnings is None else warnings
-    sub.save(force_insert=True)
-    return sub
 
 
 def get(
@@ -168,6 +215,7 @@ def subscribe_replay(
     job_input: dict[str, Any],
     tenant: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
+    max_owned: int | None = None,
 ) -> Subscription:
     """`subscribe: true`: replay this inference input after the model's next retrain, for
     the tenant the inference ran for (if any), with `warnings` from `replay_warnings` when
@@ -184,6 +232,7 @@ def subscribe_replay(
         },
         tenant,
         warnings,
+        max_owned,
     )
 
 

@@ -118,8 +118,15 @@ def fire(
 
 def tenant_of(sub: Subscription, parent: Job | None) -> dict[str, Any]:
     """The tenant a subscription's job runs for: the subscription's own when it belongs to a
-    tenant, else the triggering job's (what it triggers carries the tenant's data)."""
-    owner = sub if sub.client_id else parent
+    tenant; for a global one, the triggering job's when the job's input is that job's output
+    (the tenant's data), else none (a stored input is the operator's, nobody's data: no
+    tenant can make a job run in another tenant's name with an input of its choosing)."""
+    if sub.client_id:
+        owner = sub
+    elif sub.input_source == "trigger_output":
+        owner = parent
+    else:
+        return dict.fromkeys(TENANT_FIELDS)
     return {name: getattr(owner, name, None) for name in TENANT_FIELDS}
 
 
@@ -128,6 +135,14 @@ def crosses(sub: Subscription, parent: Job | None) -> bool:
     return bool(sub.client_id and parent is not None and parent.client_id) and (
         sub.client_id != parent.client_id
     )
+
+
+def parent_named(tenant: dict[str, Any], parent: Job | None) -> str | None:
+    """The parent job a triggered job names: none when the parent is a tenant's job and the
+    new one runs for another tenant or for none (readable by every tenant)."""
+    if parent is None or (parent.client_id and parent.client_id != tenant["client_id"]):
+        return None
+    return parent.job_id
 
 
 def _crossing_refusal(sub: Subscription, parent: Job | None) -> str | None:
@@ -146,8 +161,7 @@ def _job_row(
     now: Any,
 ) -> dict[str, Any]:
     handler = version.handlers[sub.target_action]
-    # Another tenant's job is not named to the tenant whose job it fired.
-    parent_id = parent.job_id if parent is not None and not crosses(sub, parent) else None
+    tenant = tenant_of(sub, parent)
     return {
         "job_id": uuid7(),
         "job_type": sub.target_action,
@@ -158,9 +172,13 @@ def _job_row(
         "warnings": [],
         "handler_type": handler["type"],
         "handler": handler,
-        "trigger": {"subscription_id": sub.id, "parent_job_id": parent_id, "depth": depth},
+        "trigger": {
+            "subscription_id": sub.id,
+            "parent_job_id": parent_named(tenant, parent),
+            "depth": depth,
+        },
         "created_at": now,
-        **tenant_of(sub, parent),
+        **tenant,
     }
 
 

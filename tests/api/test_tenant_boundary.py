@@ -2,8 +2,10 @@
 /openapi.json, called by tenant B's tokens (machine, every scope; human, `client:B`; the
 callback token of one of B's jobs) with tenant A's real ids, answers without any of A's ids
 or values that B did not send itself (body and headers; list totals count only what B sees),
-and changes nothing A owns or starts anything in A's name. A route added later is walked
-too; one that needs a body this module does not know fails until BODIES has one.
+and changes nothing A owns or starts anything in A's name — not then, and not when A goes on
+working afterwards (runs an inference, retrains a shared model that an operator activates):
+no job in A's name ever holds a value B sent. A route added later is walked too; one that
+needs a body this module does not know fails until BODIES has one.
 
 tests/api/test_tenant_isolation.py checks the stricter rule of the /v2/clients/{client_id}
 routes (403 before any validation); this module covers every route, reads and writes."""
@@ -53,20 +55,23 @@ def same_model(world: World, ids: dict[str, str]) -> dict[str, Any]:
     return model_body(None, name="renamed by beta", handlers=model["handlers"])
 
 
-# A valid body for every operation that takes one, so a write reaches its real checks.
+# A valid body for every operation that takes one, so a write reaches its real checks. What
+# could become a job's input or output carries B_VALUE: no job in A's name may ever hold it.
+B_VALUE = "chosen-by-beta"
 BODIES: dict[tuple[str, str], Any] = {
     ("post", "/v2/models"): model_body("beta-model"),
     ("put", "/v2/models/{model_id}"): same_model,
     ("post", "/v2/models/{model_id}/new_version"): {"description": "beta's"},
     ("post", f"{_V}/new_status"): {"status": "active"},
-    ("post", f"{_V}/inference"): {"input": {"note": "beta's"}},
-    ("post", f"{_V}/training"): {"input": {"note": "beta's"}},
-    ("post", f"{_V}/jobs/{{job_id}}/complete"): {"status": "success", "output": {"by": "beta"}},
+    ("post", f"{_V}/inference"): {"input": {"note": B_VALUE}, "subscribe": True},
+    ("post", f"{_V}/training"): {"input": {"note": B_VALUE}},
+    ("post", f"{_V}/jobs/{{job_id}}/complete"): {"status": "success", "output": {"by": B_VALUE}},
     ("post", _SUB): {
-        "trigger_event": "inference_complete",
+        "trigger_event": "training_complete",
         "target_model_id": CHAIN,
         "target_action": "inference",
-        "input_source": "trigger_output",
+        "input_source": "stored",
+        "input": {"note": B_VALUE},
     },
     ("put", f"{_SUB}/{{subscription_id}}"): {"label": "beta's"},
     ("post", "/v2/clients"): {"client_id": "planted", "name": "Planted"},
@@ -82,7 +87,10 @@ BODIES: dict[tuple[str, str], Any] = {
         for item, body in {
             ("post", f"{scope}/assignments"): {"assignment_key": "planted", **TARGET},
             ("put", f"{scope}/assignments/{{assignment_key}}"): {**TARGET, "role": "beta's"},
-            ("post", f"{scope}/assignments/{{assignment_key}}/jobs"): {"input": {"x": 1}},
+            ("post", f"{scope}/assignments/{{assignment_key}}/jobs"): {
+                "input": {"note": B_VALUE},
+                "subscribe": True,
+            },
         }.items()
     },
 }
@@ -161,6 +169,9 @@ def test_another_tenant_cannot_reach_a_tenants_things(world, method, path, token
     if changed:
         world.dirty = True
         wrong.append(f"{method.upper()} {path} changed what {A} owns: {changed}")
+    if world.dirty:  # B changed something: what A does next must not run B's data as A's
+        planted = world.after_a_works(B_VALUE)
+        wrong += [f"{method.upper()} {path} made job {job} run in {A}'s name" for job in planted]
     assert not wrong, "\n".join(wrong)
 
 

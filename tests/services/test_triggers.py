@@ -22,6 +22,9 @@ def runtime(app, client):
     for model_id in ("src", "dst"):
         assert client.post("/v2/models", json=model_body(model_id)).status_code == 201
         activate(client, model_id)
+    for client_id in ("acme", "other"):
+        r = client.post("/v2/clients", json={"client_id": client_id, "name": client_id})
+        assert r.status_code == 201, r.get_json()
     return app.extensions["pie"]
 
 
@@ -50,20 +53,25 @@ def fire(runtime, parent):
 
 
 @pytest.mark.parametrize(
-    ("owner", "parent", "runs_for", "names_parent"),
+    ("owner", "source", "parent", "runs_for", "names_parent"),
     [
-        (NONE, ACME, ACME, True),  # a global subscription: the parent's tenant
-        (NONE, NONE, NONE, True),
-        (ACME, ACME, ACME, True),  # the tenant's own: its tenant
-        (ACME, NONE, ACME, True),
-        (ACME, OTHER, ACME, False),  # fired by another tenant's job: not named
+        # A global subscription passing the output on: the parent's tenant (its data).
+        (NONE, "trigger_output", ACME, ACME, True),
+        (NONE, "trigger_output", NONE, NONE, True),
+        # A global subscription with a stored input: nobody's, whoever fired it.
+        (NONE, "stored", ACME, NONE, False),
+        (NONE, "stored", NONE, NONE, True),
+        (ACME, "stored", ACME, ACME, True),  # the tenant's own: its tenant
+        (ACME, "stored", NONE, ACME, True),
+        (ACME, "stored", OTHER, ACME, False),  # fired by another tenant's job: not named
+        (ACME, "trigger_output", NONE, ACME, True),
     ],
 )
 def test_a_triggered_job_runs_for_its_subscriptions_tenant(
-    runtime, owner, parent, runs_for, names_parent
+    runtime, owner, source, parent, runs_for, names_parent
 ):
     with connection():
-        sub = subscribe(owner)
+        sub = subscribe(owner, source)
         job = parent_job(parent)
         [event], fired = fire(runtime, job)
     child = fired[event["job_id"]]
@@ -71,7 +79,7 @@ def test_a_triggered_job_runs_for_its_subscriptions_tenant(
     assert event.get("client_id") == runs_for["client_id"]
     assert child.trigger["subscription_id"] == sub.id
     assert child.trigger["parent_job_id"] == (job.job_id if names_parent else None)
-    assert child.input == {"stored": 1}
+    assert child.input == ({"stored": 1} if source == "stored" else {"out": 1})
 
 
 def test_another_tenants_output_never_becomes_a_tenants_input(runtime):
