@@ -142,6 +142,7 @@ class World:
     a_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_job: str = ""  # A's job that is still `started` (its backend has not called back)
     b_open_job: str = ""  # and one of B's
+    global_open_job: str = ""  # and an operator's, of no client (every tenant relies on it)
     pristine: dict[str, Any] = field(default_factory=dict)  # the snapshot once seeded
     dirty: bool = False  # a test changed something: the next test needs a new world
 
@@ -206,6 +207,10 @@ class World:
             },
             "subscriptions": {
                 s["id"]: s for s in self.all_subscriptions() if strings_with_mark(s.get("input"))
+            },
+            # What every tenant relies on and no tenant may change for the others.
+            "global": {
+                self.global_open_job: call(self.client, "GET", f"/v2/jobs/{self.global_open_job}")
             },
         }
 
@@ -373,6 +378,12 @@ def seed_retrains(world: World) -> None:
     job = call(world.client, "POST", url, {"input": {"note": "beta"}}, token=machine(B))
     world.b_open_job = job["job_id"]
     wait_for(lambda: world.parked.payloads.get(world.b_open_job))
+    # An operator's job on the direct route (of no client), still open.
+    operator = scoped("run_inference", "read_models")
+    url = f"/v2/models/{PARKED}/versions/1/inference"
+    job = call(world.client, "POST", url, {"input": {"note": "operator's"}}, token=operator)
+    world.global_open_job = job["inference_job_id"]
+    wait_for(lambda: world.parked.payloads.get(world.global_open_job))
     world.settle()
     version = call(world.client, "GET", f"/v2/jobs/{trained['job_id']}")["model_version"]
     url = f"/v2/models/{SHARED}/versions/{version}/new_status"
@@ -390,6 +401,8 @@ def collect(world: World) -> None:
         world.bindings.append({**version, "job_id": job["job_id"]})
     for sub in world.a_subscriptions.values():
         world.bindings.append({"model_id": sub["source_model_id"], "subscription_id": sub["id"]})
+    global_job = {"model_id": PARKED, "model_version": "1", "job_id": world.global_open_job}
+    world.bindings.append(global_job)
     # Server-assigned ids from A's own records only: a job's trigger names a global
     # subscription and possibly another tenant's parent job, which are not A's.
     world.markers = strings_with_mark(snapshot) | ids_in(snapshot["tenant"])

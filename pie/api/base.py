@@ -186,13 +186,25 @@ def require_job_tenant(principal: auth.Principal, job: Any) -> None:
         raise Forbidden(f"this token has no access to the client of job '{job.job_id}'")
 
 
+def require_global_job_change(principal: auth.Principal, job: Any) -> None:
+    """403 when a tenant's token would change a job of no client: such a job is every
+    tenant's (its output feeds global subscriptions), so only its callback token, an
+    operator's token (one of no client) or an admin's changes it."""
+    if job.client_id is None and principal.is_tenant_bound:
+        raise Forbidden(
+            f"job '{job.job_id}' belongs to no client: a client's token cannot change it "
+            "(its callback token, an operator's or an admin's can)"
+        )
+
+
 def requires_job(
-    permission: str, *errors: int
+    permission: str, *errors: int, changes: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """For routes on one job (`job_id` in the path): the job's own callback token passes;
     any other token needs the permission and, when the job was launched for a client, access
-    to that client — checked before the body is parsed. The job read for the check is kept
-    for the view (`checked_job`), so the check costs no second read."""
+    to that client; a route that `changes` a job of no client takes a token of no client —
+    checked before the body is parsed. The job read for the check is kept for the view
+    (`checked_job`), so the check costs no second read."""
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(fn)
@@ -204,6 +216,8 @@ def requires_job(
                     job = g.checked_job = jobs.find_job(kwargs["job_id"])
                     if job is not None and job.client_id:
                         require_job_tenant(principal, job)
+                    elif job is not None and changes:
+                        require_global_job_change(principal, job)
             elif principal.job_id != kwargs.get("job_id"):
                 raise Forbidden("this callback token belongs to another job")
             return fn(*args, **kwargs)

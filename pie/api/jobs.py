@@ -93,7 +93,7 @@ class VersionJobs(MethodView):
 
 @blp.route(f"{VERSION}/jobs/<job_id>/complete")
 class Complete(MethodView):
-    @requires_job("complete_jobs", 404, 409, 413)
+    @requires_job("complete_jobs", 404, 409, 413, changes=True)
     @blp.arguments(CompletionSchema)
     @blp.response(200, CompletionResultSchema)
     @blp.alt_response(

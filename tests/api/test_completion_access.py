@@ -1,6 +1,8 @@
 """Who may complete a job (6.3, 6.4): its own callback token, or `complete_jobs` with access
-to the job's client (admins always). Another tenant's `complete_jobs` token cannot forge a
-tenant's output or fire its subscriptions, and is refused before the body is read."""
+to the job's client (admins always); a job of no client, `complete_jobs` of a token of no
+client (an operator's). Another tenant's `complete_jobs` token cannot forge a tenant's output
+or fire its subscriptions, no tenant's can forge a global job's, and each is refused before
+the body is read."""
 
 from __future__ import annotations
 
@@ -122,12 +124,52 @@ def test_the_jobs_own_callback_token_completes_it(app, client, held):
     assert client.get(f"/v2/jobs/{job_id}").get_json()["output"] == {"forged": True}
 
 
-def test_complete_jobs_without_a_client_completes_untenanted_jobs(client, held):
+@pytest.fixture
+def global_job(client, held):
+    """A job of no client (started on the direct route), held `started`; its completion
+    path."""
     r = client.post("/v2/models/src/versions/1/inference", json={"input": {}})
     job_id = r.get_json()["inference_job_id"]
     wait_for_job(client, job_id, ("started",))
-    path = f"/v2/models/src/versions/1/jobs/{job_id}/complete"
-    r = client.post(path, json=FORGED, token=STRANGERS["no-client"])
+    return f"/v2/models/src/versions/1/jobs/{job_id}/complete", job_id
+
+
+@pytest.mark.parametrize(
+    "token",
+    [scoped("complete_jobs"), scoped("admin"), make_token(groups=["admin", f"client:{ACME}"])],
+    ids=["operator", "admin", "admin-group"],
+)
+def test_an_operator_or_an_admin_completes_a_job_of_no_client(client, global_job, token):
+    path, _ = global_job
+    r = client.post(path, json=FORGED, token=token)
+    assert r.status_code == 200, r.get_json()
+
+
+TENANTS = {
+    "acme-machine": scoped("complete_jobs", "read_models", client_id=ACME),
+    "acme-group": make_token(scope="streamline/complete_jobs", groups=[f"client:{ACME}"]),
+    "other-both": STRANGERS["other-both"],
+}
+
+
+@pytest.mark.parametrize("who", list(TENANTS))
+@pytest.mark.parametrize("body", [FORGED, {"bogus": 1}], ids=["forged", "invalid"])
+def test_a_tenant_cannot_complete_a_job_of_no_client(client, global_job, who, body):
+    """A job of no client is everybody's: a tenant's `complete_jobs` would forge its output
+    for every tenant (and feed it to the global subscriptions)."""
+    path, job_id = global_job
+    message = assert_envelope(client.post(path, json=body, token=TENANTS[who]), 403)["message"]
+    assert "no client" in message
+    job = client.get(f"/v2/jobs/{job_id}").get_json()
+    assert (job["status"], job["output"]) == ("started", None)
+    assert client.get("/v2/models/dst/versions/1/jobs").get_json() == []
+    # It still reads the job, as every read_models token does.
+    assert client.get(f"/v2/jobs/{job_id}", token=TENANTS["acme-machine"]).status_code == 200
+
+
+def test_the_callback_token_of_a_job_of_no_client_completes_it(app, client, global_job):
+    path, job_id = global_job
+    r = client.post(path, json=FORGED, token=app.extensions["pie"].callback_token(job_id))
     assert r.status_code == 200, r.get_json()
 
 

@@ -2,7 +2,8 @@
 /openapi.json, called by tenant B's tokens (machine, every scope; human, `client:B`; the
 callback token of one of B's jobs) with tenant A's real ids, answers without any of A's ids
 or values that B did not send itself (body and headers; list totals count only what B sees),
-and changes nothing A owns or starts anything in A's name — not then, and not when A goes on
+and changes nothing A owns (nor an operator's job of no client, which every tenant relies on)
+or starts anything in A's name — not then, and not when A goes on
 working afterwards (runs an inference, retrains a shared model that an operator activates):
 no job in A's name ever holds a value B sent. A route added later is walked too; one that
 needs a body this module does not know fails until BODIES has one.
@@ -168,7 +169,7 @@ def test_another_tenant_cannot_reach_a_tenants_things(world, method, path, token
     changed = changes(world.pristine, world.snapshot())
     if changed:
         world.dirty = True
-        wrong.append(f"{method.upper()} {path} changed what {A} owns: {changed}")
+        wrong.append(f"{method.upper()} {path} changed what {A} owns or relies on: {changed}")
     if world.dirty:  # B changed something: what A does next must not run B's data as A's
         planted = world.after_a_works(B_VALUE)
         wrong += [f"{method.upper()} {path} made job {job} run in {A}'s name" for job in planted]
@@ -176,7 +177,8 @@ def test_another_tenant_cannot_reach_a_tenants_things(world, method, path, token
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """What differs in A's snapshot, but for new jobs that subscriptions started: a retrain of
+    """What differs in A's snapshot (A's things, and the operator's open job of no client that
+    every tenant relies on), but for new jobs that subscriptions started: a retrain of
     a shared model, by whoever, replays A's subscribed input in A's name (what `subscribe`
     asks for), and what that replay triggers stays in A's tenant."""
     found = []
