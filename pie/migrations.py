@@ -66,5 +66,27 @@ def own_subscriptions(db: peewee.Database) -> None:
 
 @migration
 def count_trigger_chains(db: peewee.Database) -> None:
-    # The jobs each root event has caused so far (PIE_MAX_TRIGGERED_JOBS).
+    # The jobs each root event has caused so far (PIE_MAX_TRIGGERED_JOBS). Migration 9
+    # replaces the table; the one created here is the one it replaces.
+    db.execute_sql(
+        'CREATE TABLE IF NOT EXISTS "trigger_chains" ("chain_id" VARCHAR(36) NOT NULL '
+        'PRIMARY KEY, "jobs" BIGINT NOT NULL, "created_at" TIMESTAMP NOT NULL)'
+    )
+
+
+@migration
+def budget_chains_per_owner(db: peewee.Database) -> None:
+    # Each owner's subscriptions (a client's, or the global ones) have their own budget in a
+    # chain, so one client cannot spend the others'. The counts so far become the global
+    # ones' (a chain in flight keeps what it has spent).
     db.create_tables(tables.CHAIN_TABLES, safe=True)
+    db.execute_sql(
+        'INSERT INTO "trigger_budgets" ("chain_id", "owner", "jobs", "refused", "created_at") '
+        'SELECT "chain_id", \'\', "jobs", 0, "created_at" FROM "trigger_chains"'
+    )
+    db.execute_sql('DROP TABLE "trigger_chains"')
+    # What a client owns of one model's subscriptions (PIE_MAX_CLIENT_SUBSCRIPTIONS).
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "event_subscriptions_owned" ON "event_subscriptions" '
+        '("client_id", "source_model_id")'
+    )

@@ -174,19 +174,24 @@ SUBSCRIPTION_TABLES = [Subscription]
 TENANT_FIELDS = ("client_id", "domain_id", "service_id")
 
 
-class TriggerChain(BaseModel):
-    """How many jobs the chain of one root event has started so far (PIE_MAX_TRIGGERED_JOBS).
-    Created when the chain's second level first fires (see pie/services/chains.py)."""
+class TriggerBudget(BaseModel):
+    """How many jobs the subscriptions of one owner (a client, or "" for the global ones)
+    have started in the chain of one root event (PIE_MAX_TRIGGERED_JOBS), and how many they
+    were refused. Written when the chain goes on past its root, or when the root starts a
+    tenant's jobs or is refused any (see pie/services/chains.py; migration 9)."""
 
-    chain_id = peewee.CharField(primary_key=True, max_length=36)
+    chain_id = peewee.CharField(max_length=36)
+    owner = peewee.CharField(max_length=128)
     jobs = peewee.BigIntegerField()
+    refused = peewee.BigIntegerField(default=0)
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        table_name = "trigger_chains"
+        table_name = "trigger_budgets"
+        primary_key = peewee.CompositeKey("chain_id", "owner")
 
 
-CHAIN_TABLES = [TriggerChain]
+CHAIN_TABLES = [TriggerBudget]
 
 
 class Client(BaseModel):

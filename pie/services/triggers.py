@@ -91,19 +91,20 @@ def fire(
         reason = f"trigger depth limit reached (PIE_MAX_TRIGGER_DEPTH={max_depth})"
         return [_refused(sub, parent, reason) for sub in subs], []
     budget = chains.Budget(parent.trigger if parent else None, runtime.config[MAX_JOBS])
+    refusals = {sub.id: _crossing_refusal(sub, parent) for sub in subs}
+    budget.hold(owner_of(sub) for sub in subs if refusals[sub.id] is None)
     targets, events, rows, now = _Targets(runtime), [], [], utcnow()
     for sub in subs:
-        refusal = _crossing_refusal(sub, parent)
-        if refusal is None and not budget.take():
-            refusal = f"trigger volume limit reached: this chain has started {budget.limit} jobs"
-            refusal += f" ({MAX_JOBS}={budget.limit})"
+        refusal = refusals[sub.id]
+        if refusal is None and not budget.take(owner_of(sub)):
+            refusal = _volume_refusal(sub, budget.limit)
         if refusal is not None:
             events.append(_refused(sub, parent, refusal))
             continue
         try:
             version = targets.version_for(sub)
         except PieError as exc:
-            budget.give_back()
+            budget.give_back(owner_of(sub))
             events.append(_refused(sub, parent, exc.message))
             continue
         rows.append(_job_row(sub, version, parent, depth, trigger_output, now))
@@ -114,6 +115,19 @@ def fire(
         insert_rows(Job, rows[start : start + BATCH])
     _log_refusals(source_model_id, event, parent, budget)
     return events, [row["job_id"] for row in rows]
+
+
+def owner_of(sub: Subscription) -> str:
+    """Whose budget a subscription's jobs spend in a chain: its client's, or the global one."""
+    return sub.client_id or chains.GLOBAL
+
+
+def _volume_refusal(sub: Subscription, limit: int) -> str:
+    whose = "its client's" if sub.client_id else "global"
+    return (
+        f"trigger volume limit reached: this chain has started {limit} jobs of {whose} "
+        f"subscriptions ({MAX_JOBS}={limit})"
+    )
 
 
 def tenant_of(sub: Subscription, parent: Job | None) -> dict[str, Any]:
@@ -197,13 +211,21 @@ def _refused(sub: Subscription, parent: Job | None, reason: str) -> dict[str, An
 def _log_refusals(
     source_model_id: str, event: str, parent: Job | None, budget: chains.Budget
 ) -> None:
-    if budget.refused:
+    """One warning when a chain's budget of an owner is first found spent; the firings that
+    find it spent afterwards are counted in its row (`refused`), not logged again."""
+    spent = budget.first_refusals()
+    if spent:
+        owners = sorted(owner or "global" for owner in spent)
         log.warning(
-            "trigger volume limit reached: %s of model %s left %d subscription(s) unstarted "
-            "(%s=%d)",
+            "trigger volume limit reached: %s of model %s left %d subscription(s) unstarted; "
+            "chain %s has started %d jobs of the subscriptions of %s (%s=%d); later refusals "
+            "in this chain are not logged",
             event,
             source_model_id,
-            budget.refused,
+            sum(spent.values()),
+            budget.chain_id,
+            budget.limit,
+            ", ".join(owners),
             MAX_JOBS,
             budget.limit,
             extra={
@@ -211,7 +233,8 @@ def _log_refusals(
                 "event": event,
                 "parent_job_id": parent.job_id if parent else None,
                 "chain_id": budget.chain_id,
-                "refused": budget.refused,
+                "owners": owners,
+                "refused": sum(spent.values()),
             },
         )
 

@@ -96,6 +96,7 @@ BODIES: dict[tuple[str, str], Any] = {
     },
 }
 
+
 def params() -> Iterator[Any]:
     for method, path in OPERATIONS:
         for token in TOKENS:

@@ -9,7 +9,15 @@ import threading
 
 import pytest
 
-from tests.helpers import Client, Implementations, activate, model_body, wait_for, wait_for_job
+from tests.helpers import (
+    Client,
+    Implementations,
+    activate,
+    model_body,
+    scoped,
+    wait_for,
+    wait_for_job,
+)
 
 VOLUME_ERROR = "trigger volume limit reached"
 
@@ -217,3 +225,195 @@ def test_racing_sibling_completions_share_one_budget(app, client):
         code == (207 if any("error" in e for e in body["triggered_events"]) else 200)
         for code, body in results.values()
     )
+
+
+# --- each owner's subscriptions have their own budget in a chain ----------------------------
+
+TENANT = ("read_models", "manage_models", "run_inference", "run_training", "read_domains")
+
+
+def tenant_token(client_id):
+    return scoped(*TENANT, client_id=client_id)
+
+
+def tenant(client, client_id, model_id):
+    """A client whose domain d has `default` pointing at the model's version 1."""
+    r = client.post("/v2/clients", json={"client_id": client_id, "name": client_id})
+    assert r.status_code == 201, r.get_json()
+    r = client.post(f"/v2/clients/{client_id}/domains", json={"domain_id": "d"})
+    assert r.status_code == 201, r.get_json()
+    r = client.put(
+        f"/v2/clients/{client_id}/domains/d/assignments/default",
+        json={"model_id": model_id, "model_version": "1"},
+    )
+    assert r.status_code == 201, r.get_json()
+
+
+def replay(client, client_id, n):
+    r = client.post(
+        f"/v2/clients/{client_id}/domains/d/assignments/default/jobs",
+        json={"input": {"n": n}, "subscribe": True},
+        token=tenant_token(client_id),
+    )
+    assert r.status_code == 202, r.get_json()
+
+
+def retrain(client, model_id, version):
+    assert client.post(f"/v2/models/{model_id}/new_version", json={}).status_code == 201
+    for status in ("training", "active"):
+        r = client.post(
+            f"/v2/models/{model_id}/versions/{version}/new_status", json={"status": status}
+        )
+        assert r.status_code == 200, r.get_json()
+    return r.get_json()["triggered_events"]
+
+
+@pytest.mark.parametrize("app_config", [{"PIE_MAX_TRIGGERED_JOBS": 5}])
+def test_one_tenant_cannot_spend_the_budget_of_the_others(client):
+    """The attack: evil's replays, made first, took the whole chain's budget on every
+    retrain of a shared model, refusing acme's replay and the operator's subscription."""
+    create_model(client, "m")
+    create_model(client, "m2")
+    for client_id in ("evil", "acme"):
+        tenant(client, client_id, "m")
+    for n in range(8):
+        replay(client, "evil", n)
+    replay(client, "acme", 100)
+    settled(client, "m")
+    # acme's own subscription, fired by acme's replay job when it completes.
+    r = client.post(
+        "/v2/models/m/event-subscriptions",
+        json={
+            "trigger_event": "inference_complete",
+            "target_model_id": "m2",
+            "target_action": "inference",
+            "input_source": "trigger_output",
+        },
+        token=tenant_token("acme"),
+    )
+    assert r.status_code == 201 and r.get_json()["client_id"] == "acme"
+    [operator] = subscribe(client, "m", "m2", 1, event="training_complete")
+    settled(client, "m", "m2")
+    events = retrain(client, "m", "2")
+    subs = client.get("/v2/models/m/event-subscriptions").get_json()
+    owner = {s["id"]: s.get("client_id") for s in subs}
+    started = [owner[e["subscription_id"]] for e in events if "job_id" in e]
+    refused = [owner[e["subscription_id"]] for e in events if "error" in e]
+    assert sorted(started, key=str) == sorted(["evil"] * 5 + ["acme", None], key=str)
+    assert refused == ["evil"] * 3
+    assert any(e["subscription_id"] == operator and "job_id" in e for e in events)
+    jobs = settled(client, "m", "m2")
+    acme_chained = [j for j in jobs if j["model_id"] == "m2" and j["client_id"] == "acme"]
+    assert [j["input"] for j in acme_chained] == [{"n": 100}]
+
+
+@pytest.mark.parametrize("app_config", [{"PIE_MAX_TRIGGERED_JOBS": 3}])
+def test_a_tenants_budget_counts_its_jobs_at_the_root_too(client):
+    """A → B → A through evil's own subscriptions, fired by evil's job: 3 jobs in all, the
+    root's 2 included (which travel in no job's trigger, unlike the global ones)."""
+    create_model(client, "a")
+    create_model(client, "b")
+    tenant(client, "evil", "a")
+    for source, target in (("a", "b"), ("b", "a")):
+        for _ in range(2):
+            r = client.post(
+                f"/v2/models/{source}/event-subscriptions",
+                json={
+                    "trigger_event": "inference_complete",
+                    "target_model_id": target,
+                    "target_action": "inference",
+                    "input_source": "trigger_output",
+                },
+                token=tenant_token("evil"),
+            )
+            assert r.status_code == 201, r.get_json()
+    r = client.post(
+        "/v2/clients/evil/domains/d/assignments/default/jobs",
+        json={"input": {}},
+        token=tenant_token("evil"),
+    )
+    root = r.get_json()["job_id"]
+    jobs = settled(client, "a", "b")
+    triggered = [j for j in jobs if j["job_id"] != root]
+    assert len(triggered) == 3 and {j["client_id"] for j in triggered} == {"evil"}
+
+
+@pytest.mark.parametrize("app_config", [{"PIE_MAX_TRIGGERED_JOBS": 3}])
+def test_a_spent_budget_is_logged_once_not_at_every_firing(client, caplog):
+    """a → b three times takes the budget; each b job's completion then has its b → c
+    subscription refused: three firings, one warning."""
+    create_model(client, "a")
+    create_model(client, "b")
+    create_model(client, "c")
+    subscribe(client, "a", "b", 3)
+    subscribe(client, "b", "c", 1)
+    caplog.set_level(logging.WARNING, logger="pie")
+    r = client.post("/v2/models/a/versions/1/inference", json={"input": {}})
+    assert r.status_code == 202
+    jobs = settled(client, "a", "b", "c")
+    assert [j["model_id"] for j in jobs].count("b") == 3
+    assert [j["model_id"] for j in jobs].count("c") == 0
+    warnings = [rec for rec in caplog.records if VOLUME_ERROR in rec.getMessage()]
+    assert len(warnings) == 1, [rec.getMessage() for rec in warnings]
+
+
+OWNERS = (None, "acme", "evil")
+
+
+@pytest.mark.parametrize("app_config", [{"PIE_MAX_TRIGGERED_JOBS": LIMIT}])
+def test_racing_siblings_share_each_owners_budget(app, client):
+    """As test_racing_sibling_completions_share_one_budget, with the mid model's
+    subscriptions owned by the operator, acme and evil: each owner's budget holds exactly."""
+    create_model(client, "root", inference="hold")
+    create_model(client, "mid", inference="hold")
+    create_model(client, "leaf", inference="hold")
+    for client_id in ("acme", "evil"):
+        r = client.post("/v2/clients", json={"client_id": client_id, "name": client_id})
+        assert r.status_code == 201
+    subscribe(client, "root", "mid", SIBLINGS)
+    owner_of = {}
+    for owner in reversed(OWNERS):  # evil's first: creation order is not the owners' order
+        body = {
+            "trigger_event": "inference_complete",
+            "target_model_id": "leaf",
+            "target_action": "inference",
+            "input_source": "trigger_output",
+        }
+        token = tenant_token(owner) if owner else "default"
+        for _ in range(FAN_OUT):
+            r = client.post("/v2/models/mid/event-subscriptions", json=body, token=token)
+            assert r.status_code == 201, r.get_json()
+            owner_of[r.get_json()["id"]] = owner
+    r = client.post("/v2/models/root/versions/1/inference", json={"input": {}})
+    root = r.get_json()["inference_job_id"]
+    wait_for_job(client, root, ("started",))
+    done = {"status": "success", "output": {}}
+    r = client.post(f"/v2/models/root/versions/1/jobs/{root}/complete", json=done)
+    siblings = [e["job_id"] for e in r.get_json()["triggered_events"]]
+    for job_id in siblings:
+        wait_for_job(client, job_id, ("started",))
+    barrier = threading.Barrier(SIBLINGS)
+    results = {}
+
+    def finish(job_id):
+        racer = Client(app.test_client())
+        barrier.wait(timeout=30)
+        r = racer.post(f"/v2/models/mid/versions/1/jobs/{job_id}/complete", json=done)
+        results[job_id] = (r.status_code, r.get_json())
+
+    threads = [threading.Thread(target=finish, args=(job_id,)) for job_id in siblings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == SIBLINGS and all(code in (200, 207) for code, _ in results.values())
+    events = [e for _, body in results.values() for e in body["triggered_events"]]
+    started = {owner: 0 for owner in OWNERS}
+    for event in events:
+        if "job_id" in event:
+            started[owner_of[event["subscription_id"]]] += 1
+        else:
+            assert VOLUME_ERROR in event["error"]
+    # The root's 4 jobs were the operator's; the tenants' budgets were untouched by them.
+    assert started == {None: LIMIT - SIBLINGS, "acme": LIMIT, "evil": LIMIT}
+    assert len(jobs_of(client, "leaf")) == LIMIT - SIBLINGS + 2 * LIMIT
