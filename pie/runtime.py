@@ -21,6 +21,7 @@ class Runtime:
         self, config: dict[str, Any], pm: pluggy.PluginManager, verifier: TokenVerifier
     ) -> None:
         from pie.services.dispatch import Dispatcher
+        from pie.services.tenants import SuspendedClients
 
         self.config = config
         self.pm = pm
@@ -28,6 +29,7 @@ class Runtime:
         self.handler_types: dict[str, HandlerType] = {}
         self.in_process_handlers: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.dispatcher = Dispatcher(self)
+        self.suspended_clients = SuspendedClients()  # what tenants' tokens are checked against
         self._background_started = False
 
     def install(

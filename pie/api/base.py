@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from copy import deepcopy
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 
@@ -135,12 +136,28 @@ def runtime() -> Runtime:
 
 
 def current_principal() -> auth.Principal:
-    """The verified caller of this request (verified once, then kept on `g`)."""
+    """The verified caller of this request (verified once, then kept on `g`). A tenant's
+    token whose clients are all suspended is refused here, on every route; one of several
+    clients loses access to the suspended ones. Operators' and admins' tokens, and callback
+    tokens, cost no lookup."""
     principal = g.get("principal")
     if principal is None:
         token = auth.bearer_token(request.headers.get("Authorization"))
-        principal = g.principal = runtime().verifier.verify(token)
+        principal = runtime().verifier.verify(token)
+        if principal.tenants and principal.job_id is None and not principal.is_admin:
+            principal = _unless_suspended(principal)
+        g.principal = principal
     return principal
+
+
+def _unless_suspended(principal: auth.Principal) -> auth.Principal:
+    suspended = runtime().suspended_clients.among(principal.tenants)
+    if not suspended:
+        return principal
+    if suspended == principal.tenants:
+        names = ", ".join(f"'{c}'" for c in sorted(suspended))
+        raise Forbidden(f"this token's client {names} is suspended")
+    return replace(principal, suspended=suspended)
 
 
 def document(fn: Callable[..., Any], *codes: int, secured: bool = False) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, current_principal, page_of, requires
+from pie.api.base import Blueprint, current_principal, page_of, requires, runtime
 from pie.schemas.features import FeatureDefinitionSchema
 from pie.schemas.tenancy import (
     ClientCreateSchema,
@@ -61,7 +61,9 @@ class ClientById(MethodView):
     @blp.response(200, ClientSchema)
     def put(self, data: dict[str, Any], client_id: str) -> Any:
         """Rename, suspend or re-activate a client (admin)"""
-        return tenants.update_client(client_id, data)
+        client = tenants.update_client(client_id, data)
+        runtime().suspended_clients.forget(client_id)  # at once in this process
+        return client
 
 
 @blp.route("/<client_id>/domains")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import peewee
@@ -30,6 +33,51 @@ def ensure_client_active(client_id: str) -> Client:
     if client.status == "suspended":
         raise Forbidden(f"client '{client_id}' is suspended")
     return client
+
+
+# How long a process trusts what it read of a client's status (a suspension made by another
+# process takes effect within this; one made by this process at once).
+CLIENT_STATUS_SECONDS = 5.0
+CLIENT_STATUS_ENTRIES = 4096
+
+
+class SuspendedClients:
+    """Which clients are suspended, for the checks on every request of a tenant's token: one
+    query per client at most every CLIENT_STATUS_SECONDS in a process, the rest from
+    memory. A client that does not exist is not suspended."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[bool, float]] = {}  # client -> (suspended, until)
+        self._lock = threading.Lock()
+
+    def among(self, client_ids: Iterable[str]) -> frozenset[str]:
+        """The suspended ones of `client_ids`."""
+        now, seen = time.monotonic(), self._seen
+        found, stale = set(), []
+        for client_id in client_ids:
+            entry = seen.get(client_id)
+            if entry is None or entry[1] <= now:
+                stale.append(client_id)
+            elif entry[0]:
+                found.add(client_id)
+        if stale:
+            query = Client.select(Client.client_id).where(
+                Client.client_id.in_(stale) & (Client.status == "suspended")
+            )
+            suspended = {client_id for (client_id,) in query.tuples()}
+            found |= suspended
+            until = now + CLIENT_STATUS_SECONDS
+            with self._lock:
+                if len(seen) + len(stale) > CLIENT_STATUS_ENTRIES:
+                    seen.clear()
+                for client_id in stale:
+                    seen[client_id] = (client_id in suspended, until)
+        return frozenset(found)
+
+    def forget(self, client_id: str) -> None:
+        """Read the client's status again next time (this process changed it)."""
+        with self._lock:
+            self._seen.pop(client_id, None)
 
 
 def list_clients(

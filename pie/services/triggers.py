@@ -10,7 +10,7 @@ from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.rows import find_all, insert_rows
 from pie.services import chains, registry
-from pie.tables import TENANT_FIELDS, Job, ModelVersion, Subscription, utcnow
+from pie.tables import TENANT_FIELDS, Client, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -91,7 +91,7 @@ def fire(
         reason = f"trigger depth limit reached (PIE_MAX_TRIGGER_DEPTH={max_depth})"
         return [_refused(sub, parent, reason) for sub in subs], []
     budget = chains.Budget(parent.trigger if parent else None, runtime.config[MAX_JOBS])
-    refusals = {sub.id: _crossing_refusal(sub, parent) for sub in subs}
+    refusals = _refusals(subs, parent)
     budget.hold(owner_of(sub) for sub in subs if refusals[sub.id] is None)
     targets, events, rows, now = _Targets(runtime), [], [], utcnow()
     for sub in subs:
@@ -159,11 +159,35 @@ def parent_named(tenant: dict[str, Any], parent: Job | None) -> str | None:
     return parent.job_id
 
 
-def _crossing_refusal(sub: Subscription, parent: Job | None) -> str | None:
-    # One tenant's output never becomes the input of another tenant's job.
-    if crosses(sub, parent) and sub.input_source == "trigger_output":
-        return "the subscription belongs to another client than the job that fired it"
-    return None
+CROSSING = "the subscription belongs to another client than the job that fired it"
+
+
+def _refusals(subs: list[Subscription], parent: Job | None) -> dict[str, str | None]:
+    """{subscription id: why it starts nothing, or None} before any budget is spent: one
+    tenant's output never becomes the input of another tenant's job, and no job starts in
+    the name of a client that is not active (suspended). The reason names no client: the
+    event is shown to the client the job would run for, and to admins."""
+    tenant = {sub.id: tenant_of(sub, parent)["client_id"] for sub in subs}
+    refusals = {
+        sub.id: CROSSING if crosses(sub, parent) and sub.input_source == "trigger_output" else None
+        for sub in subs
+    }
+    statuses = _statuses({tenant[sub.id] for sub in subs if refusals[sub.id] is None})
+    for sub in subs:
+        status = statuses.get(tenant[sub.id], "missing")
+        if refusals[sub.id] is None and tenant[sub.id] and status != "active":
+            state = "does not exist" if status == "missing" else f"is {status}"
+            refusals[sub.id] = f"not started: the client this job would run for {state}"
+    return refusals
+
+
+def _statuses(client_ids: set[str | None]) -> dict[str, str]:
+    """{client id: status} of the clients named (one query; none when no client is)."""
+    named = sorted(c for c in client_ids if c)
+    if not named:
+        return {}
+    query = Client.select(Client.client_id, Client.status).where(Client.client_id.in_(named))
+    return dict(query.tuples())
 
 
 def _job_row(

@@ -7,7 +7,7 @@ import pytest
 
 from pie.db import connection
 from pie.tables import Job
-from tests.helpers import activate, model_body, wait_for_job
+from tests.helpers import activate, model_body, scoped, wait_for_job
 
 
 @pytest.fixture
@@ -78,3 +78,16 @@ def test_fan_out_statements_do_not_grow_per_subscription(ready, statements, subs
     # version and model (one join), transition (the model is already active), parent job,
     # subscriptions, target version, one batched insert per 200 jobs
     assert sent == 6 + (subscriptions - 1) // 200, "\n".join(s[:90] for s in statements)
+
+
+def test_a_tenants_token_adds_one_cached_lookup_and_an_operators_none(ready, statements):
+    """Whether a tenant's client is suspended is read once, then remembered for a few
+    seconds (pie.services.tenants.CLIENT_STATUS_SECONDS); tokens of no client read nothing."""
+    client, job_id = ready
+    assert client.post("/v2/clients", json={"client_id": "acme", "name": "Acme"}).status_code == 201
+    tenant = scoped("read_models", client_id="acme")
+    assert count(statements, lambda: client.get("/v2/models/m", token=tenant)) == 2
+    assert count(statements, lambda: client.get("/v2/models/m", token=tenant)) == 1
+    assert count(statements, lambda: client.get(f"/v2/jobs/{job_id}", token=tenant)) == 1
+    operator = scoped("read_models")
+    assert count(statements, lambda: client.get("/v2/models/m", token=operator)) == 1
