@@ -206,7 +206,9 @@ class World:
                 for job_id in sorted(listed | set(self.a_jobs))
             },
             "subscriptions": {
-                s["id"]: s for s in self.all_subscriptions() if strings_with_mark(s.get("input"))
+                s["id"]: s
+                for s in self.all_subscriptions()
+                if s.get("client_id") == A or strings_with_mark(s.get("input"))
             },
             # What every tenant relies on and no tenant may change for the others.
             "global": {
@@ -315,8 +317,9 @@ def seed_tenant(client: Client, client_id: str) -> None:
 
 
 def seed_a(world: World) -> None:
-    """A's domains, services, assignments (with history) and jobs, through A's own token:
-    jobs run, called back with an output, still open, subscribed, and a training."""
+    """A's domains, services, assignments (with history), subscriptions and jobs, through
+    A's own token: jobs run, called back with an output, still open, subscribed, and a
+    training."""
     token = machine(A)
 
     def a(method: str, url: str, body: Any = None) -> Any:
@@ -349,6 +352,16 @@ def seed_a(world: World) -> None:
         return a("POST", f"{key}/jobs", body)["job_id"]
 
     run(f"{domain}/assignments/default", "subscribed", subscribe=True)
+    # A's own subscription passing the output of m-shared's inferences on (to m-parked, which
+    # no one can delete while A's pricing key points at it).
+    chain = {
+        "trigger_event": "inference_complete",
+        "target_model_id": PARKED,
+        "target_action": "inference",
+        "input_source": "trigger_output",
+        "label": f"label-{MARK}",
+    }
+    a("POST", f"/v2/models/{SHARED}/event-subscriptions", chain)
     run(f"{service}/assignments/default", "service")
     world.open_job = run(f"{domain}/assignments/{PRICING}", "open")
     done = run(f"{service}/assignments/{PRICING}", "called-back")

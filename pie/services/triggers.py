@@ -144,10 +144,12 @@ def tenant_of(sub: Subscription, parent: Job | None) -> dict[str, Any]:
     return {name: getattr(owner, name, None) for name in TENANT_FIELDS}
 
 
-def crosses(sub: Subscription, parent: Job | None) -> bool:
-    """Whether a tenant's subscription was fired by another tenant's job."""
-    return bool(sub.client_id and parent is not None and parent.client_id) and (
-        sub.client_id != parent.client_id
+def foreign_output(sub: Subscription, parent: Job | None) -> bool:
+    """Whether a tenant's subscription would pass on the output of a job that is not that
+    tenant's: another tenant's (its data), or one of no client (which anyone may start on
+    the direct routes, with an input of their choosing)."""
+    return bool(sub.client_id and sub.input_source == "trigger_output" and parent is not None) and (
+        parent.client_id != sub.client_id
     )
 
 
@@ -159,19 +161,19 @@ def parent_named(tenant: dict[str, Any], parent: Job | None) -> str | None:
     return parent.job_id
 
 
-CROSSING = "the subscription belongs to another client than the job that fired it"
+FOREIGN = (
+    "the job that fired it is not its client's: a client's subscription passes on only the "
+    "output of its own client's jobs"
+)
 
 
 def _refusals(subs: list[Subscription], parent: Job | None) -> dict[str, str | None]:
-    """{subscription id: why it starts nothing, or None} before any budget is spent: one
-    tenant's output never becomes the input of another tenant's job, and no job starts in
-    the name of a client that is not active (suspended). The reason names no client: the
-    event is shown to the client the job would run for, and to admins."""
+    """{subscription id: why it starts nothing, or None} before any budget is spent: no
+    output but a tenant's own becomes the input of its job, and no job starts in the name of
+    a client that is not active (suspended). The reason names no client: the event is shown
+    to the client the job would run for, and to admins."""
     tenant = {sub.id: tenant_of(sub, parent)["client_id"] for sub in subs}
-    refusals = {
-        sub.id: CROSSING if crosses(sub, parent) and sub.input_source == "trigger_output" else None
-        for sub in subs
-    }
+    refusals = {sub.id: FOREIGN if foreign_output(sub, parent) else None for sub in subs}
     statuses = _statuses({tenant[sub.id] for sub in subs if refusals[sub.id] is None})
     for sub in subs:
         status = statuses.get(tenant[sub.id], "missing")

@@ -258,3 +258,30 @@ def test_one_client_owns_a_bounded_number_of_subscriptions_per_model(capped):
     assert r.status_code == 202, r.get_json()
     assert json.loads(client.get(SUBS).headers["X-Pagination"])["total"] == 5
     wait_for(lambda: all(j["status"] == "success" for j in jobs_for(client, EVIL)))
+
+
+def test_a_job_of_no_client_does_not_pass_its_output_to_a_tenants_subscription(world):
+    """A tenant's own subscription passing the output on fires only for that tenant's jobs:
+    a job of no client (evil's direct inference) cannot put evil's input into acme's jobs."""
+    sub = {**STORED, "trigger_event": "inference_complete", "input_source": "trigger_output"}
+    r = world.post(SUBS, json={**sub, "target_model_id": "m"}, token=machine(ACME))
+    assert r.status_code == 201 and r.get_json()["client_id"] == ACME
+    r = world.post(
+        "/v2/models/m/versions/1/inference", json={"input": EVIL_INPUT}, token=machine(EVIL)
+    )
+    job_id = r.get_json()["inference_job_id"]
+    wait_for_job(world, job_id)
+    r = world.post(
+        f"/v2/clients/{ACME}/domains/d/assignments/default/jobs",
+        json={"input": {"acme": 1}},
+        token=machine(ACME),
+    )
+    own = wait_for_job(world, r.get_json()["job_id"])
+
+    def chained():
+        jobs = jobs_for(world, ACME)
+        return jobs if len(jobs) >= 3 else None  # acme's job, its chained job, that one's
+
+    jobs = wait_for(chained)
+    assert all(EVIL_INPUT not in (j["input"], j["output"]) for j in jobs)
+    assert any(j["trigger"] and j["trigger"]["parent_job_id"] == own["job_id"] for j in jobs)

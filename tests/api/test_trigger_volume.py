@@ -379,6 +379,8 @@ def test_racing_siblings_share_each_owners_budget(app, client):
             "target_action": "inference",
             "input_source": "trigger_output",
         }
+        if owner:  # a tenant's own passes on only its own jobs' output: these store theirs
+            body.update(input_source="stored", input={"by": owner})
         token = tenant_token(owner) if owner else "default"
         for _ in range(FAN_OUT):
             r = client.post("/v2/models/mid/event-subscriptions", json=body, token=token)

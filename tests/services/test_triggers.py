@@ -64,7 +64,6 @@ def fire(runtime, parent):
         (ACME, "stored", ACME, ACME, True),  # the tenant's own: its tenant
         (ACME, "stored", NONE, ACME, True),
         (ACME, "stored", OTHER, ACME, False),  # fired by another tenant's job: not named
-        (ACME, "trigger_output", NONE, ACME, True),
     ],
 )
 def test_a_triggered_job_runs_for_its_subscriptions_tenant(
@@ -82,12 +81,13 @@ def test_a_triggered_job_runs_for_its_subscriptions_tenant(
     assert child.input == ({"stored": 1} if source == "stored" else {"out": 1})
 
 
-def test_another_tenants_output_never_becomes_a_tenants_input(runtime):
+@pytest.mark.parametrize("parent", [OTHER, NONE], ids=["another-tenants", "no-clients"])
+def test_only_a_tenants_own_output_becomes_its_input(runtime, parent):
     with connection():
         subscribe(ACME, source="trigger_output")
-        [event], fired = fire(runtime, parent_job(OTHER))
+        [event], fired = fire(runtime, parent_job(parent))
         assert fired == {}
-        assert "another client" in event["error"] and event["client_id"] == "acme"
+        assert "not its client's" in event["error"] and event["client_id"] == "acme"
         [event], fired = fire(runtime, parent_job(ACME))
         assert fired[event["job_id"]].input == {"out": 1}
 
