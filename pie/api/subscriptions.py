@@ -80,8 +80,7 @@ class Subscriptions(MethodView):
     @blp.arguments(SubscriptionCreateSchema)
     @blp.response(201, SubscriptionSchema)
     def post(self, data: dict[str, Any], model_id: str, owner: str | None) -> Any:
-        """Subscribe a target model to this model's events (a tenant's token: for its
-        client)"""
+        """Subscribe a target model to this model's events (a tenant's token: its own)"""
         tenant = {"client_id": owner} if owner else None
         limit = runtime().config[subscriptions.MAX_OWNED]
         return subscriptions.create(model_id, data, tenant, max_owned=limit)
