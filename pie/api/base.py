@@ -183,6 +183,8 @@ def requires(
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal, client_id = current_principal(), kwargs.get("client_id")
+            if client_id in principal.suspended:  # one of the token's clients, suspended
+                raise Forbidden(f"client '{client_id}' is suspended")
             if not any(principal.has(p, client_id) for p in wanted):
                 auth.require(principal, wanted[0], client_id)  # raises, naming the first
             auth.require_tenant(principal, client_id)

@@ -45,7 +45,9 @@ class Clients(MethodView):
     @blp.response(201, ClientSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a client (admin)"""
-        return tenants.create_client(data)
+        client = tenants.create_client(data)
+        runtime().suspended_clients.forget(client.client_id)  # it may be created suspended
+        return client
 
 
 @blp.route("/<client_id>")

@@ -200,11 +200,20 @@ def test_a_token_of_several_clients_keeps_the_active_ones(client, world):
     suspend(client)
     assert client.get(f"/v2/jobs/{acme_job}", token=token).status_code == 200
     assert_envelope(client.get(f"/v2/jobs/{world['done']}", token=token), 403)
-    assert_envelope(client.get(f"/v2/clients/{MALLORY}/domains", token=token), 403)
+    r = client.get(f"/v2/clients/{MALLORY}/domains", token=token)
+    assert assert_envelope(r, 403)["message"] == f"client '{MALLORY}' is suspended"
     listed = client.get("/v2/models/m/versions/1/jobs", token=token).get_json()
     assert {j["client_id"] for j in listed} == {ACME}  # not mallory's
     assert [c["client_id"] for c in client.get("/v2/clients", token=token).get_json()] == [ACME]
     assert {s.get("client_id") for s in client.get(SUBS, token=token).get_json()} == {None}
+
+
+def test_a_client_created_suspended_is_suspended_at_once(client):
+    token = scoped("read_models", client_id="late")
+    assert client.get("/v2/models", token=token).status_code == 200  # no such client yet
+    r = client.post("/v2/clients", json={"client_id": "late", "name": "L", "status": "suspended"})
+    assert r.status_code == 201, r.get_json()
+    assert_envelope(client.get("/v2/models", token=token), 403)
 
 
 def test_a_suspension_made_elsewhere_takes_effect_within_seconds(client, world, monkeypatch):
