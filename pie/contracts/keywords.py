@@ -11,7 +11,16 @@ from typing import Any
 
 from jsonschema import ValidationError
 
-from pie.contracts.budget import search as _search
+from pie.contracts.patterns import PatternError, search
+
+
+def _search(pattern: str, text: str) -> bool | None:
+    """Whether `pattern` matches in `text`; None when it took too long or cannot be used (the
+    schema's check says why)."""
+    try:
+        return search(pattern, text)
+    except PatternError:
+        return None
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
