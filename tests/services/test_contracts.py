@@ -4,8 +4,10 @@ with jsonschema's, it never retrieves anything, and its budget spans a unit of w
 from __future__ import annotations
 
 import contextlib
+import gc
 import re
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -364,3 +366,19 @@ def test_a_large_value_is_quoted_in_bounded_time_and_length(value):
     quoted = quote(value)
     assert len(quoted) <= LIMIT + 3 and quoted.endswith("...")
     assert time.thread_time() - start < 0.01
+
+
+def test_checked_schemas_are_kept_by_size():
+    """Up to 256 checked schemas were kept, each up to 64 KiB of JSON and about twenty times
+    that in memory: a few requests could make a worker keep hundreds of megabytes."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for n in range(40):
+            assert contracts.schema_problems({"enum": [[i, n] for i in range(6000)]}) == []
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert kept < 20 << 20, kept  # 32 MB before; the 1 MiB of JSON kept takes about 14 MB
