@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import itertools
 import json
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,7 @@ import referencing.exceptions
 
 from pie.contracts import document
 from pie.contracts.budget import BudgetExceeded, end_budget, metered, start_budget
+from pie.contracts.cache import SizedCache
 from pie.contracts.validator import validator_for
 
 DEFAULT_MAX_SCHEMA_BYTES = 65536
@@ -66,13 +66,21 @@ def _key(schema: Any) -> str:
     return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-@functools.lru_cache(maxsize=256)
+# Checked schemas by their canonical JSON, at most 256 of them and 1 MiB of that JSON (their
+# objects take about twenty times as much): bounded by size, as schemas may be 64 KiB each.
+_CHECKED = SizedCache(1 << 20, count=256)
+
+
 def _compiled(key: str) -> tuple[list[str], Any]:
     """(problems, validator or None) for a schema, by its canonical JSON. A check that ran out
     of budget raises instead, and so is not cached."""
-    schema = json.loads(key)
-    problems = document.problems(schema)
-    return problems, None if problems else validator_for(schema)
+    found = _CHECKED.get(key)
+    if found is None:
+        schema = json.loads(key)
+        problems = document.problems(schema)
+        found = problems, None if problems else validator_for(schema)
+        _CHECKED.put(key, found, len(key))
+    return found
 
 
 def schema_problems(schema: Any) -> list[str]:

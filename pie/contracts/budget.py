@@ -8,12 +8,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import regex
-
-# One `pattern` may take at most this long; the request's budget bounds them all together.
-PATTERN_TIMEOUT_SECONDS = 0.1
 DEFAULT_BUDGET_SECONDS = 2.0
-# The clock is read every this many keyword evaluations (each one is small and bounded).
+# The clock is read every this many units of work: a keyword evaluation is one unit, or one per
+# item of the array or object it looks at (some keywords go through all of them).
 CLOCK_EVERY = 32
 
 
@@ -30,10 +27,12 @@ class Budget:
     deadline: float = float("inf")  # thread CPU time at which the running evaluation stops
     ticks: int = 0
 
-    def tick(self) -> None:
-        self.ticks += 1
-        if self.ticks % CLOCK_EVERY == 0 and time.thread_time() > self.deadline:
-            raise BudgetExceeded
+    def tick(self, units: int = 1) -> None:
+        self.ticks += units
+        if self.ticks >= CLOCK_EVERY:
+            self.ticks = 0
+            if time.thread_time() > self.deadline:
+                raise BudgetExceeded
 
     def remaining(self) -> float:
         return self.deadline - time.thread_time()
@@ -79,23 +78,14 @@ def metered() -> Iterator[Budget]:
             _budget.reset(token)
 
 
-def tick() -> None:
+def tick(units: int = 1) -> None:
+    """Count `units` of work against the current budget (none outside an evaluation)."""
     budget = _budget.get(None)
     if budget is not None:
-        budget.tick()
+        budget.tick(units)
 
 
-def search(pattern: str, text: str) -> bool | None:
-    """regex.search bounded by the pattern timeout and the budget; None when it timed out."""
+def remaining() -> float:
+    """CPU seconds left in the running evaluation (infinite outside one)."""
     budget = _budget.get(None)
-    allowed = PATTERN_TIMEOUT_SECONDS if budget is None else budget.remaining()
-    if allowed <= 0:
-        raise BudgetExceeded
-    try:
-        return (
-            regex.search(pattern, text, timeout=min(allowed, PATTERN_TIMEOUT_SECONDS)) is not None
-        )
-    except TimeoutError:
-        if allowed < PATTERN_TIMEOUT_SECONDS:
-            raise BudgetExceeded from None
-        return None
+    return float("inf") if budget is None else budget.remaining()

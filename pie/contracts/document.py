@@ -9,11 +9,12 @@ from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import referencing.exceptions
-import regex
 from jsonschema import Draft202012Validator
 from referencing.jsonschema import DRAFT202012
 
+from pie.contracts import patterns
 from pie.contracts.budget import metered, tick
+from pie.contracts.quote import quote
 from pie.contracts.validator import NO_RETRIEVAL, Validator, document_registry
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -49,11 +50,11 @@ IN_OBJECT = ("$defs", "definitions", "dependentSchemas", "patternProperties", "p
 # Keywords whose subschemas apply to the instance itself rather than to a part of it.
 SAME_VALUE = ("not", "if", "then", "else", "allOf", "anyOf", "oneOf", "dependentSchemas")
 REFERENCES = ("$ref", "$dynamicRef")
-_META = Validator(
-    Draft202012Validator.META_SCHEMA,
-    format_checker=Draft202012Validator.FORMAT_CHECKER,
-    registry=NO_RETRIEVAL,
-)
+# No format checker: the metaschema's formats are `regex`, which Python's `re` would compile
+# with no bound on its cost (patterns are checked below instead), and `uri`/`uri-reference`,
+# whose checkers depend on which optional packages happen to be installed (references are
+# resolved below instead).
+_META = Validator(Draft202012Validator.META_SCHEMA, registry=NO_RETRIEVAL)
 
 
 def depth(value: Any) -> int:
@@ -100,8 +101,8 @@ def metaschema_problems(schema: Any, where: str = "") -> list[str]:
     try:
         with metered():
             error = next(_META.iter_errors(schema), None)
-    except RecursionError:  # Python's re compiles a `pattern`'s nested groups recursively
-        return [f"{label(where)}: nests too deeply to be checked (a pattern's groups?)"]
+    except RecursionError:  # kept as a backstop: depth is bounded before this runs
+        return [f"{label(where)}: nests too deeply to be checked"]
     if error is None:
         return []
     path = "/".join(str(p) for p in error.absolute_path)
@@ -123,16 +124,13 @@ def node_problems(node: dict, where: str, root: bool = False) -> list[str]:
         problems.append(
             f"{label(where)}: $vocabulary is for metaschemas, and PIE takes no custom one"
         )
-    patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+    found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
     if isinstance(node.get("patternProperties"), dict):
-        patterns += list(node["patternProperties"])
-    for pattern in patterns:
-        try:
-            regex.compile(pattern)
-        except (regex.error, OverflowError, RecursionError) as exc:
-            problems.append(
-                f"{label(where)}: {pattern!r} is not a valid regular expression ({exc})"
-            )
+        found += list(node["patternProperties"])
+    for pattern in found:
+        problem = patterns.problem(pattern)
+        if problem:
+            problems.append(f"{label(where)}: pattern {quote(pattern)} cannot be used: {problem}")
     return problems
 
 

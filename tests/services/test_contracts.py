@@ -3,8 +3,12 @@ with jsonschema's, it never retrieves anything, and its budget spans a unit of w
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 import time
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,8 @@ from jsonschema import Draft202012Validator
 
 from pie import config, contracts
 from pie.contracts import budget, document
+from pie.contracts import quote as quote_module
+from pie.contracts.quote import LIMIT, quote
 from pie.contracts.validator import Validator, validator_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +89,30 @@ REPLACED_KEYWORDS = [
         "properties": {"a": {"$ref": "#"}, "b": {"type": "array", "items": {"$ref": "#"}}},
         "unevaluatedProperties": False,
     },
+    {"type": "integer"},
+    {"type": ["string", "null", "array"]},
+    {"minLength": 1},
+    {"minLength": 2, "maxLength": 3},
+    {"maxLength": 0},
+    {"minItems": 1, "maxItems": 2},
+    {"maxItems": 0},
+    {"minProperties": 2, "maxProperties": 3},
+    {"minProperties": 1},
+    {"maxProperties": 0},
+    {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+    {"oneOf": [{"type": "integer"}, {"type": "number"}, {"type": "array"}, {}]},
+    {"oneOf": [{"minItems": 1}, {"maxItems": 1}]},
+    {"not": {"type": "integer"}},
+    {"not": {"items": {"type": "string"}}},
+    {"items": False},
+    {"prefixItems": [{}], "items": False},
+    {"prefixItems": [{}, {}], "items": {"type": "string"}},
+    {"contains": {"type": "string"}},
+    {"contains": {"type": "integer"}, "minContains": 2, "maxContains": 3},
+    {"properties": {"a": False}, "additionalProperties": {"not": {}}},
+    {"allOf": [False, {"type": "string"}], "anyOf": [False]},
+    {"enum": [[1, [2]], {"a": {"b": 1.0}}, "x1"]},
+    {"const": [1, {"a": None}]},
 ]
 
 KEYS = st.sampled_from(["a", "b", "x1", "xb", "1", "aab"])
@@ -100,12 +130,25 @@ def errors(validator: Any, instance: Any) -> list[tuple[list[Any], str]]:
     return sorted((list(e.absolute_path), e.message) for e in validator.iter_errors(instance))
 
 
+@contextlib.contextmanager
+def whole_quotes() -> Iterator[None]:
+    """Messages quote values whole, as jsonschema's do (see the tests of `quote` below)."""
+    limit = quote_module.LIMIT
+    quote_module.LIMIT = 10**9
+    try:
+        yield
+    finally:
+        quote_module.LIMIT = limit
+
+
 @pytest.mark.parametrize("schema", REPLACED_KEYWORDS, ids=lambda s: ",".join(sorted(s)))
 @settings(max_examples=150, deadline=None)
 @given(instance=JSON)
 def test_replaced_keywords_agree_with_jsonschema(schema, instance):
     assert document.problems(schema) == []
-    assert errors(validator_for(schema), instance) == errors(Draft202012Validator(schema), instance)
+    with whole_quotes():
+        ours = errors(validator_for(schema), instance)
+    assert ours == errors(Draft202012Validator(schema), instance)
 
 
 LEGITIMATE = {
@@ -144,7 +187,8 @@ def test_references_inside_the_document_work_as_in_jsonschema(name):
     schema = LEGITIMATE[name]
     assert contracts.schema_problems(schema) == []
     for instance in ([1, 2], [1, "x"], [[1], [[2, "y"]]], "no"):
-        ours = errors(validator_for(schema), instance)
+        with whole_quotes():
+            ours = errors(validator_for(schema), instance)
         assert ours == errors(Draft202012Validator(schema), instance), instance
         assert len(contracts.violations(schema, instance)) == len(ours)
 
@@ -299,3 +343,42 @@ def test_no_schema_and_value_raise(schema, instance):
     assert all(isinstance(p, str) for p in problems + found)
     if not problems:
         assert not any("cannot be applied" in f or "nests too deeply" in f for f in found), found
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=JSON)
+def test_a_short_value_is_quoted_as_repr_shows_it(value):
+    assert quote(value) == repr(value)
+
+
+BIG = [
+    "x" * 1_000_000,
+    list(range(300_000)),
+    {f"k{i}": [i] * 10 for i in range(50_000)},
+    [[[[[["deep"] * 50] * 50] * 50] * 50]],
+    10**4000,
+]
+
+
+@pytest.mark.parametrize("value", BIG, ids=["string", "list", "object", "nested", "integer"])
+def test_a_large_value_is_quoted_in_bounded_time_and_length(value):
+    start = time.thread_time()
+    quoted = quote(value)
+    assert len(quoted) <= LIMIT + 3 and quoted.endswith("...")
+    assert time.thread_time() - start < 0.01
+
+
+def test_checked_schemas_are_kept_by_size():
+    """Up to 256 checked schemas were kept, each up to 64 KiB of JSON and about twenty times
+    that in memory: a few requests could make a worker keep hundreds of megabytes."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for n in range(40):
+            assert contracts.schema_problems({"enum": [[i, n] for i in range(6000)]}) == []
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert kept < 20 << 20, kept  # 32 MB before; the 1 MiB of JSON kept takes about 14 MB
