@@ -157,7 +157,12 @@ class Timestamp(ma.fields.DateTime):
         parsed = super()._deserialize(value, attr, data, **kwargs)
         if parsed.tzinfo is None:
             raise self.make_error("invalid", input=value, obj_type="datetime with a timezone")
-        return parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            return parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+01:00: a valid text, no UTC datetime
+            raise ma.ValidationError(
+                "Not a datetime PIE can store: in UTC it falls outside years 1 to 9999."
+            ) from None
 
 
 def Identifier(**kwargs: Any) -> ma.fields.String:  # noqa: N802  (a field factory)

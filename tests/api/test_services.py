@@ -271,6 +271,9 @@ def test_init_in_an_unknown_domain_is_404(tenant):
         {"service_id": "s1", "static_features": None},
         {"service_id": "s1", "departure_datetime": "2030-01-01T00:00:00"},
         {"service_id": "s1", "departure_datetime": "tomorrow"},
+        # in range as written, out of range once moved to UTC (was a 500)
+        {"service_id": "s1", "departure_datetime": "0001-01-01T00:00:00+01:00"},
+        {"service_id": "s1", "departure_datetime": "9999-12-31T23:59:59-01:00"},
         {"service_id": "s1", "job_id": "x"},
         {"service_id": 7},
         {"service_id": "bad id"},
