@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 import os
 import secrets
@@ -132,12 +135,46 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     groups = _claim(claims, "cognito:groups", lists=True) or []
     return Principal(
         subject=_claim(claims, "sub"),
-        scopes=frozenset(" ".join(scope).split() if isinstance(scope, list) else scope.split()),
+        scopes=frozenset(split_scopes(scope)),
         groups=frozenset([groups] if isinstance(groups, str) else groups),
         client_id=_claim(claims, "client_id"),
         job_id=_claim(claims, CALLBACK_CLAIM),
         claims=claims,
     )
+
+
+def split_scopes(scope: str | list[str]) -> list[str]:
+    """RFC 6749 3.3: scopes are separated by the space character only. str.split() would also
+    cut at a no-break space or U+2003 and turn one odd scope of an identity provider into
+    several, `streamline/admin` among them. A list claim holds one scope per item."""
+    items = scope if isinstance(scope, list) else scope.split(" ")
+    return [item for item in items if item]
+
+
+def _unique_claims(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        keys = [key for key, _ in pairs]
+        repeated = next(key for key in keys if keys.count(key) > 1)
+        raise Unauthorized(f"invalid token: it repeats the {repeated!r} claim")
+    return dict(pairs)
+
+
+_CLAIMS_DECODER = json.JSONDecoder(object_pairs_hook=_unique_claims)
+
+
+def check_unique_claims(token: str) -> None:
+    """A repeated key in a token's header or payload is a 401 (RFC 7519 section 4: reject, or
+    take the last). Parsers disagree on which of two equal keys wins, so a proxy in front of
+    PIE could read one `client_id` and PIE another. Runs after the signature is verified."""
+    for segment in token.split(".")[:2]:
+        try:
+            text = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except (binascii.Error, ValueError) as exc:  # PyJWT already read it; defensive
+            raise Unauthorized(f"malformed token: {exc}") from exc
+        try:
+            _CLAIMS_DECODER.decode(text.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # as above
+            raise Unauthorized(f"malformed token: {exc}") from exc
 
 
 def _claim(claims: dict[str, Any], name: str, lists: bool = False) -> Any:
@@ -231,6 +268,7 @@ class TokenVerifier:
             )
         except (jwt.PyJWTError, TypeError, ValueError) as exc:  # e.g. an EC key for RS256
             raise Unauthorized(f"invalid token: {exc}") from exc
+        check_unique_claims(token)
         _check_times(claims)
         return principal_from_claims(claims)
 

@@ -106,3 +106,49 @@ def test_well_formed_claims_pass(client):
         r = client.get("/v2/models", token=token(**claims))
         assert r.status_code == 200, (claims, r.get_json())
         assert [m["id"] for m in r.get_json()] == ["m1"]
+
+
+def signed(payload: str, header: str = '{"alg":"HS256","typ":"JWT"}') -> str:
+    """A token signed with the right secret whose JSON text is written by hand."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(text: bytes) -> str:
+        return base64.urlsafe_b64encode(text).rstrip(b"=").decode()
+
+    signing_input = f"{b64(header.encode())}.{b64(payload.encode())}"
+    mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(mac)}"
+
+
+def test_a_repeated_claim_is_401_whichever_copy_a_parser_would_keep(client):
+    """A proxy that keeps the first `client_id` and PIE that kept the last would disagree on
+    the tenant; such a token is refused (in the payload and in the header)."""
+    exp = int(time.time()) + 600
+    control = signed(
+        f'{{"sub":"t","exp":{exp},"client_id":"acme","scope":"streamline/read_domains"}}'
+    )
+    assert client.get("/v2/clients", token=control).status_code == 200
+    payload = (
+        f'{{"sub":"t","exp":{exp},"client_id":"acme","scope":"streamline/read_domains",'
+        '"client_id":"beta"}'
+    )
+    r = client.get("/v2/clients", token=signed(payload))
+    assert "repeats the 'client_id' claim" in assert_envelope(r, 401)["message"]
+    header = '{"alg":"HS256","typ":"JWT","alg":"HS256"}'
+    r = client.get("/v2/clients", token=signed(f'{{"sub":"t","exp":{exp}}}', header))
+    assert "repeats the 'alg' claim" in assert_envelope(r, 401)["message"]
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u2003", "\t", "\n", "\x1f", "\u3000"])
+def test_scopes_are_split_at_the_space_character_only(client, space):
+    """`custom<no-break space>streamline/admin` is one (unknown) scope, not admin."""
+    client.post("/v2/clients", json={"client_id": "acme", "name": "Acme"})
+    bad = token(scope=f"streamline/read_models{space}streamline/admin")
+    r = client.post("/v2/clients", json={"client_id": "evil", "name": "Evil"}, token=bad)
+    assert_envelope(r, 403)
+    r = client.get("/v2/models", token=bad)
+    assert_envelope(r, 403)
+    spaced = token(scope="  streamline/read_models   streamline/read_domains ")
+    assert client.get("/v2/models", token=spaced).status_code == 200
