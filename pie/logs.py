@@ -99,15 +99,39 @@ class JsonFormatter(logging.Formatter):
             return _ENCODE(_finite(line))
 
 
-class TextFormatter(logging.Formatter):
-    """Human-readable lines, the structured fields appended as key=value."""
+# What a value may not bring into a text line: C0 and C1 controls (a newline forging a line,
+# an ANSI escape repainting the operator's terminal), line and paragraph separators, and the
+# bidirectional overrides that make a line read in another order than it was written.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+
+def escape(text: str) -> str:
+    """`text` with every unsafe character written as its Python escape (`\\n`, `\\x1b`)."""
+    if text.isascii() and text.isprintable():  # nearly every line: nothing to replace
+        return text
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines, the structured fields appended as key=value. Whatever a value
+    holds, a record is one line, then its traceback with every line indented: nothing a
+    client sends can start a line of its own or reach the terminal as a control sequence."""
 
     def format(self, record: logging.LogRecord) -> str:
+        head = (
+            f"{self.formatTime(record)} {record.levelname} [{record.process}] {record.name}: "
+            f"{record.getMessage()}"
+        )
         fields = " ".join(f"{key}={value}" for key, value in extras(record).items())
-        return redact(super().format(record) + (f" {fields}" if fields else ""))
+        text = escape(f"{head} {fields}" if fields else head)
+        extra = []
+        if record.exc_info:
+            extra.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            extra.append(self.formatStack(record.stack_info))
+        for block in extra:
+            text += "".join(f"\n    | {escape(line)}" for line in block.splitlines())
+        return redact(text)
 
 
 FORMATS: dict[str, type[logging.Formatter]] = {"json": JsonFormatter, "text": TextFormatter}

@@ -265,3 +265,87 @@ def test_log_lines_stay_strict_json_with_non_finite_numbers(captured):
     log.info("ratio", extra={"ratio": float("nan"), "sizes": [1.5, float("inf")]})
     (line,) = [strict_json(text) for text in captured.getvalue().splitlines() if "ratio" in text]
     assert (line["ratio"], line["sizes"]) == ("nan", [1.5, "inf"])
+
+
+TENANT_VALUE = "tv-7f3a-tenant-value"
+
+
+def test_no_tenant_value_reaches_a_line_above_debug(app, client, captured):
+    """A tenant's inputs, outputs, errors, names and features are its data, not the
+    operator's: a flow that puts one value everywhere a tenant can (names, a stored
+    subscription input, job inputs, an output that violates its schema and so makes a
+    warning quoting it, a failing job's error, refused bodies that quote it) logs it at DEBUG
+    at most."""
+    value = TENANT_VALUE
+    contract = {"output_schema": {"type": "object", "properties": {"score": {"type": "number"}}}}
+    body = model_body("m1", name=value, description=value)
+    body["handler_contracts"] = {"inference": contract, "training": contract}
+    assert client.post("/v2/models", json=body).status_code == 201
+    activate(client, "m1")
+    r = client.post(
+        "/v2/models/m1/event-subscriptions",
+        json={
+            "trigger_event": "training_complete",
+            "target_model_id": "m1",
+            "target_action": "inference",
+            "input_source": "stored",
+            "input": {"score": value},
+        },
+    )
+    assert r.status_code == 201, r.get_json()
+    assert client.post("/v2/clients", json={"client_id": "acme", "name": value}).status_code == 201
+    r = client.post("/v2/models/m1/versions/1/inference", json={"input": {"score": value}})
+    job = wait_for_job(client, r.get_json()["inference_job_id"])
+    assert job["warnings"] and value in job["warnings"][0]  # the violation quotes the value
+    assert client.post("/v2/models/m1/new_version", json={}).status_code == 201
+    r = client.post("/v2/models/m1/versions/2/training", json={"input": {"score": value}})
+    wait_for_job(client, r.get_json()["training_job_id"])
+    assert client.post("/v2/models", json=model_body(f"{value} !")).status_code == 400
+    r = client.post("/v2/models/m1/versions/1/inference", json={"input": value})
+    assert r.status_code == 400
+
+    records = lines(captured)
+    assert any(line["level"] == "DEBUG" and value in json.dumps(line) for line in records)
+    loud = [line for line in records if line["level"] != "DEBUG" and value in json.dumps(line)]
+    assert not loud, loud
+    assert any("violates its output_schema" in line["message"] for line in records)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x\n2026-11-30 00:00:00,000 INFO [1] pie.access: forged",
+        "x\r\n2026-11-30 forged",
+        "\x1b[2J\x1b[31mred",
+        "right\u202eto-left",
+        "line\u2028separator",
+        "nul\x00 and \x85 and \x9b",
+    ],
+)
+def test_text_lines_cannot_be_forged_or_paint_the_terminal(value):
+    """Text format: a value with a newline, an ANSI escape, a bidi override or a separator,
+    in a message, a field or an exception, stays inside its own line, escaped."""
+    stream = io.StringIO()
+    before = list(logging.getLogger().handlers)
+    logs.configure("text", "INFO", stream=stream)
+    log = logging.getLogger("pie.test")
+    try:
+        log.info("got %s", value, extra={"detail": value})
+        try:
+            raise ValueError(value)
+        except ValueError:
+            log.exception("failed on %s", value)
+    finally:
+        for handler in logging.getLogger().handlers[:]:
+            if handler not in before:
+                logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    rows = text.split("\n")[:-1]
+    assert text.endswith("\n")
+    heads = [row for row in rows if not row.startswith("    | ")]
+    assert len(heads) == 2, rows  # the info line and the exception's first line
+    assert all("pie.test: " in row for row in heads)
+    for unsafe in "\r\x1b\u202e\u2028\x00\x85\x9b":
+        assert unsafe not in text
+    assert any(row.startswith("    | ValueError: ") for row in rows)
+    assert f"got {logs.escape(value)} detail={logs.escape(value)}\n" in text

@@ -145,7 +145,16 @@ def output_warnings(job_id: str, schema: Any, output: Any) -> list[str]:
     schema)."""
     found = contracts.violations(schema, output, "output")
     if found:
-        log.warning("job %s output violates its output_schema: %s", job_id, "; ".join(found))
+        # The messages quote the tenant's output: only at DEBUG. The caller gets them as
+        # `warnings`; the operator's WARNING line says that it happened and where.
+        log.warning(
+            "job %s output violates its output_schema (%d problem(s), listed in the "
+            "job's `warnings`)",
+            job_id,
+            len(found),
+            extra={"job_id": job_id, "violations": len(found)},
+        )
+        log.debug("job %s output_schema violations: %s", job_id, "; ".join(found))
     return found
 
 
