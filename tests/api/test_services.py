@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pie import hookimpl
+from pie.services import service_instances
 from tests.helpers import activate, assert_envelope, model_body, wait_for, wait_for_job
 
 SERVICE_FIELDS = {
@@ -578,3 +579,43 @@ def test_reinit_checks_every_input_first_and_changes_nothing_on_failure(acme):
     assert "s-us" in message and "s-eu" not in message
     assert version_jobs(acme, "strict") == []
     assert {s["status"] for s in acme.get(f"{D}/services").get_json()} == {"available"}
+
+
+def test_reinit_commits_in_batches_so_other_writers_go_on(tenant, monkeypatch):
+    """Re-initialising a big domain commits REINIT_BATCH services per transaction, so the
+    write lock is free between batches: on SQLite one transaction held it for seconds and
+    every other writer waited (bench/reinit.py). Seen from another connection, the first
+    batch is committed while the second is being written."""
+    for n in range(5):
+        wait_for_job(tenant, init_ok(tenant, f"s{n}", {"max_batch": 1})["job_id"])
+    monkeypatch.setattr(service_instances, "REINIT_BATCH", 2)
+    original, calls, seen = service_instances._start_init_job, [], []
+
+    def start(*args):
+        calls.append(args[1].service_id)
+        if len(calls) == 3:  # the first service of the second batch
+            reader = threading.Thread(target=lambda: seen.append(get_service(tenant, "s0")))
+            reader.start()
+            reader.join(10)
+        return original(*args)
+
+    monkeypatch.setattr(service_instances, "_start_init_job", start)
+    r = reinit(tenant)
+    assert r.status_code == 202, r.get_json()
+    assert len(r.get_json()["dispatched_services"]) == 5 and calls == [f"s{n}" for n in range(5)]
+    assert seen[0]["status"] == "initializing", "the first batch was not committed"
+    assert len({j["job_id"] for j in sum(jobs_by_service(tenant).values(), [])}) == 10
+
+
+def test_a_refused_reinit_names_twenty_problems_and_counts_the_rest(tenant, monkeypatch):
+    for n in range(23):
+        init_ok(tenant, f"s{n:02d}", {"max_batch": 1})
+    problem = service_instances.Unprocessable("input is not what the model takes")
+
+    def refuse(*args, **kwargs):
+        raise problem
+
+    monkeypatch.setattr(service_instances.jobs, "check_input", refuse)
+    message = assert_envelope(reinit(tenant), 422)["message"]
+    assert message.count("input is not what the model takes") == 20
+    assert message.endswith("and 3 more services")
