@@ -98,6 +98,7 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
             settings["PIE_SHUTDOWN_GRACE_SECONDS"],
             public_url=f"http://{public_host}:{port}",
             database=config.redacted_url(app.config["PIE_DATABASE_URL"]),
+            client_timeout=settings["PIE_CLIENT_TIMEOUT_SECONDS"],
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -23,6 +24,13 @@ _INT = int
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("must be a number of seconds above 0")
+    return number
 
 
 def _csv(value: str) -> list[str]:
@@ -63,6 +71,9 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "LOG_FORMAT": (None, str),  # None: text on a terminal, else JSON (logs.default_format)
     "LOG_LEVEL": ("INFO", str),
     "SHUTDOWN_GRACE_SECONDS": (30, float),
+    # `pie serve`: how long a client may take to send one request (headers and body), and to
+    # take each response write, plus 1 s per 100 kB of it (pie.slow_clients).
+    "CLIENT_TIMEOUT_SECONDS": (10.0, _positive),
     # JSON Schemas (issue 14): CPU seconds one request may spend checking and applying user
     # schemas, and the largest schema (compact JSON bytes) a model, version or domain accepts.
     "SCHEMA_BUDGET_SECONDS": (2.0, float),
@@ -76,7 +87,10 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for name, (default, parse) in SETTINGS.items():
         raw = environ.get(f"PIE_{name}")
-        config[f"PIE_{name}"] = default if raw in (None, "") else parse(raw)
+        try:
+            config[f"PIE_{name}"] = default if raw in (None, "") else parse(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"PIE_{name} is {raw!r}, which PIE cannot use: {exc}") from exc
     return config
 
 

@@ -189,9 +189,7 @@ def show_warning(
     )
 
 
-def configure(
-    fmt: str | None = None, level: str = "INFO", stream: IO[str] | None = None
-) -> None:
+def configure(fmt: str | None = None, level: str = "INFO", stream: IO[str] | None = None) -> None:
     """Send every log record to one handler on the root logger (replacing the one a previous
     call installed), formatted as JSON lines or text (None: `default_format`), and Python
     warnings with them."""

@@ -24,6 +24,7 @@ from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 from pie.errors import envelope
+from pie.slow_clients import ClientTimeout, DeadlineSocket
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,15 @@ class GunicornLogger(Logger):
             self.error_log.removeHandler(handler)
         self.error_log.propagate = True
 
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        """A client that was too slow is one INFO line, not a traceback ("Socket error
+        processing request")."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ClientTimeout):
+            self.error_log.info("%s; connection closed", error)
+            return
+        super().exception(msg, *args, **kwargs)
+
 
 def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's `util.write_error` speaking PIE's envelope instead of an HTML page: the
@@ -88,6 +98,16 @@ class PieWorker(ThreadWorker):
 
     closing: threading.Thread | None = None
     quitting = False
+    client_timeout: float = 10.0  # PIE_CLIENT_TIMEOUT_SECONDS, set by `run` before the fork
+
+    def handle(self, conn: Any) -> Any:
+        """One request of a connection, on a pool thread: its client socket gets deadlines
+        (pie.slow_clients) — a slow or stalled client no longer holds the thread for ever."""
+        if not self.cfg.is_ssl:  # PIE does not terminate TLS; a proxy in front does
+            if not isinstance(conn.sock, DeadlineSocket):
+                conn.sock = DeadlineSocket(conn.sock, self.client_timeout)
+            conn.sock.begin_request()
+        return super().handle(conn)
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         """SIGINT/SIGQUIT: quick shutdown, once. Ctrl+C at a terminal signals every process of
@@ -256,6 +276,9 @@ def options(
         # period the master kills what is left, and recovery picks up its jobs.
         "graceful_timeout": math.ceil(grace_seconds),
         "timeout": 60,
+        # Files (the docs' assets) go out through the socket's writes, which carry the client
+        # deadlines, not through os.sendfile on its descriptor, which would bypass them.
+        "sendfile": False,
         "worker_exit": close_worker_app,
         "child_exit": forget_worker,
         # gunicorn's control socket has one default path per user, which several `pie serve`
@@ -274,9 +297,11 @@ def run(
     grace_seconds: float = 30,
     public_url: str | None = None,
     database: str = "",
+    client_timeout: float = 10.0,
 ) -> None:
     from pie import logs
 
+    PieWorker.client_timeout = client_timeout
     url = public_url or f"http://{bind}"
     banner = sys.stderr.isatty() and logs.current_format() == "text"
     ready = announcer(bind, url, database, workers, threads, banner)

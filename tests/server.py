@@ -22,10 +22,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], workers: int = 1, log_path: str | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        workers: int = 1,
+        log_path: str | None = None,
+        threads: int | None = None,
+    ):
         self.port = free_port()
         self.env = {**os.environ, **env}
         self.workers = workers
+        self.threads = threads
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{self.port}"
@@ -44,6 +51,7 @@ class ServerProcess:
                 str(self.port),
                 "--workers",
                 str(self.workers),
+                *(["--threads", str(self.threads)] if self.threads else []),
             ],
             env=self.env,
             stdout=log,

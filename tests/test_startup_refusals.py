@@ -69,3 +69,22 @@ def test_the_commands_say_so_in_one_line(tmp_path, command):
     ]
     assert result.stdout == ""
     assert not (tmp_path / "instance").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("PIE_CLIENT_TIMEOUT_SECONDS", "0", "must be a number of seconds above 0"),
+        ("PIE_CLIENT_TIMEOUT_SECONDS", "nan", "must be a number of seconds above 0"),
+        ("PIE_SCHEMA_BUDGET_SECONDS", "two", "could not convert string to float"),
+        ("PIE_MAX_BODY_BYTES", "1MB", "invalid literal for int()"),
+    ],
+)
+def test_a_setting_pie_cannot_read_is_one_line_naming_it(tmp_path, name, value, why):
+    """Was a ValueError traceback from the settings loader."""
+    env = {"PIE_INSTANCE_PATH": str(tmp_path / "instance"), "PIE_DATABASE_URL": "", name: value}
+    result = run_pie(["serve", "--port", str(free_port())], tmp_path, **env)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {name} is {value!r}, which PIE cannot use: ") and why in line
+    assert not (tmp_path / "instance").exists()

@@ -12,13 +12,19 @@ import peewee
 from flask import Blueprint as FlaskBlueprint
 from flask import Flask, current_app, g, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    ClientDisconnected,
+    HTTPException,
+    MethodNotAllowed,
+    RequestEntityTooLarge,
+)
 
 from pie import contracts, jsonio
 from pie.api.base import check_path_parameters
 from pie.errors import PieError, envelope, flatten_messages
 from pie.schemas.common import ErrorSchema
 from pie.schemas.handlers import component_names, handler_field_documenter, handler_object_schema
+from pie.slow_clients import ClientTimeout
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,8 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict]:
         """Render werkzeug/webargs errors (404, 405, 413, 400 from parsing) as the envelope."""
+        if isinstance(error, ClientDisconnected) and isinstance(error.__context__, ClientTimeout):
+            return (*handle_client_timeout(error.__context__), {})  # werkzeug wrapped it
         data = getattr(error, "data", None) or {}
         messages = data.get("messages") or data.get("errors")
         if messages:
@@ -73,6 +81,13 @@ def body_limit_message(limit: int) -> str:
 
 def handle_pie_error(error: PieError) -> tuple[dict[str, Any], int]:
     return envelope(error.message, **error.extra), error.status
+
+
+def handle_client_timeout(error: ClientTimeout) -> tuple[dict[str, Any], int]:
+    """The body did not arrive in time (`pie serve`, PIE_CLIENT_TIMEOUT_SECONDS): a 408, and
+    the connection closes."""
+    log.info("%s", error)
+    return envelope(f"{error} (PIE_CLIENT_TIMEOUT_SECONDS); nothing was changed"), 408
 
 
 def handle_database_error(error: peewee.PeeweeException) -> tuple[dict[str, Any], int]:
@@ -162,6 +177,7 @@ def init_app(app: Flask) -> Api:
     app.before_request(open_schema_limits)
     app.teardown_request(close_schema_limits)
     app.register_error_handler(PieError, handle_pie_error)
+    app.register_error_handler(ClientTimeout, handle_client_timeout)
     app.register_error_handler(peewee.OperationalError, handle_database_error)
     app.register_error_handler(peewee.InterfaceError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)
