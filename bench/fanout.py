@@ -25,7 +25,9 @@ HANDLERS = {
 }
 
 
-def build_app(folder: str):
+def build_app(folder: str, plugins: tuple = (), **settings: object):
+    """An app for a benchmark: its database in `folder` (or PIE_DATABASE_URL), no embedded
+    worker, no entry-point plugins; `settings` override."""
     return create_app(
         {
             "PIE_INSTANCE_PATH": folder,
@@ -33,7 +35,9 @@ def build_app(folder: str):
             or f"sqlite:///{folder}/b.sqlite",
             "PIE_EMBEDDED_WORKER": False,
             "PIE_LOAD_ENTRY_POINTS": False,
-        }
+            **settings,
+        },
+        plugins=list(plugins),
     )
 
 

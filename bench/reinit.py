@@ -11,13 +11,12 @@ other writer). SQLite on a temporary file, or PIE_DATABASE_URL."""
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import threading
 import time
 
-from pie import create_app
+from bench.fanout import build_app
 from pie.db import database
 from pie.scopes import ADMIN_SCOPE
 from pie.tables import Service, utcnow
@@ -108,17 +107,7 @@ def main() -> None:
     from tests.tenant_world import Parked
 
     with tempfile.TemporaryDirectory() as folder:
-        app = create_app(
-            {
-                "PIE_INSTANCE_PATH": folder,
-                "PIE_DATABASE_URL": os.environ.get("PIE_DATABASE_URL")
-                or f"sqlite:///{folder}/b.sqlite",
-                "PIE_EMBEDDED_WORKER": False,
-                "PIE_LOAD_ENTRY_POINTS": False,
-                "PIE_LOG_LEVEL": "WARNING",
-            },
-            plugins=[Parked()],
-        )
+        app = build_app(folder, plugins=(Parked(),), PIE_LOG_LEVEL="WARNING")
         runtime = app.extensions["pie"]
         token = runtime.verifier.mint({"sub": "bench", "scope": ADMIN_SCOPE}, 3600)
         headers = {"Authorization": f"Bearer {token}"}
