@@ -4,6 +4,9 @@ small write transaction of its own) and records how long each of its writes took
 
     python -m bench.reinit [--services 10000] [--repeats 3]
 
+Then, the same way, assigning the domain's `default` key to versions with a frozen
+feature_schema, which re-resolves every service in the revision's transaction.
+
 Prints the re-init time and the longest and median write of the other thread during it,
 against the same writes on an idle server (the ratio is what one tenant's re-init costs every
 other writer). SQLite on a temporary file, or PIE_DATABASE_URL."""
@@ -120,15 +123,37 @@ def main() -> None:
             assert r.status_code == 202, r.get_json()
             assert len(r.get_json()["dispatched_services"]) == args.services
 
-        for _ in range(args.repeats):
-            took, during = writes_during(client, headers, reinit)
+        def report(what: str, took: float, during: list[float]) -> None:
             print(
-                f"services={args.services} reinit={took:.2f}s "
+                f"services={args.services} {what}={took:.2f}s "
                 f"other writer: longest {max(during) * 1000:.0f} ms "
                 f"(idle {max(idle) * 1000:.1f} ms, ratio {max(during) / max(idle):.0f}x), "
                 f"median {statistics.median(during) * 1000:.1f} ms "
                 f"(idle {statistics.median(idle) * 1000:.1f} ms), writes {len(during)}"
             )
+
+        for _ in range(args.repeats):
+            report("reinit", *writes_during(client, headers, reinit))
+        # A default assignment to a version with a frozen feature_schema re-resolves every
+        # service in the transaction that adds the revision (applied whole or not at all).
+        for n in range(args.repeats):
+            schema = [{"name": f"f{n}", "mandatory": False, "json_schema": {"default": n}}]
+            version = str(n + 2)
+            path = f"/v2/models/m1/versions/{version}/new_status"
+            for method, url, body in (
+                ("post", "/v2/models/m1/new_version", {"feature_schema": schema}),
+                ("post", path, {"status": "training"}),
+                ("post", path, {"status": "active"}),
+            ):
+                r = getattr(client, method)(url, json=body, headers=headers)
+                assert r.status_code < 300, r.get_json()
+
+            def assign(version: str = version) -> None:
+                body = {"model_id": "m1", "model_version": version}
+                r = client.put(f"{D}/assignments/default", json=body, headers=headers)
+                assert r.status_code == 200, r.get_json()
+
+            report("default-with-frozen-schema", *writes_during(client, headers, assign))
         runtime.close()
 
 

@@ -161,6 +161,31 @@ def insert_row(table: type[peewee.Model], row: dict[str, Any]) -> Any:
     return instance
 
 
+def update_rows(table: type[peewee.Model], rows: list[dict[str, Any]], key: str) -> None:
+    """The same UPDATE for many rows, each found by its `key` column and given the other
+    columns of its dict, through one prepared statement (executemany): peewee builds each
+    query's SQL, about 0.2 ms a row, which a 10,000-row change would spend holding the write
+    lock."""
+    if not rows:
+        return
+    meta = table._meta
+    names = tuple(n for n in meta.sorted_field_names if n in rows[0] and n != key)
+    cache_key = ("update", table, names, (key,), type(database.obj))
+    sql = _WRITE_SQL.get(cache_key)
+    if sql is None:
+        sql = _WRITE_SQL[cache_key] = (
+            table.update({meta.fields[n]: rows[0][n] for n in names})
+            .where(_equal(table, {key: rows[0][key]}))
+            .sql()[0]
+        )
+    converters = [meta.fields[n].db_value for n in (*names, key)]
+    params = [
+        [convert(row[n]) for n, convert in zip((*names, key), converters, strict=True)]
+        for row in rows
+    ]
+    database.cursor().executemany(sql, params)
+
+
 def update_row(table: type[peewee.Model], values: dict[str, Any], **where: Any) -> int:
     """UPDATE … SET values WHERE columns equal `where`, with cached SQL; the row count."""
     meta = table._meta

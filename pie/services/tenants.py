@@ -172,6 +172,12 @@ def update_domain(client_id: str, domain_id: str, data: dict[str, Any]) -> Domai
     return domain
 
 
+# Work decided outside a transaction (applying users' schemas) is checked inside it and decided
+# again when the domain's services changed meanwhile: so many times at most, then a 409.
+DECIDE_ATTEMPTS = 5
+KEPT_CHANGING = "the domain's services kept changing while this was applied; retry"
+
+
 def replace_features(
     client_id: str, domain_id: str, definitions: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -180,7 +186,7 @@ def replace_features(
     applied while it holds the write lock), which starts over if any of them changed."""
     check_features(definitions)
     get_domain(client_id, domain_id)
-    while True:
+    for _ in range(DECIDE_ATTEMPTS):
         before = domain_services(client_id, domain_id)
         outcomes = {s.service_id: resolution(definitions, s) for s in before}
         with database.atomic():
@@ -191,6 +197,8 @@ def replace_features(
             domain.features, domain.updated_at = definitions, utcnow()
             domain.save()
         break
+    else:
+        raise Conflict(KEPT_CHANGING)
     unchanged, requiring = [], []
     for service in features.staying(services):
         resolved, errors = outcomes[service.service_id]

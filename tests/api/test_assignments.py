@@ -652,3 +652,36 @@ def test_without_a_frozen_schema_a_patch_failing_the_domain_features_blocks(tena
     assert "region" in " ".join(blocking["errors"]) and "colour" in " ".join(blocking["errors"])
     assert services(tenant) == before
     assert len(revisions(tenant, D, "default")) == 1
+
+
+def test_a_default_whose_services_keep_changing_gives_up_with_a_409(frozen, monkeypatch):
+    """The contract is decided outside the transaction and checked inside it; when the
+    domain's services change every time, the upsert stops after a few attempts (it looped
+    for ever) and changes nothing."""
+    from pie.services import assignments
+
+    before = services(frozen)
+    attempts = []
+
+    def always_new(*args):
+        attempts.append(1)
+        return [len(attempts)]  # never what was decided a moment before
+
+    monkeypatch.setattr(assignments, "contract_inputs", always_new)
+    updates = [
+        {"service_id": "s1", "static_features": {"region": "eu", "tier": "gold"}},
+        {"service_id": "s2", "static_features": {"region": "eu", "tier": "basic"}},
+    ]
+    r = put_key(frozen, D, "default", {"model_version": "2", "service_updates": updates})
+    assert "kept changing" in assert_envelope(r, 409)["message"]
+    assert 2 <= len(attempts) <= 2 * 5
+    assert services(frozen) == before
+    assert revisions(frozen, D, "default")[0]["model_version"] == "1"
+
+
+def test_replacing_features_while_services_keep_changing_gives_up_with_a_409(tenant, monkeypatch):
+    from pie.services import tenants
+
+    monkeypatch.setattr(tenants, "same_services", lambda before, now: False)
+    r = tenant.put(f"{D}/features", json={"features": []})
+    assert "kept changing" in assert_envelope(r, 409)["message"]

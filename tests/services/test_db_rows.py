@@ -9,7 +9,16 @@ import pytest
 
 from pie.db import connection, transaction
 from pie.ids import uuid7
-from pie.rows import find_all, get_by, get_with, insert_row, insert_rows, lock_by, update_row
+from pie.rows import (
+    find_all,
+    get_by,
+    get_with,
+    insert_row,
+    insert_rows,
+    lock_by,
+    update_row,
+    update_rows,
+)
 from pie.tables import Job, ModelVersion, RegisteredModel, utcnow
 
 HANDLERS = {"training": {"type": "in_process", "value": "echo"}}
@@ -141,3 +150,28 @@ def test_insert_rows_stores_what_peewee_insert_many_stores(rows):
 def test_insert_rows_refuses_rows_with_different_columns(rows):
     with connection(), pytest.raises(ValueError, match="same columns"):
         insert_rows(Job, [job_row(1), job_row(2, client_id="acme")])
+
+
+def test_update_rows_stores_what_peewee_updates_store(rows):
+    """Many rows, each its own values (JSON, datetimes, NULL), by one prepared statement."""
+    with connection(), transaction():
+        ours = [job_row(n) for n in range(30)]
+        theirs = [{**row, "job_id": "p" + row["job_id"]} for row in ours]
+        insert_rows(Job, ours + theirs)
+        when = utcnow()
+        changes = [
+            {"output": {"n": n, "ü": [1.5, None]}, "error": None, "completed_at": when}
+            for n in range(30)
+        ]
+        update_rows(
+            Job,
+            [{"job_id": r["job_id"], **c} for r, c in zip(ours, changes, strict=True)],
+            "job_id",
+        )
+        for row, change in zip(theirs, changes, strict=True):
+            Job.update(**change).where(Job.job_id == row["job_id"]).execute()
+        for row in ours:
+            mine, peewees = Job.get_by_id(row["job_id"]), Job.get_by_id("p" + row["job_id"])
+            assert {**mine.__data__, "job_id": "p" + mine.job_id} == peewees.__data__
+        assert mine.output == {"n": 29, "ü": [1.5, None]}
+        update_rows(Job, [], "job_id")  # nothing to do
