@@ -131,6 +131,9 @@ def require_tenant(principal: Principal, client_id: str | None) -> None:
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     """The principal a verified token's claims describe; 401 when a claim PIE reads has a
     type the token format does not allow (a list as `client_id`, a number as `scope`, …)."""
+    for name in ("client_id", CALLBACK_CLAIM):
+        if claims.get(name) == "":  # an empty tenant would read as no tenant: an operator's
+            raise Unauthorized(f"invalid token: the {name!r} claim is empty")
     scope = _claim(claims, "scope", lists=True) or ""
     groups = _claim(claims, "cognito:groups", lists=True) or []
     return Principal(

@@ -21,6 +21,7 @@ from typing import Any
 import gunicorn.util
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
 from pie.errors import envelope
@@ -29,6 +30,7 @@ from pie.slow_clients import ClientTimeout, DeadlineSocket
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+FIRST_BYTE_WAIT_SECONDS = 0.05
 NEWER_SETTINGS = {"control_socket_disable"}
 
 
@@ -103,6 +105,13 @@ class PieWorker(ThreadWorker):
     def handle(self, conn: Any) -> Any:
         """One request of a connection, on a pool thread: its client socket gets deadlines
         (pie.slow_clients) — a slow or stalled client no longer holds the thread for ever."""
+        if not conn.initialized and not conn.data_ready:
+            # gunicorn 27 hands each new connection to a pool thread, which waited up to 5 s
+            # for its first byte before giving it back to the event loop: one silent
+            # connection a second kept every thread waiting. A moment here, then the event
+            # loop waits for it (and closes it after the keep-alive timeout).
+            if not conn.wait_for_data(FIRST_BYTE_WAIT_SECONDS):
+                return gthread._DEFER
         if not self.cfg.is_ssl:  # PIE does not terminate TLS; a proxy in front does
             if not isinstance(conn.sock, DeadlineSocket):
                 conn.sock = DeadlineSocket(conn.sock, self.client_timeout)

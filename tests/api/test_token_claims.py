@@ -152,3 +152,11 @@ def test_scopes_are_split_at_the_space_character_only(client, space):
     assert_envelope(r, 403)
     spaced = token(scope="  streamline/read_models   streamline/read_domains ")
     assert client.get("/v2/models", token=spaced).status_code == 200
+
+
+@pytest.mark.parametrize("claim", ["client_id", "pie:job_id"])
+def test_an_empty_tenant_or_job_claim_is_401_not_an_operators_token(client, claim):
+    """`"client_id": ""` read as no client: an operator's token."""
+    bad = token(scope="streamline/read_models streamline/manage_models", **{claim: ""})
+    r = client.get("/v2/models", token=bad)
+    assert f"the '{claim}' claim is empty" in assert_envelope(r, 401)["message"]
