@@ -104,21 +104,25 @@ def test_slow_headers_do_not_hold_the_servers_threads(server):
     assert waited < TIMEOUT * 2 + 2
 
 
-def test_a_body_that_does_not_arrive_in_time_is_a_408_and_changes_nothing(server):
-    body = json.dumps(model_body("slow-model")).encode()
+@pytest.mark.parametrize("expect", ["", "Expect: 100-continue\r\n"], ids=["plain", "expect"])
+def test_a_body_that_does_not_arrive_in_time_is_a_408_and_changes_nothing(server, expect):
+    """With `Expect: 100-continue` too: the interim answer starts no response clock (the
+    408 after it was reset as too late)."""
+    body = json.dumps(model_body(f"slow-model{len(expect)}")).encode()
     head = (
         f"POST /v2/models HTTP/1.1\r\nHost: x\r\n{AUTH}Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{expect}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body[:10]
     trickler = Trickler(server, head, body[10:], pause=0.3)
     trickler.start()
     trickler.join(TIMEOUT * 3 + 10)
     assert trickler.closed_after is not None and trickler.closed_after < TIMEOUT + 3
-    status, _, rest = trickler.answer.partition(b"\r\n")
+    answer = trickler.answer.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")
+    status, _, rest = answer.partition(b"\r\n")
     assert status.startswith(b"HTTP/1.1 408"), trickler.answer[:300]
     answer = json.loads(rest.split(b"\r\n\r\n", 1)[1])
     assert answer["success"] is False and "PIE_CLIENT_TIMEOUT_SECONDS" in answer["message"]
-    assert server.request("GET", "/v2/models/slow-model").status_code == 404
+    assert server.request("GET", f"/v2/models/slow-model{len(expect)}").status_code == 404
 
 
 def test_a_slow_client_within_the_deadline_is_served(server):
@@ -271,3 +275,20 @@ def test_a_client_that_does_not_take_a_large_response_is_cut_off(server, big_pag
     for took, got in results:
         assert got < 10_000_000 and took < 40, results  # cut off, not served to the end
     assert max(waits) < TIMEOUT * 2 + 1, waits
+
+
+def test_a_client_reading_steadily_above_the_minimum_rate_is_served(server, big_page):
+    """The control for the write deadlines: 6 MB of the page read at about 500 kB/s. With a
+    send buffer of megabytes one blocking write lasts longer than the deadline even while
+    the client reads steadily (a client at 150-300 kB/s was reset); progress is what the
+    client acknowledges, checked every 0.5 s."""
+    sock = connect(server)
+    sock.sendall(f"GET {big_page} HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n".encode())
+    sock.settimeout(10)
+    got, start = 0, time.monotonic()
+    while got < 6_000_000:
+        chunk = sock.recv(65536)  # a reset raises here
+        assert chunk, f"closed after {got} bytes"
+        got += len(chunk)
+        time.sleep(max(0.0, start + got / 500_000 - time.monotonic()))
+    sock.close()
