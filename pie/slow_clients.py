@@ -12,8 +12,8 @@ server. `DeadlineSocket` wraps each client socket of the worker:
   connection closes, and a body the application was reading is answered 408;
 - writing one response may take PIE_CLIENT_TIMEOUT_SECONDS plus one second per
   MIN_WRITE_BYTES_PER_SECOND the client has taken so far, over all of the response's writes
-  (a file goes out in many), and the client must take some bytes every
-  PIE_CLIENT_TIMEOUT_SECONDS; a client that reads slower is cut off;
+  (a file goes out in many), and the client must acknowledge some bytes every three
+  deadlines; a client that reads slower is cut off (its connection reset);
 - closing a connection does not wait for the client: gunicorn's graceful close lingered up
   to 2 s for the client's FIN on the worker's event loop, where nothing else ran meanwhile;
   what the client already sent is drained, without waiting for more."""
@@ -32,6 +32,10 @@ from typing import Any
 MIN_WRITE_BYTES_PER_SECOND = 100_000
 # How often a blocked response write looks at what the client has acknowledged.
 PROGRESS_CHECK_SECONDS = 0.5
+# A response write gives up when the client acknowledged nothing for this many times the
+# deadline. Not once the deadline: a client's kernel that holds megabytes the application
+# reads at 150 kB/s announces free space in steps of megabytes, ten and more seconds apart.
+IDLE_FACTOR = 3
 
 
 def unsent(sock: socket.socket) -> int:
@@ -145,10 +149,11 @@ class DeadlineSocket:
                         "the client did not take the response at "
                         f"{MIN_WRITE_BYTES_PER_SECOND // 1000} kB/s"
                     )
-                if now - progressed >= self.seconds:
+                if now - progressed >= self.seconds * IDLE_FACTOR:
                     self._abort()
                     raise ClientTimeout(
-                        f"the client took nothing of the response for {self.seconds:g} s"
+                        "the client acknowledged nothing of the response for "
+                        f"{self.seconds * IDLE_FACTOR:g} s"
                     )
                 # Short waits: with a buffer of megabytes the kernel lets a writer on only
                 # once a third of it is free, which a client reading steadily at 150 kB/s
