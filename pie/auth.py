@@ -18,7 +18,7 @@ import jwt
 
 from pie.config import ConfigurationError
 from pie.errors import Forbidden, Unauthorized
-from pie.jsonio import LONE_SURROGATE
+from pie.jsonio import LONE_SURROGATE, repeated_key
 from pie.scopes import ADMIN_SCOPE, SCOPE_PREFIX
 
 CALLBACK_CLAIM = "pie:job_id"
@@ -51,17 +51,20 @@ class Principal:
         return "admin" in self.groups or ADMIN_SCOPE in self.scopes
 
     @cached_property
+    def _named_clients(self) -> frozenset[str]:
+        """The clients of the token's `client:X` groups, suspended ones included."""
+        return frozenset(g[len("client:") :] for g in self.groups if g.startswith("client:"))
+
+    @cached_property
     def group_clients(self) -> frozenset[str]:
-        groups = (g[len("client:") :] for g in self.groups if g.startswith("client:"))
-        return frozenset(groups) - self.suspended
+        return self._named_clients - self.suspended
 
     @cached_property
     def tenants(self) -> frozenset[str]:
         """The clients the token is bound to (its `client_id` claim and `client:X` groups),
         suspended ones included; empty for an operator's token. Admins reach every client
         whatever it says."""
-        groups = (g[len("client:") :] for g in self.groups if g.startswith("client:"))
-        return frozenset(groups) | ({self.client_id} if self.client_id else frozenset())
+        return self._named_clients | ({self.client_id} if self.client_id else frozenset())
 
     @property
     def is_tenant_bound(self) -> bool:
@@ -131,17 +134,14 @@ def require_tenant(principal: Principal, client_id: str | None) -> None:
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     """The principal a verified token's claims describe; 401 when a claim PIE reads has a
     type the token format does not allow (a list as `client_id`, a number as `scope`, …)."""
-    for name in ("client_id", CALLBACK_CLAIM):
-        if claims.get(name) == "":  # an empty tenant would read as no tenant: an operator's
-            raise Unauthorized(f"invalid token: the {name!r} claim is empty")
     scope = _claim(claims, "scope", lists=True) or ""
     groups = _claim(claims, "cognito:groups", lists=True) or []
     return Principal(
         subject=_claim(claims, "sub"),
         scopes=frozenset(split_scopes(scope)),
         groups=frozenset([groups] if isinstance(groups, str) else groups),
-        client_id=_claim(claims, "client_id"),
-        job_id=_claim(claims, CALLBACK_CLAIM),
+        client_id=_claim(claims, "client_id", nonempty=True),
+        job_id=_claim(claims, CALLBACK_CLAIM, nonempty=True),
         claims=claims,
     )
 
@@ -155,11 +155,10 @@ def split_scopes(scope: str | list[str]) -> list[str]:
 
 
 def _unique_claims(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    if len({key for key, _ in pairs}) != len(pairs):
-        keys = [key for key, _ in pairs]
-        repeated = next(key for key in keys if keys.count(key) > 1)
-        raise Unauthorized(f"invalid token: it repeats the {repeated!r} claim")
-    return dict(pairs)
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise Unauthorized(f"invalid token: it repeats the {repeated_key(pairs)!r} claim")
+    return obj
 
 
 _CLAIMS_DECODER = json.JSONDecoder(object_pairs_hook=_unique_claims)
@@ -180,12 +179,15 @@ def check_unique_claims(token: str) -> None:
             raise Unauthorized(f"malformed token: {exc}") from exc
 
 
-def _claim(claims: dict[str, Any], name: str, lists: bool = False) -> Any:
+def _claim(claims: dict[str, Any], name: str, lists: bool = False, nonempty: bool = False) -> Any:
     """A string claim (None when absent or null); with `lists`, a list of strings too. Its
-    text reaches SQL (tenant ids) and the logs: no NUL, no lone surrogate."""
+    text reaches SQL (tenant ids) and the logs: no NUL, no lone surrogate. With `nonempty`,
+    "" is refused: an empty tenant or job would read as none (an operator's token)."""
     value = claims.get(name)
     if value is None:
         return None
+    if nonempty and value == "":
+        raise Unauthorized(f"invalid token: the {name!r} claim is empty")
     for item in value if lists and isinstance(value, list) else [value]:
         if not isinstance(item, str):
             kind = "a string or a list of strings" if lists else "a string"

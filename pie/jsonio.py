@@ -33,15 +33,23 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def repeated_key(pairs: list[tuple[str, Any]]) -> str | None:
+    """The first key an object's pairs repeat, or None. Parsers disagree on which of two
+    equal keys wins, so PIE takes neither: callers refuse the object (check `len(dict(pairs))
+    != len(pairs)` first; this is the slow path that names the key)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object; parsers disagree on which of two equal keys wins, so neither does."""
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise BadRequest(f"the JSON body repeats the key {ascii(key)} in one object")
-            seen.add(key)
+        key = repeated_key(pairs)
+        raise BadRequest(f"the JSON body repeats the key {ascii(key)} in one object")
     return obj
 
 
@@ -71,7 +79,7 @@ def parse_body(body: bytes) -> Any:
             f"the JSON body has an integer of more than {sys.get_int_max_str_digits()} digits"
         ) from exc
     # Walk the parsed body only when its text allows the problem: nesting needs one "{" or "["
-    # per level, and a NUL or a surrogate can only arrive escaped (\u0000, \udXXX; JSON
+    # per level, and a NUL or a surrogate can only arrive escaped (\u0000, \ud800 to \udfff; JSON
     # strings admit no raw control characters and UTF-8 decoding refuses raw surrogates).
     if text.count("{") + text.count("[") > MAX_JSON_DEPTH and json_depth(data) > MAX_JSON_DEPTH:
         raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")

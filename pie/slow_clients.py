@@ -109,19 +109,18 @@ class DeadlineSocket:
     def _late(self) -> str:
         return f"the client did not send its request within {self.seconds:g} s"
 
-    def recv(self, size: int, flags: int = 0) -> bytes:
+    def _read(self, call: Any, *args: Any) -> Any:
         self._arm_read()
         try:
-            return self._sock.recv(size, flags)
+            return call(*args)
         except TimeoutError as exc:
             raise ClientTimeout(self._late()) from exc
 
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        return self._read(self._sock.recv, size, flags)
+
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        self._arm_read()
-        try:
-            return self._sock.recv_into(buffer, nbytes, flags)
-        except TimeoutError as exc:
-            raise ClientTimeout(self._late()) from exc
+        return self._read(self._sock.recv_into, buffer, nbytes, flags)
 
     def _abort(self) -> None:
         """The close that follows resets the connection: the megabytes the kernel still

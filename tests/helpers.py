@@ -165,6 +165,25 @@ def wait_for_job(
     return wait_for(done, timeout)
 
 
+def add_tenant(
+    client: Client, client_id: str, domain_id: str | None = None, **assignments: str
+) -> None:
+    """An admin creates client `client_id`; with `domain_id`, a domain of it, and for each
+    `key=model_id` an assignment of that key to version 1 of the model."""
+    r = client.post("/v2/clients", json={"client_id": client_id, "name": client_id})
+    assert r.status_code == 201, r.get_json()
+    if domain_id is None:
+        return
+    r = client.post(f"/v2/clients/{client_id}/domains", json={"domain_id": domain_id})
+    assert r.status_code == 201, r.get_json()
+    for key, model_id in assignments.items():
+        r = client.put(
+            f"/v2/clients/{client_id}/domains/{domain_id}/assignments/{key}",
+            json={"model_id": model_id, "model_version": "1"},
+        )
+        assert r.status_code == 201, r.get_json()
+
+
 def activate(client: Client, model_id: str, version: str = "1") -> None:
     """Move a pending version to active through training (so training_complete can fire)."""
     for status in ("training", "active"):

@@ -205,15 +205,12 @@ def require_job_tenant(principal: auth.Principal, job: Any) -> None:
         raise Forbidden(f"this token has no access to the client of job '{job.job_id}'")
 
 
-def require_global_job_change(principal: auth.Principal, job: Any) -> None:
-    """403 when a tenant's token would change a job of no client: such a job is every
-    tenant's (its output feeds global subscriptions), so only its callback token, an
-    operator's token (one of no client) or an admin's changes it."""
-    if job.client_id is None and principal.is_tenant_bound:
-        raise Forbidden(
-            f"job '{job.job_id}' belongs to no client: a client's token cannot change it "
-            "(its callback token, an operator's or an admin's can)"
-        )
+def require_global_change(principal: auth.Principal, client_id: str | None, refusal: str) -> None:
+    """403 (`refusal`) when a tenant's token would change something of no client (a job, a
+    subscription): it is every tenant's, so only an operator's token (one of no client) or
+    an admin's changes it."""
+    if not client_id and principal.is_tenant_bound:
+        raise Forbidden(refusal)
 
 
 def requires_job(
@@ -236,7 +233,12 @@ def requires_job(
                     if job is not None and job.client_id:
                         require_job_tenant(principal, job)
                     elif job is not None and changes:
-                        require_global_job_change(principal, job)
+                        require_global_change(
+                            principal,
+                            job.client_id,
+                            f"job '{job.job_id}' belongs to no client: a client's token cannot "
+                            "change it (its callback token, an operator's or an admin's can)",
+                        )
             elif principal.job_id != kwargs.get("job_id"):
                 raise Forbidden("this callback token belongs to another job")
             return fn(*args, **kwargs)

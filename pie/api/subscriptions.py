@@ -8,8 +8,14 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, current_principal, page_of, requires, runtime
-from pie.errors import Forbidden
+from pie.api.base import (
+    Blueprint,
+    current_principal,
+    page_of,
+    require_global_change,
+    requires,
+    runtime,
+)
 from pie.schemas.subscriptions import (
     SubscriptionCreateSchema,
     SubscriptionSchema,
@@ -42,11 +48,12 @@ def changeable_before_body(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not principal.is_admin:
             clients = principal.accessible_clients()
             sub = subscriptions.get(kwargs["model_id"], kwargs["subscription_id"], clients)
-            if not sub.client_id and principal.is_tenant_bound:
-                raise Forbidden(
-                    f"subscription '{sub.id}' is global: only an operator's token (one of "
-                    "no client) or an admin's changes or deletes it"
-                )
+            require_global_change(
+                principal,
+                sub.client_id,
+                f"subscription '{sub.id}' is global: only an operator's token (one of no "
+                "client) or an admin's changes or deletes it",
+            )
         return fn(*args, **kwargs)
 
     return wrapper

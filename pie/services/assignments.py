@@ -133,21 +133,13 @@ def contract_inputs(domain: Domain, frozen: bool, services: list[Service]) -> li
     return [None if frozen else domain.features, rows]
 
 
-def domain_services(domain: Domain) -> list[Service]:
-    return list(
-        Service.select()
-        .where((Service.client_id == domain.client_id) & (Service.domain_id == domain.domain_id))
-        .order_by(Service.service_id)
-    )
-
-
 def decide_default_contract(
     domain: Domain, version: ModelVersion, updates: list[dict[str, Any]]
 ) -> DefaultContract:
     """7.5: every staying service must resolve against the new default's frozen schema (after
     its patch); otherwise 422 with blocking_services. Applies user schemas, so it runs before
     the transaction, which checks that `inputs` still hold."""
-    rows = domain_services(domain)
+    rows = tenants.domain_services(domain.client_id, domain.domain_id)
     services = {s.service_id: s for s in rows}
     patches = {u["service_id"]: u.get("static_features") or {} for u in updates}
     unknown = sorted(set(patches) - set(services))
@@ -213,7 +205,9 @@ def upsert(
             with database.atomic():
                 domain = lock_by(Domain, client_id=client_id, domain_id=domain_id)
                 if decided is not None:
-                    now = contract_inputs(domain, frozen, domain_services(domain))
+                    now = contract_inputs(
+                        domain, frozen, tenants.domain_services(domain.client_id, domain.domain_id)
+                    )
                     if not jobs.same_json(decided.inputs, now):
                         continue  # the domain or a service changed since: decide again
                     apply_default_contract(decided)

@@ -150,13 +150,7 @@ def reinit_all(runtime: Runtime, client_id: str, domain_id: str) -> list[str]:
     if default is None:
         raise Unprocessable(f"domain '{domain_id}' has no active 'default' assignment")
     version = orchestration.inference_version(default.model_id, default.model_version)
-    services = features.staying(
-        list(
-            Service.select()
-            .where((Service.client_id == client_id) & (Service.domain_id == domain_id))
-            .order_by(Service.service_id)
-        )
-    )
+    services = features.staying(tenants.domain_services(client_id, domain_id))
     problems = []
     for service in services:
         try:

@@ -212,6 +212,7 @@ def replace_features(
 
 
 def domain_services(client_id: str, domain_id: str) -> list[Service]:
+    """A domain's services, by id."""
     return list(
         Service.select()
         .where((Service.client_id == client_id) & (Service.domain_id == domain_id))

@@ -87,28 +87,30 @@ def fire(
         return [], []
     depth = ((parent.trigger or {}).get("depth", 0) if parent else 0) + 1
     max_depth = runtime.config["PIE_MAX_TRIGGER_DEPTH"]
+    tenants = {sub.id: tenant_of(sub, parent) for sub in subs}
     if depth > max_depth:
         reason = f"trigger depth limit reached (PIE_MAX_TRIGGER_DEPTH={max_depth})"
-        return [_refused(sub, parent, reason) for sub in subs], []
+        return [_event(sub, tenants[sub.id], error=reason) for sub in subs], []
     budget = chains.Budget(parent.trigger if parent else None, runtime.config[MAX_JOBS])
-    refusals = _refusals(subs, parent)
+    refusals = _refusals(subs, parent, tenants)
     budget.hold(owner_of(sub) for sub in subs if refusals[sub.id] is None)
     targets, events, rows, now = _Targets(runtime), [], [], utcnow()
     for sub in subs:
         refusal = refusals[sub.id]
         if refusal is None and not budget.take(owner_of(sub)):
             refusal = _volume_refusal(sub, budget.limit)
+        tenant = tenants[sub.id]
         if refusal is not None:
-            events.append(_refused(sub, parent, refusal))
+            events.append(_event(sub, tenant, error=refusal))
             continue
         try:
             version = targets.version_for(sub)
         except PieError as exc:
             budget.give_back(owner_of(sub))
-            events.append(_refused(sub, parent, exc.message))
+            events.append(_event(sub, tenant, error=exc.message))
             continue
-        rows.append(_job_row(sub, version, parent, depth, trigger_output, now))
-        events.append(_event(sub, parent, job_id=rows[-1]["job_id"]))
+        rows.append(_job_row(sub, tenant, version, parent, depth, trigger_output, now))
+        events.append(_event(sub, tenant, job_id=rows[-1]["job_id"]))
     budget.stamp([row["trigger"] for row in rows])
     budget.save()
     for start in range(0, len(rows), BATCH):
@@ -167,12 +169,14 @@ FOREIGN = (
 )
 
 
-def _refusals(subs: list[Subscription], parent: Job | None) -> dict[str, str | None]:
+def _refusals(
+    subs: list[Subscription], parent: Job | None, tenants: dict[str, dict[str, Any]]
+) -> dict[str, str | None]:
     """{subscription id: why it starts nothing, or None} before any budget is spent: no
     output but a tenant's own becomes the input of its job, and no job starts in the name of
     a client that is not active (suspended). The reason names no client: the event is shown
     to the client the job would run for, and to admins."""
-    tenant = {sub.id: tenant_of(sub, parent)["client_id"] for sub in subs}
+    tenant = {sub.id: tenants[sub.id]["client_id"] for sub in subs}
     refusals = {sub.id: FOREIGN if foreign_output(sub, parent) else None for sub in subs}
     statuses = _statuses({tenant[sub.id] for sub in subs if refusals[sub.id] is None})
     for sub in subs:
@@ -194,6 +198,7 @@ def _statuses(client_ids: set[str | None]) -> dict[str, str]:
 
 def _job_row(
     sub: Subscription,
+    tenant: dict[str, Any],
     version: ModelVersion,
     parent: Job | None,
     depth: int,
@@ -201,7 +206,6 @@ def _job_row(
     now: Any,
 ) -> dict[str, Any]:
     handler = version.handlers[sub.target_action]
-    tenant = tenant_of(sub, parent)
     return {
         "job_id": uuid7(),
         "job_type": sub.target_action,
@@ -222,16 +226,12 @@ def _job_row(
     }
 
 
-def _event(sub: Subscription, parent: Job | None, **outcome: str) -> dict[str, Any]:
+def _event(sub: Subscription, tenant: dict[str, Any], **outcome: str) -> dict[str, Any]:
+    """A TriggeredEvent (a job started, or why not), naming the tenant its job runs for."""
     event = {"subscription_id": sub.id, **outcome}
-    client_id = tenant_of(sub, parent)["client_id"]
-    if client_id:
-        event["client_id"] = client_id
+    if tenant["client_id"]:
+        event["client_id"] = tenant["client_id"]
     return event
-
-
-def _refused(sub: Subscription, parent: Job | None, reason: str) -> dict[str, Any]:
-    return _event(sub, parent, error=reason)
 
 
 def _log_refusals(

@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import (
     Implementations,
     activate,
+    add_tenant,
     assert_envelope,
     make_token,
     model_body,
@@ -63,15 +64,8 @@ def held(client):
         },
     )
     assert r.status_code == 201, r.get_json()
-    for tenant in (ACME, OTHER):
-        r = client.post("/v2/clients", json={"client_id": tenant, "name": tenant})
-        assert r.status_code == 201, r.get_json()
-    assert client.post(f"/v2/clients/{ACME}/domains", json={"domain_id": "d"}).status_code == 201
-    r = client.put(
-        f"/v2/clients/{ACME}/domains/d/assignments/default",
-        json={"model_id": "src", "model_version": "1"},
-    )
-    assert r.status_code == 201, r.get_json()
+    add_tenant(client, ACME, "d", default="src")
+    add_tenant(client, OTHER)
     r = client.post(f"/v2/clients/{ACME}/domains/d/assignments/default/jobs", json={"input": {}})
     assert r.status_code == 202, r.get_json()
     job_id = r.get_json()["job_id"]

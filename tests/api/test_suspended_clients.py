@@ -12,6 +12,7 @@ from pie.tables import Client as ClientRow
 from tests.helpers import (
     Implementations,
     activate,
+    add_tenant,
     assert_envelope,
     make_token,
     model_body,
@@ -72,16 +73,7 @@ def world(client):
         )
         assert r.status_code == 201, r.get_json()
     for tenant in (MALLORY, ACME):
-        r = client.post("/v2/clients", json={"client_id": tenant, "name": tenant})
-        assert r.status_code == 201, r.get_json()
-        r = client.post(f"/v2/clients/{tenant}/domains", json={"domain_id": "d"})
-        assert r.status_code == 201, r.get_json()
-        for key, model_id in (("default", "m"), ("held", "held")):
-            r = client.put(
-                f"/v2/clients/{tenant}/domains/d/assignments/{key}",
-                json={"model_id": model_id, "model_version": "1"},
-            )
-            assert r.status_code == 201, r.get_json()
+        add_tenant(client, tenant, "d", default="m", held="held")
     base = f"/v2/clients/{MALLORY}/domains/d/assignments"
     r = client.post(
         f"{base}/default/jobs", json={"input": {"m": 1}, "subscribe": True}, token=machine(MALLORY)

@@ -12,6 +12,7 @@ import pytest
 from tests.helpers import (
     Implementations,
     activate,
+    add_tenant,
     assert_envelope,
     make_token,
     model_body,
@@ -60,15 +61,7 @@ def replay(client):
     assert client.post("/v2/models", json=model_body("m")).status_code == 201
     activate(client, "m")
     for tenant in (ACME, OTHER):
-        r = client.post("/v2/clients", json={"client_id": tenant, "name": tenant})
-        assert r.status_code == 201, r.get_json()
-        r = client.post(f"/v2/clients/{tenant}/domains", json={"domain_id": "d"})
-        assert r.status_code == 201, r.get_json()
-        r = client.put(
-            f"/v2/clients/{tenant}/domains/d/assignments/default",
-            json={"model_id": "m", "model_version": "1"},
-        )
-        assert r.status_code == 201, r.get_json()
+        add_tenant(client, tenant, "d", default="m")
     r = client.post(
         f"/v2/clients/{ACME}/domains/d/assignments/default/jobs",
         json={"input": SECRET_INPUT, "subscribe": True},

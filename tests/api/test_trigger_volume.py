@@ -182,6 +182,41 @@ def test_the_budget_follows_the_chain_through_a_transition(client):
 SIBLINGS, FAN_OUT, LIMIT = 4, 3, 9  # the root takes 4; 5 remain for the siblings' 12
 
 
+DONE = {"status": "success", "output": {}}
+
+
+def held_siblings(client) -> list[str]:
+    """Run `root` and complete it: the `mid` jobs it fired, each held `started`."""
+    r = client.post("/v2/models/root/versions/1/inference", json={"input": {}})
+    root = r.get_json()["inference_job_id"]
+    wait_for_job(client, root, ("started",))
+    r = client.post(f"/v2/models/root/versions/1/jobs/{root}/complete", json=DONE)
+    siblings = [e["job_id"] for e in r.get_json()["triggered_events"]]
+    for job_id in siblings:
+        wait_for_job(client, job_id, ("started",))
+    return siblings
+
+
+def complete_at_once(app, job_ids: list[str]) -> dict[str, tuple[int, dict]]:
+    """Complete the `mid` jobs from one thread each, released together; {job id: (status,
+    body)}."""
+    barrier = threading.Barrier(len(job_ids))
+    results: dict[str, tuple[int, dict]] = {}
+
+    def finish(job_id: str) -> None:
+        racer = Client(app.test_client())
+        barrier.wait(timeout=30)
+        r = racer.post(f"/v2/models/mid/versions/1/jobs/{job_id}/complete", json=DONE)
+        results[job_id] = (r.status_code, r.get_json())
+
+    threads = [threading.Thread(target=finish, args=(job_id,)) for job_id in job_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
 @pytest.mark.parametrize("app_config", [{"PIE_MAX_TRIGGERED_JOBS": LIMIT}])
 def test_racing_sibling_completions_share_one_budget(app, client):
     create_model(client, "root", inference="hold")
@@ -189,30 +224,9 @@ def test_racing_sibling_completions_share_one_budget(app, client):
     create_model(client, "leaf", inference="hold")
     subscribe(client, "root", "mid", SIBLINGS)
     subscribe(client, "mid", "leaf", FAN_OUT)
-    r = client.post("/v2/models/root/versions/1/inference", json={"input": {}})
-    root = r.get_json()["inference_job_id"]
-    wait_for_job(client, root, ("started",))
-    done = {"status": "success", "output": {}}
-    r = client.post(f"/v2/models/root/versions/1/jobs/{root}/complete", json=done)
-    siblings = [e["job_id"] for e in r.get_json()["triggered_events"]]
+    siblings = held_siblings(client)
     assert len(siblings) == SIBLINGS
-    for job_id in siblings:
-        wait_for_job(client, job_id, ("started",))
-
-    barrier = threading.Barrier(SIBLINGS)
-    results: dict[str, tuple[int, dict]] = {}
-
-    def finish(job_id: str) -> None:
-        racer = Client(app.test_client())
-        barrier.wait(timeout=30)
-        r = racer.post(f"/v2/models/mid/versions/1/jobs/{job_id}/complete", json=done)
-        results[job_id] = (r.status_code, r.get_json())
-
-    threads = [threading.Thread(target=finish, args=(job_id,)) for job_id in siblings]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = complete_at_once(app, siblings)
     assert len(results) == SIBLINGS, results
     events = [e for _, body in results.values() for e in body["triggered_events"]]
     started = [e["job_id"] for e in events if "job_id" in e]
@@ -386,28 +400,7 @@ def test_racing_siblings_share_each_owners_budget(app, client):
             r = client.post("/v2/models/mid/event-subscriptions", json=body, token=token)
             assert r.status_code == 201, r.get_json()
             owner_of[r.get_json()["id"]] = owner
-    r = client.post("/v2/models/root/versions/1/inference", json={"input": {}})
-    root = r.get_json()["inference_job_id"]
-    wait_for_job(client, root, ("started",))
-    done = {"status": "success", "output": {}}
-    r = client.post(f"/v2/models/root/versions/1/jobs/{root}/complete", json=done)
-    siblings = [e["job_id"] for e in r.get_json()["triggered_events"]]
-    for job_id in siblings:
-        wait_for_job(client, job_id, ("started",))
-    barrier = threading.Barrier(SIBLINGS)
-    results = {}
-
-    def finish(job_id):
-        racer = Client(app.test_client())
-        barrier.wait(timeout=30)
-        r = racer.post(f"/v2/models/mid/versions/1/jobs/{job_id}/complete", json=done)
-        results[job_id] = (r.status_code, r.get_json())
-
-    threads = [threading.Thread(target=finish, args=(job_id,)) for job_id in siblings]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results = complete_at_once(app, held_siblings(client))
     assert len(results) == SIBLINGS and all(code in (200, 207) for code, _ in results.values())
     events = [e for _, body in results.values() for e in body["triggered_events"]]
     started = {owner: 0 for owner in OWNERS}
