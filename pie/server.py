@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any
 
 import gunicorn.util
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
@@ -32,6 +34,24 @@ log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FIRST_BYTE_WAIT_SECONDS = 0.05
 NEWER_SETTINGS = {"control_socket_disable"}
+# Held back from a new worker between its fork and its own handlers (see PieArbiter).
+STOP_SIGNALS = {signal.SIGINT, signal.SIGQUIT, signal.SIGTERM}
+
+
+class PieArbiter(Arbiter):
+    """gunicorn's master. A worker forked moments before a stop signal still ran the
+    master's handlers until it installed its own, which only queue the signal for a main loop
+    the worker never runs: a Ctrl+C, and the master's SIGQUIT after it, were lost, and the
+    worker served on until the master killed it at the end of the grace period. The stop
+    signals are blocked across the fork; the worker unblocks them once its handlers are in
+    place (PieWorker.init_signals), and a signal that came meanwhile is handled then."""
+
+    def spawn_worker(self) -> int:
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super().spawn_worker()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 class PieServer(BaseApplication):
@@ -44,6 +64,14 @@ class PieServer(BaseApplication):
             if key in NEWER_SETTINGS and key not in self.cfg.settings:
                 continue  # an older gunicorn without it
             self.cfg.set(key, value)
+
+    def run(self) -> None:
+        try:
+            PieArbiter(self).run()
+        except RuntimeError as e:  # as gunicorn's own run: a bad setting, a taken address
+            print(f"\nError: {e}\n", file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(1)
 
     def load(self) -> Any:
         from pie import create_app, metrics
@@ -117,6 +145,10 @@ class PieWorker(ThreadWorker):
                 conn.sock = DeadlineSocket(conn.sock, self.client_timeout)
             conn.sock.begin_request()
         return super().handle(conn)
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held since the fork
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         """SIGINT/SIGQUIT: quick shutdown, once. Ctrl+C at a terminal signals every process of

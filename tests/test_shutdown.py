@@ -253,3 +253,53 @@ def test_ctrl_c_stops_pie_serve_at_once(env):
             for session in sessions:
                 session.close()
         assert time.monotonic() - started < 10
+
+
+# `pie serve` with one worker that pauses just after its fork (gunicorn's post_fork hook,
+# an operator setting), before it has signal handlers of its own: the window where a stop
+# signal used to be lost.
+FORK_WINDOW_SERVER = """
+import sys, time
+from pathlib import Path
+from pie import create_app
+from pie.db import close_all
+from pie.server import PieServer, metrics_directory, options
+
+def paused(server, worker):
+    Path(sys.argv[2]).touch()
+    time.sleep(2)
+
+with metrics_directory():
+    create_app({"PIE_AUTO_MIGRATE": True})
+    close_all()
+    settings = options(f"127.0.0.1:{sys.argv[1]}", workers=1, threads=2, grace_seconds=30)
+    PieServer({**settings, "post_fork": paused}).run()
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_during_a_workers_fork_is_not_lost(env, tmp_path, stop):
+    """Ctrl+C (or SIGTERM) that reaches a worker between its fork and its own handlers: the
+    master's handlers it inherited only queued it, as did the master's SIGQUIT or SIGTERM
+    after it, and the worker then served until the master killed it when the 30 s grace
+    period ran out. Now the signal waits, blocked, and the worker stops as soon as it can."""
+    script, forked = tmp_path / "serve.py", tmp_path / "forked"
+    script.write_text(FORK_WINDOW_SERVER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(free_port()), str(forked)],
+        env={**os.environ, **env},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(forked.exists, timeout=30)
+        started = time.monotonic()
+        os.killpg(proc.pid, stop)  # at a terminal, Ctrl+C reaches every process of the group
+        proc.wait(timeout=40)
+        assert time.monotonic() - started < 10
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
