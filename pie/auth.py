@@ -22,6 +22,7 @@ from pie.jsonio import LONE_SURROGATE, repeated_key
 from pie.scopes import ADMIN_SCOPE, SCOPE_PREFIX
 
 CALLBACK_CLAIM = "pie:job_id"
+ATTEMPT_CLAIM = "pie:attempt"  # a callback token's attempt of its job (issue 15)
 
 # What a human `client:X` group grants on tenant X; `read_models` it grants everywhere.
 HUMAN_TENANT_PERMISSIONS = frozenset(
@@ -41,6 +42,7 @@ class Principal:
     groups: frozenset[str] = frozenset()
     client_id: str | None = None
     job_id: str | None = None  # set on job-scoped callback tokens only
+    attempt: int | None = None  # the callback token's attempt (None: a token without one)
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # Clients of the token that are suspended (found per request, pie.api.base): it reaches
     # none of their things, as if it had no access to them.
@@ -142,6 +144,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         groups=frozenset([groups] if isinstance(groups, str) else groups),
         client_id=_claim(claims, "client_id", nonempty=True),
         job_id=_claim(claims, CALLBACK_CLAIM, nonempty=True),
+        attempt=_attempt_claim(claims),
         claims=claims,
     )
 
@@ -194,6 +197,15 @@ def _claim(claims: dict[str, Any], name: str, lists: bool = False, nonempty: boo
             raise Unauthorized(f"invalid token: the {name!r} claim must be {kind}")
         if "\x00" in item or LONE_SURROGATE.search(item):
             raise Unauthorized(f"invalid token: the {name!r} claim is not valid text")
+    return value
+
+
+def _attempt_claim(claims: dict[str, Any]) -> int | None:
+    value = claims.get(ATTEMPT_CLAIM)
+    if value is None:
+        return None
+    if type(value) is not int or not 1 <= value <= 2**31:
+        raise Unauthorized(f"invalid token: the {ATTEMPT_CLAIM!r} claim must be a positive integer")
     return value
 
 

@@ -78,6 +78,12 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # schemas, and the largest schema (compact JSON bytes) a model, version or domain accepts.
     "SCHEMA_BUDGET_SECONDS": (2.0, float),
     "SCHEMA_MAX_BYTES": (65536, _INT),
+    # Job control (issue 15): the defaults of a model's job_policy. A started job fails with
+    # a Timeout after JOB_TIMEOUT_SECONDS; a job is tried at most JOB_MAX_ATTEMPTS times, the
+    # n-th retry after about JOB_RETRY_BACKOFF_SECONDS * 2**(n-1).
+    "JOB_TIMEOUT_SECONDS": (86400, _positive),
+    "JOB_MAX_ATTEMPTS": (1, _INT),
+    "JOB_RETRY_BACKOFF_SECONDS": (10.0, float),
 }
 
 

@@ -58,6 +58,13 @@ JOBS_COMPLETED = Counter(
     ["job_type", "status", "handler_type"],
     registry=LOCAL,
 )
+JOB_ATTEMPTS_ENDED = Counter(
+    "pie_job_attempts_ended",
+    "Attempts PIE ended or retried, by job type and reason (Timeout, HeartbeatTimeout, "
+    "Cancelled, retry)",
+    ["job_type", "reason"],
+    registry=LOCAL,
+)
 TRIGGER_FAN_OUT = Histogram(
     "pie_trigger_fan_out_jobs",
     "Jobs started by one fired event (one per active subscription), by event",
@@ -96,6 +103,10 @@ def dispatched(job_type: str, handler_type: str, outcome: str) -> None:
 
 def completed(job_type: str, status: str, handler_type: str) -> None:
     JOBS_COMPLETED.labels(job_type, status, handler_type).inc()
+
+
+def attempt_ended(job_type: str, reason: str) -> None:
+    JOB_ATTEMPTS_ENDED.labels(job_type, reason).inc()
 
 
 def fanned_out(event: str, jobs: int) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import peewee
 
-from pie import counts, ownership, tables
+from pie import config, counts, ownership, tables
 from pie.db import migration
 
 
@@ -90,3 +92,45 @@ def budget_chains_per_owner(db: peewee.Database) -> None:
         'CREATE INDEX IF NOT EXISTS "event_subscriptions_owned" ON "event_subscriptions" '
         '("client_id", "source_model_id")'
     )
+
+
+JOB_CONTROL_COLUMNS = {
+    "jobs": {
+        "policy": "TEXT",
+        "attempt": "INTEGER NOT NULL DEFAULT 1",
+        "attempts": "TEXT",
+        "deadline_at": "TIMESTAMP",
+        "heartbeat_at": "TIMESTAMP",
+        "progress": "REAL",
+        "progress_message": "TEXT",
+        "expires_at": "TIMESTAMP",
+    },
+    "models": {"job_policy": "TEXT"},
+    "model_versions": {"job_policy": "TEXT"},
+}
+
+
+@migration
+def control_jobs(db: peewee.Database) -> None:
+    # Deadlines, heartbeats, retries and a policy per model (issue 15). A database created
+    # after this change has the columns from migrations 1 and 2 already.
+    for table, columns in JOB_CONTROL_COLUMNS.items():
+        present = {column.name for column in db.get_columns(table)}
+        for name, kind in columns.items():
+            if name not in present:
+                db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}')
+    # The recovery loop's search for started jobs past their deadline or heartbeat.
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "jobs_status_expires_at" ON "jobs" ("status", "expires_at")'
+    )
+    # Jobs running during the upgrade get the default deadline (PIE_JOB_TIMEOUT_SECONDS'
+    # built-in value) from when they started, so every started job has one.
+    timeout = timedelta(seconds=config.SETTINGS["JOB_TIMEOUT_SECONDS"][0])
+    running = tables.Job.select(tables.Job.job_id, tables.Job.started_at).where(
+        (tables.Job.status == "started") & tables.Job.deadline_at.is_null()
+    )
+    for job in list(running):
+        deadline = (job.started_at or tables.utcnow()) + timeout
+        tables.Job.update(deadline_at=deadline, expires_at=deadline).where(
+            tables.Job.job_id == job.job_id
+        ).execute()

@@ -8,7 +8,7 @@ from typing import Any
 import pluggy
 
 from pie import contracts, db
-from pie.auth import CALLBACK_CLAIM, TokenVerifier
+from pie.auth import ATTEMPT_CLAIM, CALLBACK_CLAIM, TokenVerifier
 from pie.handler_types import HandlerType
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -50,11 +50,13 @@ class Runtime:
     def public_url(self) -> str:
         return self.config.get("PIE_PUBLIC_URL") or DEFAULT_PUBLIC_URL
 
-    def callback_token(self, job_id: str) -> str:
-        """A token that may read and complete one job, and nothing else."""
+    def callback_token(self, job_id: str, attempt: int = 1) -> str:
+        """A token that may read one job, and send its heartbeats and completion for one
+        attempt of it, and nothing else."""
         claims = {
             "sub": f"job:{job_id}",
             CALLBACK_CLAIM: job_id,
+            ATTEMPT_CLAIM: attempt,
             "scope": "streamline/complete_jobs",
         }
         return self.verifier.mint(claims, self.config["PIE_CALLBACK_TOKEN_TTL_SECONDS"])
@@ -62,14 +64,36 @@ class Runtime:
     # --- for handler plugins: the same completion path the HTTP callback takes -----------
 
     def mark_started(
-        self, job_id: str, external_id: str | None = None, lease_seconds: float | None = None
+        self,
+        job_id: str,
+        external_id: str | None = None,
+        lease_seconds: float | None = None,
+        job: Any = None,
     ) -> bool:
         """Take a pending job to run it here; False when it is not pending any more (another
-        process runs it, or it ended). With a lease, renew it while the job runs."""
+        process runs it, or it ended). With a lease, renew it while the job runs. With the
+        `job` row (as dispatched), its attempt gets its deadline."""
         from pie.services.dispatch import mark_started
 
         with db.connection():
-            return mark_started(job_id, external_id, lease_seconds)
+            return mark_started(job_id, external_id, lease_seconds, job=job, config=self.config)
+
+    def heartbeat(
+        self, job_id: str, attempt: int, progress: float | None = None, message: str | None = None
+    ) -> dict[str, Any]:
+        """An in-process job's heartbeat, as the HTTP route records it; raises Conflict
+        (pie.errors) once the job has ended (cancelled, timed out)."""
+        from pie.services.control import heartbeat
+
+        with db.connection():
+            return heartbeat(self.config, job_id, attempt, progress=progress, message=message)
+
+    def ended_attempts(self, attempts: dict[str, int]) -> set[str]:
+        """Of these jobs (id: the attempt running here), those whose attempt is over."""
+        from pie.services.dispatch import ended_attempts
+
+        with db.connection():
+            return ended_attempts(attempts)
 
     def renew_leases(self, job_ids: list[str], lease_seconds: float) -> None:
         from pie.services.dispatch import renew_leases
@@ -78,12 +102,17 @@ class Runtime:
             renew_leases(job_ids, lease_seconds)
 
     def complete_job(
-        self, job_id: str, status: str, output: Any = None, error: Any = None
+        self,
+        job_id: str,
+        status: str,
+        output: Any = None,
+        error: Any = None,
+        attempt: int | None = None,
     ) -> dict[str, Any]:
         from pie.services.orchestration import complete_job
 
         with db.connection(), contracts.limits_from(self.config):
-            return complete_job(self, job_id, status, output=output, error=error)
+            return complete_job(self, job_id, status, output=output, error=error, attempt=attempt)
 
     def close(self) -> None:
         """Stop background work: the recovery loop, then dispatches, then handler pools."""

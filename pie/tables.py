@@ -44,6 +44,8 @@ class RegisteredModel(BaseModel):
     latest_version = peewee.CharField(max_length=128, null=True)
     # Largest integer-looking version string so far: the next auto-numbered version is this + 1.
     max_int_version = peewee.IntegerField(default=0)
+    # {"training": {...}, "inference": {...}}: timeouts and retries of its jobs (issue 15).
+    job_policy = JSONField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -61,6 +63,9 @@ class ModelVersion(BaseModel):
     handlers = JSONField()
     handler_contracts = JSONField(null=True)
     feature_schema = JSONField(null=True)
+    # The model's job_policy, copied to each version (jobs read it with the version they
+    # start on; a policy change rewrites it on every version, creating none).
+    job_policy = JSONField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -99,12 +104,25 @@ class Job(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
     completed_at = peewee.DateTimeField(null=True)
+    # Job control (issue 15): the policy for this job's type when it was created (None: the
+    # settings' defaults), its attempt (from 1) and the past attempts' errors, a started
+    # attempt's deadline and heartbeat, and `expires_at`: when the recovery loop ends the
+    # attempt (the deadline, or the heartbeat timeout if sooner).
+    policy = JSONField(null=True)
+    attempt = peewee.IntegerField(default=1)
+    attempts = JSONField(null=True)
+    deadline_at = peewee.DateTimeField(null=True)
+    heartbeat_at = peewee.DateTimeField(null=True)
+    progress = peewee.FloatField(null=True)
+    progress_message = peewee.TextField(null=True)
+    expires_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "jobs"
         indexes = (
             (("model_id", "model_version", "job_id"), False),
             (("status", "created_at"), False),
+            (("status", "expires_at"), False),
         )
 
 

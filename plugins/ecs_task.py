@@ -109,6 +109,18 @@ class EcsTaskHandlerType(HandlerType):
             raise RuntimeError("RunTask started no task and reported no failure")
         return response["tasks"][0]["taskArn"]
 
+    def cancel(self, handler: dict[str, Any], job: Any, external_id: str | None) -> None:
+        """StopTask on the attempt's task (PIE cancelled the job, or it timed out)."""
+        if not external_id:
+            return  # never started a task
+        cluster = handler["value"].split("/", 1)[0]
+        client = self.clients.get("ecs", self.clients.region())
+        reason = f"PIE: {(job.error or {}).get('type') or 'stopped'} (job {job.job_id})"
+        try:
+            client.stop_task(cluster=cluster, task=external_id, reason=reason[:255])
+        except ClientError as exc:
+            raise RuntimeError(f"StopTask of '{external_id}' on '{cluster}': {exc}") from exc
+
 
 @hookimpl
 def pie_register_handler_types(app: Any) -> list[type[HandlerType]]:

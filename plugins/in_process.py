@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable
@@ -27,6 +28,41 @@ class InProcessHandlerSchema(ma.Schema):
     )
 
 
+class JobContext:
+    """The second argument of an implementation that takes two: `def train(job_input, job)`.
+    `job.cancelled` is set once PIE has ended the job (cancelled, timed out); `heartbeat`
+    reports progress and returns False once the job has ended. A cancelled job's result is
+    not recorded, so an implementation that sees `cancelled` may stop at once."""
+
+    def __init__(self, runtime: Any, job_id: str, attempt: int) -> None:
+        self._runtime = runtime
+        self.job_id = job_id
+        self.attempt = attempt
+        self.cancelled = threading.Event()
+
+    def heartbeat(self, progress: float | None = None, message: str | None = None) -> bool:
+        try:
+            self._runtime.heartbeat(self.job_id, self.attempt, progress=progress, message=message)
+        except Conflict:
+            self.cancelled.set()
+            return False
+        return True
+
+
+def takes_context(implementation: Callable[..., Any]) -> bool:
+    """Whether an implementation accepts a second positional argument (the JobContext)."""
+    try:
+        parameters = inspect.signature(implementation).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: the input only
+        return False
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
 class InProcessHandlerType(HandlerType):
     name = "in_process"
     schema = InProcessHandlerSchema
@@ -40,7 +76,7 @@ class InProcessHandlerType(HandlerType):
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._running: set[str] = set()  # queued or running here
+        self._running: dict[str, JobContext] = {}  # queued or running here
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -49,9 +85,13 @@ class InProcessHandlerType(HandlerType):
         alive and leaves them alone."""
         while not self._stop.wait(self.lease / 3):
             with self._lock:
-                running = list(self._running)
+                running = dict(self._running)
             try:
-                self.runtime.renew_leases(running, self.lease)
+                self.runtime.renew_leases(list(running), self.lease)
+                # A job another process cancelled (or timed out): its run here is told.
+                attempts = {job_id: context.attempt for job_id, context in running.items()}
+                for job_id in self.runtime.ended_attempts(attempts):
+                    running[job_id].cancelled.set()
             except Exception:
                 log.exception("could not renew in-process job leases")
 
@@ -79,40 +119,56 @@ class InProcessHandlerType(HandlerType):
                     target=self._beat, daemon=True, name="pie-in-process-heartbeat"
                 )
                 self._heartbeat.start()
-            self._running.add(job.job_id)
-            self._pool.submit(self.run, implementation, job.job_id, payload["input"])
+            context = JobContext(self.runtime, job.job_id, job.attempt)
+            self._running[job.job_id] = context
+            self._pool.submit(self.run, implementation, job, payload["input"], context)
         return None
+
+    def cancel(self, handler: dict[str, Any], job: Any, external_id: str | None) -> None:
+        """Tell the job's run here, if it runs here (another process's learns at its next
+        lease renewal, or heartbeat)."""
+        with self._lock:
+            context = self._running.get(job.job_id)
+        if context is not None:
+            context.cancelled.set()
 
     def run(
         self,
-        implementation: Callable[[dict[str, Any]], Any],
-        job_id: str,
+        implementation: Callable[..., Any],
+        job: Any,
         job_input: dict[str, Any],
+        context: JobContext,
     ) -> None:
         """Run one job and complete it through the same path as an HTTP callback."""
+        job_id, attempt = job.job_id, job.attempt
         try:
             if self._closed:  # shutting down before it started: left pending for recovery
                 return
-            if not self.runtime.mark_started(job_id, lease_seconds=self.lease):
+            if not self.runtime.mark_started(job_id, lease_seconds=self.lease, job=job):
                 return  # a re-dispatched copy: the job already runs (or ran) elsewhere
             try:
-                output = implementation(job_input)
+                if takes_context(implementation):
+                    output = implementation(job_input, context)
+                else:
+                    output = implementation(job_input)
                 if not isinstance(output, dict):
                     raise TypeError(f"returned {type(output).__name__}, not a JSON object")
                 jsonio.dumps(output)  # must be storable as JSON: no NaN or Infinity
             except Exception as exc:  # the job's failure, reported as its error
-                self.runtime.complete_job(
-                    job_id, "failure", error={"type": type(exc).__name__, "message": str(exc)}
-                )
+                error = {"type": type(exc).__name__, "message": str(exc)}
+                if getattr(exc, "retryable", False) is True:
+                    error["retryable"] = True
+                self.runtime.complete_job(job_id, "failure", error=error, attempt=attempt)
             else:
-                self.runtime.complete_job(job_id, "success", output=output)
-        except Conflict as exc:  # another run (its lease had lapsed) recorded its result first
+                self.runtime.complete_job(job_id, "success", output=output, attempt=attempt)
+        except Conflict as exc:  # ended meanwhile: cancelled, timed out, or another run's
             log.warning("in-process job %s: this run's result was not recorded: %s", job_id, exc)
         except Exception:
             log.exception("in-process job %s could not be recorded", job_id)
         finally:
             with self._lock:
-                self._running.discard(job_id)
+                if self._running.get(job_id) is context:  # not a later attempt's, run here
+                    del self._running[job_id]
 
     def close(self) -> None:
         with self._lock:

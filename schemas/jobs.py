@@ -55,11 +55,46 @@ class JobSchema(Schema):
     created_at = Timestamp(required=True)
     started_at = Timestamp(allow_none=True, required=True)
     completed_at = Timestamp(allow_none=True, required=True)
+    # Job control (PIE extensions).
+    attempt = ma.fields.Integer(metadata={"description": "The current attempt, from 1"})
+    attempts = ma.fields.List(
+        JsonObject(),
+        allow_none=True,
+        metadata={"description": "Earlier attempts: each one's number, error and end time"},
+    )
+    deadline_at = Timestamp(
+        allow_none=True, metadata={"description": "When the started attempt times out"}
+    )
+    heartbeat_at = Timestamp(allow_none=True, metadata={"description": "Its last heartbeat"})
+    progress = ma.fields.Float(allow_none=True, metadata={"description": "0.0 to 1.0"})
+    progress_message = ma.fields.String(allow_none=True)
 
 
 class JobFilterSchema(Schema):
     status = ma.fields.String(validate=ma.validate.OneOf(JOB_STATUSES))
     job_type = ma.fields.String(validate=ma.validate.OneOf(JOB_TYPES))
+
+
+class HeartbeatSchema(Schema):
+    progress = ma.fields.Float(
+        allow_nan=False,
+        allow_none=True,
+        validate=ma.validate.Range(min=0.0, max=1.0),
+        metadata={"description": "How far the job is, 0.0 to 1.0"},
+    )
+    message = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(max=1000),
+        metadata={"description": "What it is doing"},
+    )
+
+
+class HeartbeatResultSchema(Schema):
+    job_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(JOB_STATUSES))
+    attempt = ma.fields.Integer(required=True)
+    deadline_at = Timestamp(allow_none=True, required=True)
+    heartbeat_at = Timestamp(required=True)
 
 
 class CompletionSchema(Schema):

@@ -230,6 +230,7 @@ MODEL_FIELDS = {
     "latest_version",
     "created_at",
     "updated_at",
+    "job_policy",  # a PIE extension (issue 15)
 }
 VERSION_FIELDS = {
     "model_id",

@@ -25,6 +25,7 @@ SUBSCRIPTIONS = 10
 VERSIONS = 8
 CALLBACK_JOBS = 30
 ORPHANS = 120
+OVERDUE = 60
 HANDLER = {"type": "in_process", "value": "echo"}
 
 
@@ -212,3 +213,48 @@ def test_many_processes_share_one_database_safely(cluster, database_url):
     assert {j.status for j in orph} == {"success"}
     # Dispatched once each: one claim per job, whichever process made it.
     assert {j.dispatch_attempts for j in tgt + cbt + orph} == {1}
+
+    # 5. Racing recovery loops over started jobs past their deadline: each attempt is ended
+    # once. Each job may be retried, after a day, so an attempt ended twice would show as
+    # attempt 3.
+    database.initialize(open_database(database_url))
+    past = utcnow() - timedelta(seconds=5)
+    with database.connection_context():
+        overdue = [uuid7() for _ in range(OVERDUE)]
+        Job.insert_many(
+            [
+                {
+                    "job_id": job_id,
+                    "job_type": "inference",
+                    "model_id": "cb",
+                    "model_version": "1",
+                    "status": "started",
+                    "input": {"n": n},
+                    "warnings": [],
+                    "handler_type": "lambda",
+                    "handler": {
+                        "type": "lambda",
+                        "arn": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                    },
+                    "policy": {"max_attempts": 5, "retry_backoff_seconds": 86400},
+                    "created_at": past,
+                    "started_at": past,
+                    "deadline_at": past,
+                    "expires_at": past,
+                }
+                for n, job_id in enumerate(overdue)
+            ]
+        ).execute()
+
+    def all_ended() -> bool:
+        with database.connection_context():
+            return (
+                not Job.select().where(Job.job_id.in_(overdue) & (Job.status == "started")).exists()
+            )
+
+    wait_for(all_ended, timeout=60, interval=0.5)
+    with database.connection_context():
+        ended = list(Job.select().where(Job.job_id.in_(overdue)))
+    database.close_all()
+    assert {(j.status, j.attempt, len(j.attempts)) for j in ended} == {("pending", 2, 1)}
+    assert {j.attempts[0]["error"]["type"] for j in ended} == {"Timeout"}

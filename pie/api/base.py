@@ -214,22 +214,34 @@ def require_global_change(principal: auth.Principal, client_id: str | None, refu
 
 
 def requires_job(
-    permission: str, *errors: int, changes: bool = False
+    permission: str | Callable[[Any], str],
+    *errors: int,
+    changes: bool = False,
+    callback: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """For routes on one job (`job_id` in the path): the job's own callback token passes;
-    any other token needs the permission and, when the job was launched for a client, access
-    to that client; a route that `changes` a job of no client takes a token of no client —
-    checked before the body is parsed. The job read for the check is kept for the view
-    (`checked_job`), so the check costs no second read."""
+    """For routes on one job (`job_id` in the path): the job's own callback token passes
+    (unless `callback` is False); any other token needs the permission and, when the job was
+    launched for a client, access to that client; a route that `changes` a job of no client
+    takes a token of no client — checked before the body is parsed. A callable `permission`
+    names it for the job (a job that does not exist needs none of them: 404). The job read
+    for the check is kept for the view (`checked_job`), so the check costs no second read."""
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = current_principal()
-            if principal.job_id is None:
-                auth.require(principal, permission)
-                if not principal.is_admin:  # admins reach every tenant: nothing to read
+            if principal.job_id is None or not callback:
+                job = None
+                if callable(permission):
                     job = g.checked_job = jobs.find_job(kwargs["job_id"])
+                    if job is None:
+                        raise NotFound(f"job '{kwargs['job_id']}' not found")
+                    auth.require(principal, permission(job))
+                else:
+                    auth.require(principal, permission)
+                if not principal.is_admin:  # admins reach every tenant: nothing to read
+                    if job is None:
+                        job = g.checked_job = jobs.find_job(kwargs["job_id"])
                     if job is not None and job.client_id:
                         require_job_tenant(principal, job)
                     elif job is not None and changes:

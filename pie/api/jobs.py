@@ -18,6 +18,8 @@ from pie.api.base import (
 from pie.schemas.jobs import (
     CompletionResultSchema,
     CompletionSchema,
+    HeartbeatResultSchema,
+    HeartbeatSchema,
     InferenceRequestSchema,
     InferenceStartedSchema,
     JobFilterSchema,
@@ -25,7 +27,13 @@ from pie.schemas.jobs import (
     TrainingRequestSchema,
     TrainingStartedSchema,
 )
-from pie.services import jobs, orchestration, subscriptions, triggers
+from pie.services import control, jobs, orchestration, subscriptions, triggers
+
+
+def run_permission(job: Any) -> str:
+    """Cancelling takes the permission that starts a job of its type."""
+    return "run_training" if job.job_type == "training" else "run_inference"
+
 
 blp = Blueprint("jobs", __name__, url_prefix="/v2", description="Training and inference jobs")
 VERSION = "/models/<model_id>/versions/<model_version>"
@@ -104,6 +112,7 @@ class Complete(MethodView):
     )
     def post(self, data: dict[str, Any], model_id: str, model_version: str, job_id: str) -> Any:
         """Complete a job (handlers call this with their callback token)"""
+        principal = current_principal()
         result = orchestration.complete_job(
             runtime(),
             job_id,
@@ -112,8 +121,9 @@ class Complete(MethodView):
             error=data.get("error"),
             model_id=model_id,
             model_version=model_version,
+            attempt=principal.attempt if principal.job_id is not None else None,
         )
-        principal = current_principal()
+        assert result is not None  # no `when`: always an outcome
         if principal.job_id is not None:  # the job's handler sees what runs for its tenant
             clients = frozenset([result["client_id"]] if result["client_id"] else [])
         else:
@@ -121,3 +131,34 @@ class Complete(MethodView):
         events = triggers.visible_events(result["triggered_events"], clients)
         failed = any("error" in event for event in events)
         return {**result, "triggered_events": events}, 207 if failed else 200
+
+
+@blp.route(f"{VERSION}/jobs/<job_id>/heartbeat")
+class Heartbeat(MethodView):
+    @requires_job("complete_jobs", 404, 409, 413, changes=True)
+    @blp.arguments(HeartbeatSchema)
+    @blp.response(200, HeartbeatResultSchema)
+    def post(self, data: dict[str, Any], model_id: str, model_version: str, job_id: str) -> Any:
+        """Report that a running job is alive, and how far it is (a PIE extension). 409 once
+        the job has ended (cancelled, timed out, completed): the handler should stop."""
+        principal = current_principal()
+        return control.heartbeat(
+            runtime().config,
+            job_id,
+            principal.attempt if principal.job_id is not None else None,
+            progress=data.get("progress"),
+            message=data.get("message"),
+            model_id=model_id,
+            model_version=model_version,
+        )
+
+
+@blp.route("/jobs/<job_id>/cancel")
+class Cancel(MethodView):
+    @requires_job(run_permission, 404, 409, changes=True, callback=False)
+    @blp.response(200, JobSchema)
+    def post(self, job_id: str) -> Any:
+        """Cancel a pending or started job (a PIE extension): it fails with error type
+        `Cancelled`, is never dispatched again, and its backend is told to stop where it
+        can. Needs run_inference or run_training, by the job's type. 409 once it has ended."""
+        return control.cancel(runtime(), job_id)

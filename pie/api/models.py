@@ -7,7 +7,7 @@ from typing import Any
 from flask.views import MethodView
 
 from pie.api.base import Blueprint, page_of, requires
-from pie.schemas.models import ModelCreateSchema, ModelSchema, ModelUpdateSchema
+from pie.schemas.models import JobPolicySchema, ModelCreateSchema, ModelSchema, ModelUpdateSchema
 from pie.services import registry
 
 blp = Blueprint("models", __name__, url_prefix="/v2", description="Registered models")
@@ -50,3 +50,15 @@ class ModelById(MethodView):
     def delete(self, model_id: str) -> Any:
         """Delete a model, its versions and its subscriptions"""
         registry.delete_model(model_id)
+
+
+@blp.route("/models/<model_id>/job_policy")
+class ModelJobPolicy(MethodView):
+    @requires("manage_models", 404, 413)
+    @blp.arguments(JobPolicySchema)
+    @blp.response(200, ModelSchema)
+    def put(self, data: dict[str, Any], model_id: str) -> Any:
+        """Replace a model's job policy (a PIE extension): timeouts and retries of the jobs
+        created from now on; `{}` restores the settings' defaults. Creates no version and
+        makes no subscription stale."""
+        return registry.set_job_policy(model_id, data or None)

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pie import counts, db, metrics
 from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
-from pie.services import jobs
+from pie.services import control, jobs
 from pie.tables import Job, utcnow
 
 if TYPE_CHECKING:
@@ -56,21 +57,26 @@ def release(job_id: str) -> None:
 
 
 def mark_started(
-    job_id: str, external_id: str | None = None, lease_seconds: float | None = None
+    job_id: str,
+    external_id: str | None = None,
+    lease_seconds: float | None = None,
+    job: Job | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> bool:
     """Record that the backend has the job; returns whether this call moved it from pending.
     With a lease (in-process jobs) this process runs it and must keep renewing the lease;
-    a lease that runs out means the process died (see `stalled`)."""
+    a lease that runs out means the process died (see `stalled`). With the job row and the
+    settings, the attempt gets its deadline (its policy's timeout from now)."""
     now = utcnow()
     if external_id is not None:
         Job.update(external_id=external_id).where(Job.job_id == job_id).execute()
     lease = now + timedelta(seconds=lease_seconds) if lease_seconds else None
-    return (
-        Job.update(status="started", started_at=now, claimed_until=lease)
-        .where((Job.job_id == job_id) & (Job.status == "pending"))
-        .execute()
-        == 1
-    )
+    fields: dict[str, Any] = {"status": "started", "started_at": now, "claimed_until": lease}
+    condition = (Job.job_id == job_id) & (Job.status == "pending")
+    if job is not None and config is not None:
+        fields.update(control.start_fields(job, config, now))
+        condition &= Job.attempt == job.attempt
+    return Job.update(**fields).where(condition).execute() == 1
 
 
 def renew_leases(job_ids: list[str], lease_seconds: float) -> None:
@@ -79,6 +85,19 @@ def renew_leases(job_ids: list[str], lease_seconds: float) -> None:
         Job.update(claimed_until=utcnow() + timedelta(seconds=lease_seconds)).where(
             Job.job_id.in_(job_ids) & Job.status.in_(("pending", "started"))
         ).execute()
+
+
+def ended_attempts(attempts: dict[str, int]) -> set[str]:
+    """Of these jobs (id: the attempt running here), those whose attempt is over: the job
+    ended (cancelled, timed out, completed elsewhere) or moved on to a later attempt."""
+    if not attempts:
+        return set()
+    query = Job.select(Job.job_id, Job.status, Job.attempt).where(Job.job_id.in_(list(attempts)))
+    return {
+        row.job_id
+        for row in query
+        if row.status in jobs.TERMINAL or row.attempt != attempts[row.job_id]
+    }
 
 
 def stalled(limit: int = RECOVERY_BATCH) -> list[Job]:
@@ -108,13 +127,14 @@ def requeue(job: Job) -> bool:
 
 
 def recoverable(grace_seconds: int, limit: int = RECOVERY_BATCH) -> list[str]:
-    """Pending jobs older than the grace period whose claim (if any) has expired."""
+    """Pending jobs older than the grace period whose claim (if any) has expired; a retry's
+    claim is its backoff, and it needs no grace (its first dispatch is long past)."""
     now = utcnow()
     query = (
         Job.select(Job.job_id)
         .where(
             (Job.status == "pending")
-            & (Job.created_at < now - timedelta(seconds=grace_seconds))
+            & ((Job.created_at < now - timedelta(seconds=grace_seconds)) | (Job.attempt > 1))
             & (Job.claimed_until.is_null() | (Job.claimed_until < now))
         )
         .order_by(Job.created_at)
@@ -190,8 +210,12 @@ class Dispatcher:
             metrics.dispatched(job.job_type, job.handler_type, "failed")
             self.fail(job, exc)
             return True
-        if not handler_type.starts_itself:
-            mark_started(job_id, external_id)
+        if not handler_type.starts_itself and not mark_started(
+            job_id, external_id, job=job, config=self.runtime.config
+        ):
+            now = Job.get(Job.job_id == job_id)
+            if control.ended_by_pie(now):  # cancelled while the backend was handed it
+                control.stop_on_backend(self.runtime, now, external_id)
         log.info(
             "job %s dispatched to %s (external id %s)",
             job_id,
@@ -210,9 +234,13 @@ class Dispatcher:
         )
 
     def _fail(self, job: Job, error_type: str, message: str) -> None:
+        """End the job's attempt with an error of PIE's own: a retry while attempts remain."""
         try:
             self.runtime.complete_job(
-                job.job_id, "failure", error={"type": error_type, "message": message}
+                job.job_id,
+                "failure",
+                error={"type": error_type, "message": message, "retryable": True},
+                attempt=job.attempt,
             )
         except PieError as conflict:  # it was completed meanwhile; nothing to record
             log.info("job %s: %s", job.job_id, conflict.message, extra={"job_id": job.job_id})
@@ -241,6 +269,7 @@ class Dispatcher:
         grace = self.runtime.config["PIE_DISPATCH_GRACE_SECONDS"]
         with db.connection():
             done = self.recover_stalled()
+            done += control.expire_overdue(self.runtime)
             done += sum(self.dispatch(job_id) for job_id in recoverable(grace))
             try:
                 counts.fold(db.database.obj)

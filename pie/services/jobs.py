@@ -10,7 +10,7 @@ from pie import contracts, counts
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import get_by, insert_row, update_row
-from pie.services import lifecycle
+from pie.services import lifecycle, policy
 from pie.tables import Job, ModelVersion, utcnow
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def new_job(version: ModelVersion, job_type: str, job_input: dict[str, Any], **c
             "warnings": [],
             "handler_type": handler["type"],
             "handler": handler,
+            "policy": policy.of_type(version.job_policy, job_type),
             "created_at": utcnow(),
             **context,
         },
@@ -103,20 +104,22 @@ def public_trigger(trigger: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if trigger is None else {name: trigger.get(name) for name in TRIGGER_FIELDS}
 
 
-def callback_url(public_url: str, job: Job) -> str:
+def callback_url(public_url: str, job: Job, action: str = "complete") -> str:
     return (
         f"{public_url.rstrip('/')}/v2/models/{quote(job.model_id, safe='')}/versions/"
-        f"{quote(job.model_version, safe='')}/jobs/{job.job_id}/complete"
+        f"{quote(job.model_version, safe='')}/jobs/{job.job_id}/{action}"
     )
 
 
 def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
-    """What every backend receives (contract 6.4), with a fresh job-scoped callback token."""
+    """What every backend receives (contract 6.4), with a fresh callback token for this
+    attempt of the job; `attempt` and the heartbeat URL are PIE extensions."""
     return {
         "job_id": job.job_id,
         "job_type": job.job_type,
         "model_id": job.model_id,
         "model_version": job.model_version,
+        "attempt": job.attempt,
         "input": job.input,
         "context": {
             "client_id": job.client_id,
@@ -127,7 +130,8 @@ def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
         },
         "callback": {
             "url": callback_url(runtime.public_url, job),
-            "token": runtime.callback_token(job.job_id),
+            "heartbeat_url": callback_url(runtime.public_url, job, "heartbeat"),
+            "token": runtime.callback_token(job.job_id, job.attempt),
         },
     }
 

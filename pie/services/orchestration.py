@@ -4,13 +4,14 @@ job completion. Each commits its rows first and dispatches after commit."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pie import contracts, metrics
 from pie.db import database
-from pie.errors import NotFound, Unprocessable
+from pie.errors import Conflict, NotFound, Unprocessable
 from pie.rows import lock_by
-from pie.services import jobs, lifecycle, registry, subscriptions, triggers
+from pie.services import control, jobs, lifecycle, registry, subscriptions, triggers
 from pie.tables import TENANT_FIELDS, Job, ModelVersion, RegisteredModel, Service
 
 if TYPE_CHECKING:
@@ -174,16 +175,27 @@ def complete_job(
     error: Any = None,
     model_id: str | None = None,
     model_version: str | None = None,
-) -> dict[str, Any]:
+    attempt: int | None = None,
+    retryable: bool | None = None,
+    fresh: bool = False,
+    when: Callable[[Job], bool] | None = None,
+) -> dict[str, Any] | None:
     """Record a job's outcome once; a repeat of the same outcome returns the stored result,
     a different one (status, output or error) is a 409. A successful inference fires
-    `inference_complete`.
+    `inference_complete`. A failure that may be retried (control.retries) sends the job
+    back to pending for its next attempt instead, and fires nothing.
+
+    `attempt`: the caller's attempt (a callback token's), 409 when the job is past it.
+    `fresh`: a job that has ended is a 409 even for the same outcome. `when`: a check of the
+    locked row; when it fails, nothing is recorded and None is returned. A job PIE ended
+    (cancelled, timed out) takes no completion: 409.
 
     The output is checked against its output_schema outside the transaction: when the
     transaction finds a schema it has no warnings for, it leaves (having written nothing),
     the schema is applied, and the transaction runs again with them."""
     applied: Any = None  # the output_schema the output was checked against so far
     warnings: list[str] = []
+    retried: float | None = None
     while True:
         with database.atomic():
             job = lock_by(Job, job_id=job_id)
@@ -192,15 +204,37 @@ def complete_job(
                 and (job.model_id, job.model_version) != (model_id, model_version)
             ):
                 raise NotFound(f"job '{job_id}' not found for that model version")
+            if when is not None and not when(job):
+                return None
             if job.status in jobs.TERMINAL:
+                if fresh or control.ended_by_pie(job):
+                    raise Conflict(control.ended_message(job))
+                control.check_attempt(job, attempt)
                 jobs.check_repeat(job, status, output, error)
                 return jobs.completion_result(job)
+            control.check_attempt(job, attempt)
+            if status == "failure" and control.retries(job, error, retryable, runtime.config):
+                failed_attempt = job.attempt
+                retried = control.retry(job, error, runtime.config)
+                fired: list[str] = []
+                break
             schema = jobs.output_schema(job, output)
             if jobs.same_json(schema, applied):
                 fired = _record_outcome(runtime, job, status, output, error, warnings)
                 break
             applied = schema  # leave the transaction (nothing written) to apply it outside
         warnings = jobs.output_warnings(job_id, applied, output)
+    if retried is not None:
+        log.info(
+            "job %s attempt %d failed; attempt %d in %.1f s",
+            job_id,
+            failed_attempt,
+            job.attempt,
+            retried,
+            extra={"job_id": job_id, "attempt": job.attempt, "backoff_seconds": retried},
+        )
+        metrics.attempt_ended(job.job_type, "retry")
+        return jobs.completion_result(job)
     log.info(
         "job %s completed: %s",
         job_id,

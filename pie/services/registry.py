@@ -54,6 +54,7 @@ def create_model(data: dict[str, Any]) -> RegisteredModel:
                 status="pending",
                 latest_version="1",
                 max_int_version=1,
+                job_policy=data.get("job_policy"),
                 created_at=now,
                 updated_at=now,
             )
@@ -63,6 +64,7 @@ def create_model(data: dict[str, Any]) -> RegisteredModel:
                 metadata={},
                 handlers=model.handlers,
                 handler_contracts=model.handler_contracts,
+                job_policy=model.job_policy,
                 created_at=now,
                 updated_at=now,
             )
@@ -93,6 +95,7 @@ def add_version(
                     "version": version,
                     "handlers": model.handlers,
                     "handler_contracts": model.handler_contracts,
+                    "job_policy": model.job_policy,
                     "created_at": now,
                     "updated_at": now,
                     "metadata": {},
@@ -157,6 +160,8 @@ def update_model(model_id: str, data: dict[str, Any]) -> RegisteredModel:
         model.handlers, model.handler_contracts = data["handlers"], data.get("handler_contracts")
         model.metadata = data.get("metadata") or {}
         model.updated_at = utcnow()
+        if "job_policy" in data:  # left out: kept (a client that predates it keeps it)
+            _copy_policy(model, data["job_policy"])
         model.save()
         subscriptions.mark_stale(before, model)
         if model.status == "active":
@@ -168,6 +173,25 @@ def update_model(model_id: str, data: dict[str, Any]) -> RegisteredModel:
                 updated_at=model.updated_at,
             ).where((ModelVersion.model == model) & (ModelVersion.status == "pending")).execute()
     return model
+
+
+def set_job_policy(model_id: str, job_policy: dict[str, Any] | None) -> RegisteredModel:
+    """Replace a model's job_policy (None: the settings' defaults). Jobs created from now on
+    follow it; it creates no version and makes no subscription stale."""
+    with database.atomic():
+        model = lock_model(model_id)
+        model.updated_at = utcnow()
+        _copy_policy(model, job_policy)
+        update_row(
+            RegisteredModel, {"job_policy": job_policy, "updated_at": model.updated_at}, id=model.id
+        )
+    return model
+
+
+def _copy_policy(model: RegisteredModel, job_policy: dict[str, Any] | None) -> None:
+    """Set the model's policy and every version's copy (which new jobs read)."""
+    model.job_policy = job_policy
+    ModelVersion.update(job_policy=job_policy).where(ModelVersion.model == model.id).execute()
 
 
 def assignments_point_at(model_id: str) -> bool:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.rows import find_all, insert_rows
-from pie.services import chains, registry
+from pie.services import chains, policy, registry
 from pie.tables import TENANT_FIELDS, Client, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
@@ -216,6 +216,7 @@ def _job_row(
         "warnings": [],
         "handler_type": handler["type"],
         "handler": handler,
+        "policy": policy.of_type(version.job_policy, sub.target_action),
         "trigger": {
             "subscription_id": sub.id,
             "parent_job_id": parent_named(tenant, parent),

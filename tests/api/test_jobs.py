@@ -36,6 +36,13 @@ JOB_FIELDS = {
     "created_at",
     "started_at",
     "completed_at",
+    # PIE extensions (issue 15): attempts, deadline, heartbeat and progress.
+    "attempt",
+    "attempts",
+    "deadline_at",
+    "heartbeat_at",
+    "progress",
+    "progress_message",
 }
 RESULT_FIELDS = {"job_id", "model_id", "model_version", "status", "triggered_events"}
 SCORE_CONTRACT = {

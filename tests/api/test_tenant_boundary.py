@@ -67,6 +67,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("post", f"{_V}/inference"): {"input": {"note": B_VALUE}, "subscribe": True},
     ("post", f"{_V}/training"): {"input": {"note": B_VALUE}},
     ("post", f"{_V}/jobs/{{job_id}}/complete"): {"status": "success", "output": {"by": B_VALUE}},
+    ("post", f"{_V}/jobs/{{job_id}}/heartbeat"): {"progress": 0.5, "message": B_VALUE},
+    ("put", "/v2/models/{model_id}/job_policy"): {"inference": {"timeout_seconds": 1}},
     ("post", _SUB): {
         "trigger_event": "training_complete",
         "target_model_id": CHAIN,

@@ -91,6 +91,7 @@ def contract_payload(job_id: str, job_input: Any, token: str, model_id: str = "m
         "job_type": "inference",
         "model_id": model_id,
         "model_version": "1",
+        "attempt": 1,  # a PIE extension (issue 15)
         "input": job_input,
         "context": {
             "client_id": None,
@@ -101,6 +102,7 @@ def contract_payload(job_id: str, job_input: Any, token: str, model_id: str = "m
         },
         "callback": {
             "url": f"http://pie.test/v2/models/{model_id}/versions/1/jobs/{job_id}/complete",
+            "heartbeat_url": f"http://pie.test/v2/models/{model_id}/versions/1/jobs/{job_id}/heartbeat",
             "token": token,
         },
     }

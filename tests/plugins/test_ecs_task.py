@@ -80,6 +80,7 @@ def contract_payload(job_id: str, job_input: Any, token: str) -> dict[str, Any]:
         "job_type": "inference",
         "model_id": "m1",
         "model_version": "1",
+        "attempt": 1,  # a PIE extension (issue 15)
         "input": job_input,
         "context": {
             "client_id": None,
@@ -90,6 +91,7 @@ def contract_payload(job_id: str, job_input: Any, token: str) -> dict[str, Any]:
         },
         "callback": {
             "url": f"http://pie.test/v2/models/m1/versions/1/jobs/{job_id}/complete",
+            "heartbeat_url": f"http://pie.test/v2/models/m1/versions/1/jobs/{job_id}/heartbeat",
             "token": token,
         },
     }

@@ -1,0 +1,64 @@
+"""Migration 10 (`control_jobs`) on a database made before job control: the new columns of
+jobs, models and versions are added, a job running during the upgrade gets the default
+deadline from when it started, and the old rows work through the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pie import db as pie_db
+from pie import migrations
+from pie.db import connection, database
+from pie.tables import Job, utcnow
+from tests.helpers import Client, activate, model_body
+
+RUNNING = "01a00000-0000-7000-8000-0000000000c1"
+
+
+def test_old_rows_gain_job_control(make_app, monkeypatch):
+    number = pie_db.MIGRATIONS.index(migrations.control_jobs) + 1
+    monkeypatch.setattr(pie_db, "MIGRATIONS", pie_db.MIGRATIONS[: number - 1])
+    app = make_app()
+    admin = Client(app.test_client())
+    assert admin.post("/v2/models", json=model_body("a")).status_code == 201
+    activate(admin, "a")
+    started = utcnow() - timedelta(hours=1)
+    with connection():
+        # The tables as the code before it created them.
+        database.execute_sql('DROP INDEX IF EXISTS "jobs_status_expires_at"')
+        for table, columns in migrations.JOB_CONTROL_COLUMNS.items():
+            for name in columns:
+                database.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{name}"')
+        p = database.obj.param
+        database.execute_sql(
+            'INSERT INTO "jobs" ("job_id", "job_type", "model_id", "model_version", "status", '
+            '"input", "warnings", "handler_type", "handler", "dispatch_attempts", '
+            f'"created_at", "started_at") VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, '
+            f"0, {p}, {p})",
+            [
+                RUNNING,
+                "inference",
+                "a",
+                "1",
+                "started",
+                "{}",
+                "[]",
+                "lambda",
+                '{"type": "lambda", "arn": "arn:aws:lambda:us-east-1:1:function:f"}',
+                Job.created_at.db_value(started),
+                Job.started_at.db_value(started),
+            ],
+        )
+    monkeypatch.undo()
+
+    assert pie_db.upgrade()[0] == number
+
+    job = admin.get(f"/v2/jobs/{RUNNING}").get_json()
+    assert job["attempt"] == 1 and job["attempts"] is None
+    assert job["deadline_at"].startswith((started + timedelta(days=1)).isoformat()[:19])
+    model = admin.get("/v2/models/a").get_json()
+    assert model["job_policy"] is None
+    r = admin.put("/v2/models/a/job_policy", json={"inference": {"max_attempts": 2}})
+    assert r.status_code == 200, r.get_json()
+    path = f"/v2/models/a/versions/1/jobs/{RUNNING}/complete"
+    assert admin.post(path, json={"status": "success", "output": {}}).status_code == 200
