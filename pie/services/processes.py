@@ -41,8 +41,9 @@ def heartbeat(process_id: str) -> bool:
 
 def unregister(process_id: str) -> int:
     """A clean stop: delete the row and give back the pending jobs still claimed (queued here,
-    never started) so that any recovery loop dispatches them at once; how many. The row goes
-    first, in the order `void` takes the same locks."""
+    never started), which any recovery loop then dispatches once they are past the grace
+    period, not after their lease; how many. The row goes first, in the order in which
+    `void` takes the same locks."""
     with db.transaction():
         Process.delete().where(Process.id == process_id).execute()
         return (
