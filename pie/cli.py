@@ -126,7 +126,7 @@ def worker(interval: float | None, metrics_port: int | None, metrics_host: str) 
 
     from pie import metrics
 
-    app = build_app(PIE_AUTO_MIGRATE=True)
+    app = build_app(PIE_AUTO_MIGRATE=True, PIE_PROCESS_KIND="worker")
     runtime = app.extensions["pie"]
     grace = app.config["PIE_SHUTDOWN_GRACE_SECONDS"]
 

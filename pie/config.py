@@ -63,6 +63,10 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "CALLBACK_TOKEN_TTL_SECONDS": (604800, _INT),
     "MAX_BODY_BYTES": (1048576, _INT),
     "RECOVERY_INTERVAL_SECONDS": (2, float),
+    # Every process that claims jobs renews its row this often; one whose row is older than
+    # the timeout is taken for dead and its claims are voided (pie/services/processes.py).
+    "PROCESS_HEARTBEAT_SECONDS": (3.0, _positive),
+    "PROCESS_TIMEOUT_SECONDS": (10.0, _positive),
     "DISPATCH_LEASE_SECONDS": (60, float),
     "IN_PROCESS_LEASE_SECONDS": (30, float),
     "DB_MAX_CONNECTIONS": (32, _INT),
@@ -97,7 +101,30 @@ def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             config[f"PIE_{name}"] = default if raw in (None, "") else parse(raw)
         except ValueError as exc:
             raise ConfigurationError(f"PIE_{name} is {raw!r}, which PIE cannot use: {exc}") from exc
+    check(config)
     return config
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Settings that must agree with one another."""
+    beat, timeout = config["PIE_PROCESS_HEARTBEAT_SECONDS"], config["PIE_PROCESS_TIMEOUT_SECONDS"]
+    if beat >= timeout:
+        raise ConfigurationError(
+            f"PIE_PROCESS_HEARTBEAT_SECONDS ({beat:g}) must be less than "
+            f"PIE_PROCESS_TIMEOUT_SECONDS ({timeout:g}), or live processes are taken for dead"
+        )
+
+
+def recovery_bound(config: Mapping[str, Any]) -> float:
+    """Seconds after a process is killed outright (SIGKILL, a lost machine) within which
+    another process's recovery loop dispatches again the jobs it left behind, plus the
+    duration of that recovery pass: the jobs it had claimed once its heartbeat is older than
+    the timeout, the jobs it had committed but not yet claimed once they are older than the
+    grace period; either is seen by the next pass."""
+    return (
+        max(config["PIE_PROCESS_TIMEOUT_SECONDS"], config["PIE_DISPATCH_GRACE_SECONDS"])
+        + config["PIE_RECOVERY_INTERVAL_SECONDS"]
+    )
 
 
 # --- where an instance keeps its files (no Flask needed, nothing created) -----------------

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -58,6 +59,9 @@ class SerializedSqliteDatabase(PooledSqliteDatabase):
         if self._lock_file is None or self._lock_file[0] != os.getpid():
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             self._lock_file = (os.getpid(), fd)
+            # Closed with the database object: a process that opens many databases (a test
+            # suite, one app after another) would otherwise run out of descriptors.
+            weakref.finalize(self, os.close, fd)
         return self._lock_file[1]
 
     def begin(self, lock_type: str | None = None) -> None:

@@ -89,6 +89,19 @@ RECOVERY_LAST_PASS = Gauge(
     multiprocess_mode="max",
     registry=LOCAL,
 )
+DEAD_PROCESSES = Counter(
+    "pie_dead_processes",
+    "Processes taken for dead (heartbeat older than PIE_PROCESS_TIMEOUT_SECONDS) and removed"
+    " from the registry by a recovery loop",
+    registry=LOCAL,
+)
+VOIDED_CLAIMS = Counter(
+    "pie_voided_claims",
+    "Claims of dead processes voided by a recovery loop, by job status (pending: dispatched"
+    " again at once; started: run again or failed as Interrupted)",
+    ["status"],
+    registry=LOCAL,
+)
 SERVER_WORKERS = Gauge(
     "pie_server_worker_processes",
     "Live `pie serve` worker processes (each sets 1; a dead worker's share is dropped)",
@@ -117,6 +130,12 @@ def recovery_pass(redispatched: int, ok: bool = True) -> None:
     RECOVERY_PASSES.labels("ok" if ok else "error").inc()
     RECOVERY_JOBS.inc(redispatched)
     RECOVERY_LAST_PASS.set(time.time())
+
+
+def voided(pending: int, started: int, dead: bool) -> None:
+    DEAD_PROCESSES.inc(int(dead))
+    VOIDED_CLAIMS.labels("pending").inc(pending)
+    VOIDED_CLAIMS.labels("started").inc(started)
 
 
 class OpenJobsCollector(Collector):

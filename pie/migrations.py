@@ -134,3 +134,18 @@ def control_jobs(db: peewee.Database) -> None:
         tables.Job.update(deadline_at=deadline, expires_at=deadline).where(
             tables.Job.job_id == job.job_id
         ).execute()
+
+
+@migration
+def register_processes(db: peewee.Database) -> None:
+    # The processes that claim jobs, and the owner of each claim: the claims of a process
+    # whose heartbeat lapsed are voided at once instead of after their lease. (A database
+    # created after this change has jobs.claimed_by from migration 2 already.)
+    db.create_tables(tables.PROCESS_TABLES, safe=True)
+    if "claimed_by" not in {column.name for column in db.get_columns("jobs")}:
+        db.execute_sql('ALTER TABLE "jobs" ADD COLUMN "claimed_by" VARCHAR(36)')
+    # Only claimed jobs (pending or running ones; completion clears the owner) are indexed.
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "jobs_claimed_by" ON "jobs" ("claimed_by") '
+        'WHERE "claimed_by" IS NOT NULL'
+    )

@@ -20,6 +20,7 @@ class Runtime:
     def __init__(
         self, config: dict[str, Any], pm: pluggy.PluginManager, verifier: TokenVerifier
     ) -> None:
+        from pie.heartbeat import Registration
         from pie.services.dispatch import Dispatcher
         from pie.services.tenants import SuspendedClients
 
@@ -28,6 +29,10 @@ class Runtime:
         self.verifier = verifier
         self.handler_types: dict[str, HandlerType] = {}
         self.in_process_handlers: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        # This process in the process registry, registered at its first claim.
+        self.registration = Registration(
+            config.get("PIE_PROCESS_KIND", "app"), config["PIE_PROCESS_HEARTBEAT_SECONDS"]
+        )
         self.dispatcher = Dispatcher(self)
         self.suspended_clients = SuspendedClients()  # what tenants' tokens are checked against
         self._background_started = False
@@ -41,7 +46,8 @@ class Runtime:
         self.handler_types = {name: cls(self) for name, cls in handler_types.items()}
 
     def start_background(self) -> None:
-        """Start the embedded recovery loop once (PIE_EMBEDDED_WORKER)."""
+        """Start the embedded recovery loop once (PIE_EMBEDDED_WORKER); the loop registers
+        this process first."""
         if not self._background_started:
             self._background_started = True
             self.dispatcher.start_recovery()
@@ -71,12 +77,20 @@ class Runtime:
         job: Any = None,
     ) -> bool:
         """Take a pending job to run it here; False when it is not pending any more (another
-        process runs it, or it ended). With a lease, renew it while the job runs. With the
-        `job` row (as dispatched), its attempt gets its deadline."""
+        process runs it, or it ended). With a lease, renew it while the job runs: the job
+        must still be claimed by this process (not voided because it was taken for dead).
+        With the `job` row (as dispatched), its attempt gets its deadline."""
         from pie.services.dispatch import mark_started
 
         with db.connection():
-            return mark_started(job_id, external_id, lease_seconds, job=job, config=self.config)
+            return mark_started(
+                job_id,
+                external_id,
+                lease_seconds,
+                self.registration.id,
+                job=job,
+                config=self.config,
+            )
 
     def heartbeat(
         self, job_id: str, attempt: int, progress: float | None = None, message: str | None = None
@@ -96,10 +110,11 @@ class Runtime:
             return ended_attempts(attempts)
 
     def renew_leases(self, job_ids: list[str], lease_seconds: float) -> None:
+        """Renew the leases of these jobs, those this process still holds."""
         from pie.services.dispatch import renew_leases
 
         with db.connection():
-            renew_leases(job_ids, lease_seconds)
+            renew_leases(job_ids, lease_seconds, self.registration.id)
 
     def complete_job(
         self,
@@ -115,7 +130,9 @@ class Runtime:
             return complete_job(self, job_id, status, output=output, error=error, attempt=attempt)
 
     def close(self) -> None:
-        """Stop background work: the recovery loop, then dispatches, then handler pools."""
+        """Stop background work: the recovery loop, then dispatches, then handler pools; then
+        leave the process registry."""
         self.dispatcher.close()
         for handler_type in self.handler_types.values():
             handler_type.close()
+        self.registration.close()

@@ -77,10 +77,11 @@ class PieServer(BaseApplication):
         from pie import create_app, metrics
 
         # Each worker builds its own app after the fork: its own connections and threads.
-        app = create_app({"PIE_AUTO_MIGRATE": False})
+        app = create_app({"PIE_AUTO_MIGRATE": False, "PIE_PROCESS_KIND": "serve"})
         metrics.SERVER_WORKERS.set(1)
         if app.config["PIE_EMBEDDED_WORKER"]:
-            # Now, not at the first request: an idle server must still recover jobs.
+            # Now, not at the first request: an idle server must still recover jobs. The loop
+            # registers this worker (never the master) in the process registry.
             app.extensions["pie"].start_background()
         return app
 

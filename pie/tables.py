@@ -100,6 +100,9 @@ class Job(BaseModel):
     triggered_events = JSONField(null=True)
     # Dispatch claim: whoever sets claimed_until (conditionally) owns the dispatch until then.
     claimed_until = peewee.DateTimeField(null=True)
+    # The process (`pie_processes.id`) that holds the claim or the in-process lease: when its
+    # heartbeat lapses, the recovery loop voids the claim at once (migration 11).
+    claimed_by = peewee.CharField(max_length=36, null=True)
     dispatch_attempts = peewee.IntegerField(default=0)
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
@@ -109,7 +112,7 @@ class Job(BaseModel):
     # attempt's deadline and heartbeat, and `expires_at`: when the recovery loop ends the
     # attempt (the deadline, or the heartbeat timeout if sooner).
     policy = JSONField(null=True)
-    attempt = peewee.IntegerField(default=1)
+    attempt = peewee.IntegerField(default=1, constraints=[peewee.SQL("DEFAULT 1")])
     attempts = JSONField(null=True)
     deadline_at = peewee.DateTimeField(null=True)
     heartbeat_at = peewee.DateTimeField(null=True)
@@ -158,6 +161,27 @@ class ModelCount(BaseModel):
 
 
 JOB_TABLES = [Job]
+
+
+class Process(BaseModel):
+    """A PIE process that claims jobs (a `pie serve` worker, `pie worker`, an app that
+    dispatches): registered at its first claim or when its background work starts, it renews
+    `heartbeat_at` every PIE_PROCESS_HEARTBEAT_SECONDS and deletes its row when it stops
+    cleanly. A row older than PIE_PROCESS_TIMEOUT_SECONDS names a dead process, whose claims
+    the recovery loop voids (pie/services/processes.py; migration 11)."""
+
+    id = peewee.CharField(primary_key=True, max_length=36)
+    hostname = peewee.CharField(max_length=255)
+    pid = peewee.IntegerField()
+    kind = peewee.CharField(max_length=16)  # serve, worker or app
+    started_at = peewee.DateTimeField(default=utcnow)
+    heartbeat_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "pie_processes"
+
+
+PROCESS_TABLES = [Process]
 COUNT_TABLES = [JobCount, ModelCount]
 
 

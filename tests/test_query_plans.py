@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pie.db import connection, database, is_postgres
-from pie.services import triggers
+from pie.services import processes, triggers
 from pie.tables import Job, ModelVersion, RegisteredModel
 
 
@@ -29,6 +29,11 @@ READS = {
         RegisteredModel.select()
         .order_by(RegisteredModel.created_at, RegisteredModel.id)
         .paginate(10, 100)
+    ),
+    # Every recovery pass, in every process: only claimed jobs are read, never the backlog.
+    "owners of claims that have no process row": processes.orphan_owners,
+    "a dead process's claims": lambda: Job.select(Job.job_id).where(
+        processes.claims_of("p", "pending")
     ),
     "a model's versions": lambda: (
         ModelVersion.select()
@@ -57,3 +62,4 @@ def test_the_indexes_exist(app):
             for index in database.get_indexes(table)
         }
     assert {"model_versions_newest_by_status", "model_versions_newest"} <= names, names
+    assert "jobs_claimed_by" in names, names

@@ -130,7 +130,8 @@ def retry(job: Job, error: Any, config: Mapping[str, Any]) -> float:
         "status": "pending",
         "attempt": job.attempt,
         "attempts": job.attempts,
-        "claimed_until": now + timedelta(seconds=delay),
+        "claimed_until": now + timedelta(seconds=delay),  # not before: no one's claim
+        "claimed_by": None,
         "dispatch_attempts": 0,
         "started_at": None,
         "external_id": None,

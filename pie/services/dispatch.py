@@ -1,5 +1,10 @@
 """Durable dispatch: claim a pending job, hand it to its handler type, record what happened;
-and the recovery loop that re-dispatches jobs a crash left pending."""
+and the recovery loop that re-dispatches jobs a crash left pending.
+
+Each claim and in-process lease names its owner (`claimed_by`, this process's id in the
+process registry, pie/services/processes.py). The owner's own later writes to the job are
+conditional on still owning it, so a process whose claims were voided (taken for dead) does
+not start, renew or give back a job that is now another's."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from pie import counts, db, metrics
 from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
-from pie.services import control, jobs
+from pie.services import control, jobs, processes
 from pie.tables import Job, utcnow
 
 if TYPE_CHECKING:
@@ -30,13 +35,19 @@ RECOVERY_BATCH = 100
 MAX_ATTEMPTS = 3
 
 
-def claim(job_id: str, lease_seconds: float = LEASE_SECONDS) -> bool:
+def owned_by(owner: str | None) -> Any:
+    """The condition that `owner` (None: no one) holds a job's claim."""
+    return Job.claimed_by.is_null() if owner is None else Job.claimed_by == owner
+
+
+def claim(job_id: str, lease_seconds: float = LEASE_SECONDS, owner: str | None = None) -> bool:
     """Take the right to dispatch a pending job. The conditional UPDATE is atomic on both
     backends, so of several racing workers exactly one sees a changed row."""
     now = utcnow()
     claimed = (
         Job.update(
             claimed_until=now + timedelta(seconds=lease_seconds),
+            claimed_by=owner,
             dispatch_attempts=Job.dispatch_attempts + 1,
         )
         .where(
@@ -49,10 +60,11 @@ def claim(job_id: str, lease_seconds: float = LEASE_SECONDS) -> bool:
     return claimed == 1
 
 
-def release(job_id: str) -> None:
-    """Give a claim back so the recovery loop may dispatch the job again at once."""
-    Job.update(claimed_until=None).where(
-        (Job.job_id == job_id) & (Job.status == "pending")
+def release(job_id: str, owner: str | None = None) -> None:
+    """Give a claim back so the recovery loop may dispatch the job again at once (if it is
+    still this owner's)."""
+    Job.update(claimed_until=None, claimed_by=None).where(
+        (Job.job_id == job_id) & (Job.status == "pending") & owned_by(owner)
     ).execute()
 
 
@@ -60,30 +72,38 @@ def mark_started(
     job_id: str,
     external_id: str | None = None,
     lease_seconds: float | None = None,
+    owner: str | None = None,
     job: Job | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> bool:
     """Record that the backend has the job; returns whether this call moved it from pending.
-    With a lease (in-process jobs) this process runs it and must keep renewing the lease;
-    a lease that runs out means the process died (see `stalled`). With the job row and the
-    settings, the attempt gets its deadline (its policy's timeout from now)."""
+    With a lease (in-process jobs) this process runs it, only if it still owns the claim, and
+    must keep renewing the lease; a lease that runs out, or an owner taken for dead, means
+    the process died (see `stalled`). Without one the job runs elsewhere and is no one's.
+    With the job row and the settings, the attempt gets its deadline (its policy's timeout
+    from now), and only that attempt of the job is started."""
     now = utcnow()
     if external_id is not None:
         Job.update(external_id=external_id).where(Job.job_id == job_id).execute()
-    lease = now + timedelta(seconds=lease_seconds) if lease_seconds else None
-    fields: dict[str, Any] = {"status": "started", "started_at": now, "claimed_until": lease}
+    fields: dict[str, Any] = {"status": "started", "started_at": now}
     condition = (Job.job_id == job_id) & (Job.status == "pending")
+    if lease_seconds:
+        fields["claimed_until"] = now + timedelta(seconds=lease_seconds)
+        condition &= owned_by(owner)
+    else:
+        fields.update(claimed_until=None, claimed_by=None)
     if job is not None and config is not None:
         fields.update(control.start_fields(job, config, now))
         condition &= Job.attempt == job.attempt
     return Job.update(**fields).where(condition).execute() == 1
 
 
-def renew_leases(job_ids: list[str], lease_seconds: float) -> None:
-    """Heartbeat of a process that holds these jobs (queued or running)."""
+def renew_leases(job_ids: list[str], lease_seconds: float, owner: str | None = None) -> None:
+    """Heartbeat of a process that holds these jobs (queued or running), for those it still
+    owns."""
     if job_ids:
         Job.update(claimed_until=utcnow() + timedelta(seconds=lease_seconds)).where(
-            Job.job_id.in_(job_ids) & Job.status.in_(("pending", "started"))
+            Job.job_id.in_(job_ids) & Job.status.in_(("pending", "started")) & owned_by(owner)
         ).execute()
 
 
@@ -117,7 +137,7 @@ def stalled(limit: int = RECOVERY_BATCH) -> list[Job]:
 def requeue(job: Job) -> bool:
     """Put a stalled job back to pending (conditionally: one recoverer wins)."""
     return (
-        Job.update(status="pending", claimed_until=None)
+        Job.update(status="pending", claimed_until=None, claimed_by=None)
         .where(
             (Job.job_id == job.job_id) & (Job.status == "started") & (Job.claimed_until < utcnow())
         )
@@ -181,7 +201,9 @@ class Dispatcher:
 
     def dispatch(self, job_id: str) -> bool:
         """Dispatch one job if this caller wins its claim; returns whether it did."""
-        if not claim(job_id, self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)):
+        owner = self.runtime.registration.ensure()
+        lease = self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)
+        if not claim(job_id, lease, owner):
             return False
         job = Job.get(Job.job_id == job_id)
         handler_type = self.runtime.handler_types.get(job.handler_type)
@@ -197,7 +219,7 @@ class Dispatcher:
                 extra={"job_id": job_id, "handler_type": job.handler_type},
             )
             metrics.dispatched(job.job_type, job.handler_type, "deferred")
-            release(job_id)
+            release(job_id, owner)
             return False
         except Exception as exc:  # any backend failure fails the job, readably
             log.warning(
@@ -265,11 +287,15 @@ class Dispatcher:
         )
 
     def recover_once(self) -> int:
-        """Re-dispatch jobs a crash left pending or stalled; safe in many processes at once."""
+        """Re-dispatch jobs a crash left pending or stalled; safe in many processes at once.
+        The claims of processes taken for dead are voided first: their pending jobs are
+        dispatched again at once, without the grace period, their running ones are stalled."""
         grace = self.runtime.config["PIE_DISPATCH_GRACE_SECONDS"]
         with db.connection():
+            voided = processes.void_dead(self.runtime.config["PIE_PROCESS_TIMEOUT_SECONDS"])
             done = self.recover_stalled()
             done += control.expire_overdue(self.runtime)
+            done += sum(self.dispatch(job_id) for v in voided for job_id in v.pending)
             done += sum(self.dispatch(job_id) for job_id in recoverable(grace))
             try:
                 counts.fold(db.database.obj)
@@ -284,6 +310,7 @@ class Dispatcher:
         interval = interval or self.runtime.config["PIE_RECOVERY_INTERVAL_SECONDS"]
         while not self._stop.is_set():
             try:
+                self.runtime.registration.ensure()  # this process claims from now on
                 self.recover_once()
             except Exception:
                 log.exception("recovery loop iteration failed; retrying")

@@ -233,6 +233,7 @@ def record_outcome(job: Job, status: str, output: Any, error: Any, warnings: lis
     job.started_at = job.started_at or now
     job.warnings = warnings
     job.triggered_events = []
+    job.claimed_by = None  # an ended job is nobody's claim
 
 
 OUTCOME_FIELDS = (
@@ -243,6 +244,7 @@ OUTCOME_FIELDS = (
     "started_at",
     "warnings",
     "triggered_events",
+    "claimed_by",
 )
 
 
