@@ -33,6 +33,14 @@ def _positive(value: str) -> float:
     return number
 
 
+def _bounded(value: str, low: float, high: float, whole: bool = False) -> float:
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high or (whole and number % 1):
+        kind = "a whole number" if whole else "a number"
+        raise ValueError(f"must be {kind} from {low:g} to {high:g}")
+    return number
+
+
 def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -85,9 +93,9 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Job control (issue 15): the defaults of a model's job_policy. A started job fails with
     # a Timeout after JOB_TIMEOUT_SECONDS; a job is tried at most JOB_MAX_ATTEMPTS times, the
     # n-th retry after about JOB_RETRY_BACKOFF_SECONDS * 2**(n-1).
-    "JOB_TIMEOUT_SECONDS": (86400, _positive),
-    "JOB_MAX_ATTEMPTS": (1, _INT),
-    "JOB_RETRY_BACKOFF_SECONDS": (10.0, float),
+    "JOB_TIMEOUT_SECONDS": (86400, lambda v: _bounded(v, 1, 31_536_000)),
+    "JOB_MAX_ATTEMPTS": (1, lambda v: int(_bounded(v, 1, 100, whole=True))),
+    "JOB_RETRY_BACKOFF_SECONDS": (10.0, lambda v: _bounded(v, 0, 86400)),
 }
 
 

@@ -42,10 +42,11 @@ class HandlerType(abc.ABC):
         """Start the job on the backend; return the backend's id for it, or None."""
 
     def cancel(  # noqa: B027  (optional hook: a backend that cannot stop work ignores it)
-        self, handler: dict[str, Any], job: Any, external_id: str | None
+        self, handler: dict[str, Any], job: Any, external_id: str | None, reason: str
     ) -> None:
         """Stop the job's attempt on the backend (`external_id`: what `dispatch` returned
-        for it): PIE has cancelled it or it timed out. Its outcome is already recorded."""
+        for it): PIE has cancelled it or it timed out (`reason`: Cancelled, Timeout or
+        HeartbeatTimeout). Its outcome is already recorded."""
 
     def close(self) -> None:  # noqa: B027  (optional hook: most types hold nothing)
         """Release resources (threads, clients) when the app shuts down."""

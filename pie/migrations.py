@@ -101,7 +101,7 @@ JOB_CONTROL_COLUMNS = {
         "attempts": "TEXT",
         "deadline_at": "TIMESTAMP",
         "heartbeat_at": "TIMESTAMP",
-        "progress": "REAL",
+        "progress": "DOUBLE PRECISION",
         "progress_message": "TEXT",
         "expires_at": "TIMESTAMP",
     },
@@ -123,17 +123,12 @@ def control_jobs(db: peewee.Database) -> None:
     db.execute_sql(
         'CREATE INDEX IF NOT EXISTS "jobs_status_expires_at" ON "jobs" ("status", "expires_at")'
     )
-    # Jobs running during the upgrade get the default deadline (PIE_JOB_TIMEOUT_SECONDS'
-    # built-in value) from when they started, so every started job has one.
-    timeout = timedelta(seconds=config.SETTINGS["JOB_TIMEOUT_SECONDS"][0])
-    running = tables.Job.select(tables.Job.job_id, tables.Job.started_at).where(
+    # Jobs running during the upgrade get a deadline PIE_JOB_TIMEOUT_SECONDS from now (not
+    # from when they started: a long training must not be cut off by the upgrade itself).
+    deadline = tables.utcnow() + timedelta(seconds=config.load()["PIE_JOB_TIMEOUT_SECONDS"])
+    tables.Job.update(deadline_at=deadline, expires_at=deadline).where(
         (tables.Job.status == "started") & tables.Job.deadline_at.is_null()
-    )
-    for job in list(running):
-        deadline = (job.started_at or tables.utcnow()) + timeout
-        tables.Job.update(deadline_at=deadline, expires_at=deadline).where(
-            tables.Job.job_id == job.job_id
-        ).execute()
+    ).execute()
 
 
 @migration

@@ -79,7 +79,8 @@ class Runtime:
         """Take a pending job to run it here; False when it is not pending any more (another
         process runs it, or it ended). With a lease, renew it while the job runs: the job
         must still be claimed by this process (not voided because it was taken for dead).
-        With the `job` row (as dispatched), its attempt gets its deadline."""
+        The attempt gets its deadline; pass the `job` row (as dispatched) to save a read and
+        to start only that attempt."""
         from pie.services.dispatch import mark_started
 
         with db.connection():
@@ -109,12 +110,12 @@ class Runtime:
         with db.connection():
             return ended_attempts(attempts)
 
-    def renew_leases(self, job_ids: list[str], lease_seconds: float) -> None:
+    def renew_leases(self, attempts: dict[str, int], lease_seconds: float) -> None:
         """Renew the leases of these jobs, those this process still holds."""
         from pie.services.dispatch import renew_leases
 
         with db.connection():
-            renew_leases(job_ids, lease_seconds, self.registration.id)
+            renew_leases(attempts, lease_seconds, self.registration.id)
 
     def complete_job(
         self,
@@ -123,11 +124,22 @@ class Runtime:
         output: Any = None,
         error: Any = None,
         attempt: int | None = None,
+        retryable: bool | None = None,
     ) -> dict[str, Any]:
         from pie.services.orchestration import complete_job
 
         with db.connection(), contracts.limits_from(self.config):
-            return complete_job(self, job_id, status, output=output, error=error, attempt=attempt)
+            result = complete_job(
+                self,
+                job_id,
+                status,
+                output=output,
+                error=error,
+                attempt=attempt,
+                retryable=retryable,
+            )
+        assert result is not None  # no `when`: always an outcome
+        return result
 
     def close(self) -> None:
         """Stop background work: the recovery loop, then dispatches, then handler pools; then

@@ -116,7 +116,7 @@ class Job(BaseModel):
     attempts = JSONField(null=True)
     deadline_at = peewee.DateTimeField(null=True)
     heartbeat_at = peewee.DateTimeField(null=True)
-    progress = peewee.FloatField(null=True)
+    progress = peewee.DoubleField(null=True)
     progress_message = peewee.TextField(null=True)
     expires_at = peewee.DateTimeField(null=True)
 

@@ -109,13 +109,15 @@ class EcsTaskHandlerType(HandlerType):
             raise RuntimeError("RunTask started no task and reported no failure")
         return response["tasks"][0]["taskArn"]
 
-    def cancel(self, handler: dict[str, Any], job: Any, external_id: str | None) -> None:
+    def cancel(
+        self, handler: dict[str, Any], job: Any, external_id: str | None, reason: str
+    ) -> None:
         """StopTask on the attempt's task (PIE cancelled the job, or it timed out)."""
         if not external_id:
             return  # never started a task
         cluster = handler["value"].split("/", 1)[0]
         client = self.clients.get("ecs", self.clients.region())
-        reason = f"PIE: {(job.error or {}).get('type') or 'stopped'} (job {job.job_id})"
+        reason = f"PIE: {reason} (job {job.job_id}, attempt {job.attempt})"
         try:
             client.stop_task(cluster=cluster, task=external_id, reason=reason[:255])
         except ClientError as exc:

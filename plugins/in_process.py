@@ -50,17 +50,20 @@ class JobContext:
 
 
 def takes_context(implementation: Callable[..., Any]) -> bool:
-    """Whether an implementation accepts a second positional argument (the JobContext)."""
+    """Whether an implementation wants a second positional argument (the JobContext): it
+    has two without a default, or takes *args. `f(job_input, threshold=0.5)` does not."""
     try:
         parameters = inspect.signature(implementation).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: the input only
         return False
-    positional = [
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return True
+    required = [
         p
         for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
-    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+    return len(required) >= 2
 
 
 class InProcessHandlerType(HandlerType):
@@ -87,11 +90,13 @@ class InProcessHandlerType(HandlerType):
             with self._lock:
                 running = dict(self._running)
             try:
-                self.runtime.renew_leases(list(running), self.lease)
-                # A job another process cancelled (or timed out): its run here is told.
+                # An attempt that has ended (cancelled, timed out — here or in another
+                # process) is told, and its lease no longer renewed.
                 attempts = {job_id: context.attempt for job_id, context in running.items()}
                 for job_id in self.runtime.ended_attempts(attempts):
                     running[job_id].cancelled.set()
+                    del attempts[job_id]
+                self.runtime.renew_leases(attempts, self.lease)
             except Exception:
                 log.exception("could not renew in-process job leases")
 
@@ -124,7 +129,9 @@ class InProcessHandlerType(HandlerType):
             self._pool.submit(self.run, implementation, job, payload["input"], context)
         return None
 
-    def cancel(self, handler: dict[str, Any], job: Any, external_id: str | None) -> None:
+    def cancel(
+        self, handler: dict[str, Any], job: Any, external_id: str | None, reason: str
+    ) -> None:
         """Tell the job's run here, if it runs here (another process's learns at its next
         lease renewal, or heartbeat)."""
         with self._lock:

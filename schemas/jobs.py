@@ -56,7 +56,9 @@ class JobSchema(Schema):
     started_at = Timestamp(allow_none=True, required=True)
     completed_at = Timestamp(allow_none=True, required=True)
     # Job control (PIE extensions).
-    attempt = ma.fields.Integer(metadata={"description": "The current attempt, from 1"})
+    attempt = ma.fields.Integer(
+        required=True, metadata={"description": "The current attempt, from 1"}
+    )
     attempts = ma.fields.List(
         JsonObject(),
         allow_none=True,

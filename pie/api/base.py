@@ -19,6 +19,7 @@ from pie import auth, jsonio
 from pie.errors import BadRequest, Forbidden, NotFound
 from pie.runtime import Runtime
 from pie.schemas.common import ID_PATTERN, ID_REGEX
+from pie.scopes import SCOPE_PREFIX
 from pie.services import jobs, tenants
 
 SECURITY = [{"bearerAuth": []}]
@@ -218,12 +219,14 @@ def requires_job(
     *errors: int,
     changes: bool = False,
     callback: bool = True,
+    any_of: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """For routes on one job (`job_id` in the path): the job's own callback token passes
     (unless `callback` is False); any other token needs the permission and, when the job was
     launched for a client, access to that client; a route that `changes` a job of no client
     takes a token of no client — checked before the body is parsed. A callable `permission`
-    names it for the job (a job that does not exist needs none of them: 404). The job read
+    names it for the job, one of `any_of`: a token that holds none of them, for any client,
+    is refused before the job is read, so it cannot tell which job ids exist. The job read
     for the check is kept for the view (`checked_job`), so the check costs no second read."""
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -233,10 +236,15 @@ def requires_job(
             if principal.job_id is None or not callback:
                 job = None
                 if callable(permission):
+                    if not principal.group_clients and not any(map(principal.has, any_of)):
+                        auth.require(principal, any_of[0])  # raises, naming the first
                     job = g.checked_job = jobs.find_job(kwargs["job_id"])
                     if job is None:
                         raise NotFound(f"job '{kwargs['job_id']}' not found")
-                    auth.require(principal, permission(job))
+                    # The job's client counts: a `client:X` user may cancel what X starts.
+                    wanted = permission(job)
+                    if not principal.has(wanted, job.client_id or None):
+                        raise Forbidden(f"this token lacks the permission '{SCOPE_PREFIX}{wanted}'")
                 else:
                     auth.require(principal, permission)
                 if not principal.is_admin:  # admins reach every tenant: nothing to read

@@ -155,7 +155,14 @@ class Heartbeat(MethodView):
 
 @blp.route("/jobs/<job_id>/cancel")
 class Cancel(MethodView):
-    @requires_job(run_permission, 404, 409, changes=True, callback=False)
+    @requires_job(
+        run_permission,
+        404,
+        409,
+        changes=True,
+        callback=False,
+        any_of=("run_inference", "run_training"),
+    )
     @blp.response(200, JobSchema)
     def post(self, job_id: str) -> Any:
         """Cancel a pending or started job (a PIE extension): it fails with error type

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pie import metrics
 from pie.db import database
-from pie.errors import Conflict, NotFound, PieError
+from pie.errors import BadRequest, Conflict, NotFound, PieError
 from pie.rows import lock_by, update_row
 from pie.services import policy
 from pie.tables import Job, utcnow
@@ -63,6 +63,22 @@ def check_attempt(job: Job, attempt: int | None) -> None:
         )
 
 
+MAX_MESSAGE = 1000
+
+
+def check_progress(progress: Any, message: Any) -> None:
+    """What the heartbeat route's schema checks, for in-process heartbeats too: a finite
+    number from 0 to 1, a text of at most 1,000 characters without NUL."""
+    if progress is not None and (
+        type(progress) not in (int, float) or not 0.0 <= progress <= 1.0  # NaN fails too
+    ):
+        raise BadRequest(f"progress must be a number from 0.0 to 1.0, not {progress!r:.40}")
+    if message is not None and (
+        not isinstance(message, str) or len(message) > MAX_MESSAGE or "\x00" in message
+    ):
+        raise BadRequest(f"message must be a text of at most {MAX_MESSAGE} characters without NUL")
+
+
 def heartbeat(
     config: Mapping[str, Any],
     job_id: str,
@@ -75,6 +91,7 @@ def heartbeat(
     """Record a heartbeat (and progress) of a running job's attempt; a heartbeat timeout
     then counts from now. 409 once the job has ended: how a long-running handler learns to
     stop."""
+    check_progress(progress, message)
     with database.atomic():
         job = lock_by(Job, job_id=job_id)
         if job is None or (
@@ -101,6 +118,19 @@ def heartbeat(
         "deadline_at": job.deadline_at,
         "heartbeat_at": now,
     }
+
+
+def repeats_last_failure(job: Job, status: str, error: Any) -> bool:
+    """A failure sent again, by a token of no attempt, for a job already waiting for its
+    next attempt because of that very failure (a response lost, the request resent)."""
+    from pie.services.jobs import same_json
+
+    return (
+        status == "failure"
+        and job.status == "pending"
+        and bool(job.attempts)
+        and same_json(job.attempts[-1].get("error"), error)
+    )
 
 
 def retries(job: Job, error: Any, retryable: bool | None, config: Mapping[str, Any]) -> bool:
@@ -182,11 +212,15 @@ def expire_overdue(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
                 runtime,
                 job.job_id,
                 "failure",
-                error={"type": kind, "message": message, "retryable": True},
+                error={"type": kind, "message": message},
+                retryable=True,
                 when=still_overdue,
             )
         except PieError as exc:  # ended meanwhile
             log.info("job %s: %s", job.job_id, exc.message, extra={"job_id": job.job_id})
+            continue
+        except Exception:  # the next job, and the rest of the recovery pass, go on
+            log.exception("job %s: could not end its overdue attempt", job.job_id)
             continue
         if result is None:
             continue
@@ -201,7 +235,7 @@ def expire_overdue(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
             extra={"job_id": job.job_id, "attempt": job.attempt, "reason": kind},
         )
         metrics.attempt_ended(job.job_type, kind)
-        stop_on_backend(runtime, job, job.external_id)
+        stop_on_backend(runtime, job, job.external_id, kind)
     return ended
 
 
@@ -223,11 +257,11 @@ def cancel(runtime: Runtime, job_id: str) -> Job:
     job = get_job(job_id)
     log.info("job %s cancelled", job_id, extra={"job_id": job_id})
     metrics.attempt_ended(job.job_type, "Cancelled")
-    stop_on_backend(runtime, job, job.external_id)
+    stop_on_backend(runtime, job, job.external_id, "Cancelled")
     return job
 
 
-def stop_on_backend(runtime: Runtime, job: Job, external_id: str | None) -> None:
+def stop_on_backend(runtime: Runtime, job: Job, external_id: str | None, reason: str) -> None:
     """Ask the job's handler type to stop the attempt (ECS StopTask; an in-process job's
     cancellation flag); a backend that cannot stop work ignores it, and a failure to stop
     is logged, never raised: the job's outcome is already recorded."""
@@ -235,7 +269,7 @@ def stop_on_backend(runtime: Runtime, job: Job, external_id: str | None) -> None
     if handler_type is None:
         return
     try:
-        handler_type.cancel(job.handler, job, external_id)
+        handler_type.cancel(job.handler, job, external_id, reason)
     except Exception as exc:
         log.warning(
             "job %s: %s could not stop it: %s",

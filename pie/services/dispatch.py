@@ -83,8 +83,15 @@ def mark_started(
     With the job row and the settings, the attempt gets its deadline (its policy's timeout
     from now), and only that attempt of the job is started."""
     now = utcnow()
+    if config is not None and job is None:  # a handler type that starts jobs itself
+        job = Job.get_or_none(Job.job_id == job_id)
     if external_id is not None:
-        Job.update(external_id=external_id).where(Job.job_id == job_id).execute()
+        # The attempt's own: an earlier attempt's dispatch returning late must not replace
+        # the id of the attempt that runs now (a cancel would stop the wrong task).
+        this_attempt = Job.job_id == job_id
+        if job is not None:
+            this_attempt &= Job.attempt == job.attempt
+        Job.update(external_id=external_id).where(this_attempt).execute()
     fields: dict[str, Any] = {"status": "started", "started_at": now}
     condition = (Job.job_id == job_id) & (Job.status == "pending")
     if lease_seconds:
@@ -98,12 +105,20 @@ def mark_started(
     return Job.update(**fields).where(condition).execute() == 1
 
 
-def renew_leases(job_ids: list[str], lease_seconds: float, owner: str | None = None) -> None:
-    """Heartbeat of a process that holds these jobs (queued or running), for those it still
-    owns."""
-    if job_ids:
-        Job.update(claimed_until=utcnow() + timedelta(seconds=lease_seconds)).where(
-            Job.job_id.in_(job_ids) & Job.status.in_(("pending", "started")) & owned_by(owner)
+def renew_leases(attempts: dict[str, int], lease_seconds: float, owner: str | None = None) -> None:
+    """Heartbeat of a process that holds these jobs (id: the attempt it holds, queued or
+    running), for those it still owns, in that attempt: a later attempt of a job (a retry
+    after a timeout, while the old run goes on) is not this process's to renew."""
+    by_attempt: dict[int, list[str]] = {}
+    for job_id, attempt in attempts.items():
+        by_attempt.setdefault(attempt, []).append(job_id)
+    until = utcnow() + timedelta(seconds=lease_seconds)
+    for attempt, job_ids in by_attempt.items():
+        Job.update(claimed_until=until).where(
+            Job.job_id.in_(job_ids)
+            & (Job.attempt == attempt)
+            & Job.status.in_(("pending", "started"))
+            & owned_by(owner)
         ).execute()
 
 
@@ -137,7 +152,9 @@ def stalled(limit: int = RECOVERY_BATCH) -> list[Job]:
 def requeue(job: Job) -> bool:
     """Put a stalled job back to pending (conditionally: one recoverer wins)."""
     return (
-        Job.update(status="pending", claimed_until=None, claimed_by=None)
+        Job.update(
+            status="pending", claimed_until=None, claimed_by=None, deadline_at=None, expires_at=None
+        )
         .where(
             (Job.job_id == job.job_id) & (Job.status == "started") & (Job.claimed_until < utcnow())
         )
@@ -237,7 +254,7 @@ class Dispatcher:
         ):
             now = Job.get(Job.job_id == job_id)
             if control.ended_by_pie(now):  # cancelled while the backend was handed it
-                control.stop_on_backend(self.runtime, now, external_id)
+                control.stop_on_backend(self.runtime, now, external_id, now.error["type"])
         log.info(
             "job %s dispatched to %s (external id %s)",
             job_id,
@@ -261,8 +278,9 @@ class Dispatcher:
             self.runtime.complete_job(
                 job.job_id,
                 "failure",
-                error={"type": error_type, "message": message, "retryable": True},
+                error={"type": error_type, "message": message},
                 attempt=job.attempt,
+                retryable=True,
             )
         except PieError as conflict:  # it was completed meanwhile; nothing to record
             log.info("job %s: %s", job.job_id, conflict.message, extra={"job_id": job.job_id})
@@ -283,7 +301,7 @@ class Dispatcher:
             job,
             "Interrupted",
             f"the PIE process running this job stopped before it finished, "
-            f"{job.dispatch_attempts} time(s); it is not retried again",
+            f"{job.dispatch_attempts} time(s)",
         )
 
     def recover_once(self) -> int:

@@ -213,6 +213,8 @@ def complete_job(
                 jobs.check_repeat(job, status, output, error)
                 return jobs.completion_result(job)
             control.check_attempt(job, attempt)
+            if attempt is None and control.repeats_last_failure(job, status, error):
+                return jobs.completion_result(job)  # a resent failure must not spend an attempt
             if status == "failure" and control.retries(job, error, retryable, runtime.config):
                 failed_attempt = job.attempt
                 retried = control.retry(job, error, runtime.config)

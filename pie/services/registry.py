@@ -54,7 +54,7 @@ def create_model(data: dict[str, Any]) -> RegisteredModel:
                 status="pending",
                 latest_version="1",
                 max_int_version=1,
-                job_policy=data.get("job_policy"),
+                job_policy=data.get("job_policy") or None,
                 created_at=now,
                 updated_at=now,
             )
@@ -161,7 +161,7 @@ def update_model(model_id: str, data: dict[str, Any]) -> RegisteredModel:
         model.metadata = data.get("metadata") or {}
         model.updated_at = utcnow()
         if "job_policy" in data:  # left out: kept (a client that predates it keeps it)
-            _copy_policy(model, data["job_policy"])
+            _copy_policy(model, data["job_policy"] or None)
         model.save()
         subscriptions.mark_stale(before, model)
         if model.status == "active":

@@ -256,7 +256,7 @@ def test_a_process_taken_for_dead_does_not_start_what_it_had_queued(make_app):
     wait_for(lambda: 2 in runs)  # the queued job now runs in the other process
     # The slow process comes back: it cannot renew, start or give back what was voided.
     runtime = slow.extensions["pie"]
-    runtime.renew_leases([running, queued], 300)
+    runtime.renew_leases({running: 1, queued: 1}, 300)
     assert not runtime.mark_started(queued, lease_seconds=30)
     dispatch.release(queued, owner)
     gate.set()
