@@ -99,6 +99,11 @@ class Job(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     started_at = peewee.DateTimeField(null=True)
     completed_at = peewee.DateTimeField(null=True)
+    # What `trigger` names, as columns GET /v2/jobs can search by index (migration 10, which
+    # also adds the indexes that search uses); null on a job no subscription started. Last,
+    # so a table created with them and one they were added to have the same column order.
+    parent_job_id = peewee.CharField(max_length=36, null=True)
+    subscription_id = peewee.CharField(max_length=36, null=True)
 
     class Meta:
         table_name = "jobs"
@@ -140,6 +145,7 @@ class ModelCount(BaseModel):
 
 
 JOB_TABLES = [Job]
+TRIGGER_COLUMNS = ("parent_job_id", "subscription_id")  # what a job's `trigger` names
 COUNT_TABLES = [JobCount, ModelCount]
 
 
