@@ -2,7 +2,7 @@
 parent_job_id or subscription_id columns), upgraded from migration 6 so that migration 7's
 repair runs on that table too: the columns are added and filled from each job's `trigger`
 (as migration 7 left it), several batches of them, values no id can be read as none; the search
-indexes exist; the list totals still equal COUNT(*)."""
+indexes exist; the list finds the jobs by them; the list totals still equal COUNT(*)."""
 
 from __future__ import annotations
 
@@ -82,3 +82,12 @@ def test_upgrade_fills_the_search_columns_from_the_triggers(make_app, monkeypatc
     assert named[ids["direct"]] == (None, None)
     assert all(named[job["job_id"]] == (PARENTS[n % 3], SUB) for n, job in enumerate(bulk))
     assert all(named[job["job_id"]] == (None, None) for job in odd.values())
+
+    r = admin.get(f"/v2/jobs?parent_job_id={PARENTS[1]}&page_size=1000")
+    assert r.status_code == 200, r.get_json()
+    children = sorted((job["job_id"] for job in bulk[1::3]), reverse=True)
+    assert [job["job_id"] for job in r.get_json()] == children
+    r = admin.get(f"/v2/jobs?subscription_id={ids['global']}")
+    assert {job["job_id"] for job in r.get_json()} == {ids["child"], ids["own_child"]}
+    r = admin.get(f"/v2/jobs?subscription_id={SUB}&client_id=acme")
+    assert r.status_code == 200 and r.get_json() == []
