@@ -2,11 +2,13 @@
 profiling and before/after comparisons; `bare-read` and `bare-insert` run the ceiling app
 (bench/bare_app.py) through the same loop.
 
-    python -m bench.inprocess {complete,status,version,get,tenant-get,bare-read,bare-insert}
+    python -m bench.inprocess
+        {complete,status,version,inference,get,tenant-get,bare-read,bare-insert}
         [--requests 2000] [--profile] [--mark]
 
 `tenant-get` is `get` with a tenant's token (a `client_id`, no admin scope) instead of an
-admin's.
+admin's. `inference` starts a job on the direct route with its dispatch left out (that runs
+on the dispatcher's threads, after the response): the request and the job's insert.
 
 Prints requests per second and CPU microseconds per request (process time, so other load on
 the machine matters less than for wall-clock figures); `--profile` adds a cProfile table;
@@ -26,7 +28,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-ROUTES = ("complete", "status", "version", "get", "tenant-get", "bare-read", "bare-insert")
+ROUTES = (
+    "complete",
+    "status",
+    "version",
+    "inference",
+    "get",
+    "tenant-get",
+    "bare-read",
+    "bare-insert",
+)
 WARMUP = 50
 
 
@@ -59,6 +70,8 @@ def pie_requests(
         client.post("/v2/clients", json={"client_id": "acme", "name": "Acme"}, headers=headers)
         claims = {"sub": "bench", "scope": "streamline/read_models", "client_id": "acme"}
         headers = {"Authorization": "Bearer " + runtime.verifier.mint(claims, 7200)}
+    if route == "inference":
+        runtime.dispatcher.submit = lambda job_ids: None
     now = datetime.now(UTC).replace(tzinfo=None)
     with database.connection_context(), database.atomic():  # what the writes consume
         for n in range(requests + WARMUP if route in ("complete", "status") else 0):
@@ -85,6 +98,8 @@ def pie_requests(
             path, body = f"/v2/models/m/versions/b{n}/new_status", {"status": "training"}
         elif route == "version":
             path, body = "/v2/models/m/new_version", {}
+        elif route == "inference":
+            path, body = "/v2/models/m/versions/1/inference", {"input": {"a": n}}
         else:  # get, tenant-get
             response = client.get("/v2/models/m", headers=headers)
             assert response.status_code == 200, response.get_json()

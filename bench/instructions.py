@@ -30,6 +30,7 @@ CEILING = {
     "tenant-get": "bare-read",
     "status": "bare-insert",
     "version": "bare-insert",
+    "inference": "bare-insert",
     "complete": "bare-insert",
 }
 

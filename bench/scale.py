@@ -1,5 +1,7 @@
-"""Read costs at scale: job lookup, a version's job list (first and a deep page), model get
-and list, with 1,000 rows and then with 1,000,000 jobs and 100,000 models.
+"""Read costs at scale: job lookup, a version's job list (first and a deep page), the search
+of all jobs (GET /v2/jobs: first page, a page from the middle of the table by cursor, filtered
+pages, a tenant's page), model get and list, with 1,000 rows and then with 1,000,000 jobs
+and 100,000 models.
 
     python -m bench.scale [--jobs 1000000] [--models 100000]
 
@@ -104,7 +106,20 @@ def median_ms(client, path: str, headers: dict, repeats: int = 200) -> float:
     return statistics.median(times) * 1000
 
 
-def measure(client, headers: dict, job_id: str) -> dict[str, float]:
+def middle_job(model_id: str | None = None) -> str:
+    """The job id halfway down the newest-first list (of one model's jobs): a cursor that
+    starts a page in the middle of the table."""
+    query = Job.select(Job.job_id)
+    if model_id is not None:
+        query = query.where(Job.model_id == model_id)
+    with database.connection_context():
+        total = query.count()
+        return query.order_by(Job.job_id.desc()).offset(total // 2).limit(1).scalar()
+
+
+def measure(client, headers: dict, job_id: str, tenant: dict) -> dict[str, float]:
+    search = "/v2/jobs?page_size=100"
+    filtered = f"{search}&model_id=model-0000000&status=success"
     return {
         "GET /v2/jobs/{id}": median_ms(client, f"/v2/jobs/{job_id}", headers),
         "version jobs, first page": median_ms(
@@ -113,6 +128,15 @@ def measure(client, headers: dict, job_id: str) -> dict[str, float]:
         "version jobs, page 10": median_ms(
             client, "/v2/models/model-0000000/versions/1/jobs?page_size=100&page=10", headers
         ),
+        "GET /v2/jobs, first page": median_ms(client, search, headers),
+        "GET /v2/jobs, mid-table page": median_ms(
+            client, f"{search}&after={middle_job()}", headers
+        ),
+        "GET /v2/jobs, filtered": median_ms(client, filtered, headers),
+        "GET /v2/jobs, filtered, mid": median_ms(
+            client, f"{filtered}&after={middle_job('model-0000000')}", headers
+        ),
+        "GET /v2/jobs, a tenant's page": median_ms(client, search, tenant),
         "GET /v2/models/{id}": median_ms(client, "/v2/models/model-0000500", headers),
         "GET /v2/models (first page)": median_ms(client, "/v2/models?page_size=100", headers),
     }
@@ -139,11 +163,14 @@ def main() -> None:
             + runtime.verifier.mint({"sub": "bench", "scope": ADMIN_SCOPE}, 7200)
         }
         client = app.test_client()
+        client.post("/v2/clients", json={"client_id": "acme", "name": "Acme"}, headers=headers)
+        claims = {"sub": "bench", "scope": "streamline/read_models", "client_id": "acme"}
+        tenant = {"Authorization": "Bearer " + runtime.verifier.mint(claims, 7200)}
         with database.connection_context():
             add_models(1000, 0)
             add_jobs(1000, "model-0000000", spread=1)  # 1,000 jobs, all on one version
             job_id = Job.select(Job.job_id).order_by(Job.job_id).first().job_id
-        small = measure(client, headers, job_id)
+        small = measure(client, headers, job_id, tenant)
         started = time.perf_counter()
         with database.connection_context():
             add_models(args.models - 1000, 1000)
@@ -153,7 +180,7 @@ def main() -> None:
             f"grew to {args.jobs:,} jobs and {args.models:,} models "
             f"in {time.perf_counter() - started:.0f} s"
         )
-        large = measure(client, headers, job_id)
+        large = measure(client, headers, job_id, tenant)
         print(f"{'read':<30}{'1k rows ms':>12}{'large ms':>10}{'ratio':>8}")
         for name in small:
             print(

@@ -26,3 +26,13 @@ def uuid7() -> str:
     rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand
     return str(uuid.UUID(int=value))
+
+
+MAX_MS = (1 << 48) - 1  # the largest time a UUIDv7 holds
+
+
+def first_uuid7_at(ms: int) -> str:
+    """The smallest UUIDv7 text of millisecond `ms` (clamped to what a UUIDv7 holds): every
+    id made at or after `ms` sorts at or after it, every id made before it sorts before."""
+    ms = min(max(ms, 0), MAX_MS)
+    return str(uuid.UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62)))

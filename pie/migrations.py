@@ -8,6 +8,7 @@ import peewee
 
 from pie import config, counts, ownership, tables
 from pie.db import migration
+from pie.rows import update_rows
 
 
 @migration
@@ -110,6 +111,21 @@ JOB_CONTROL_COLUMNS = {
 }
 
 
+# Search indexes of GET /v2/jobs (pie/services/job_search.py): with the primary key (job_id)
+# and (model_id, model_version, job_id), each filter's rows are a range of one index, in
+# job_id order. Only triggered jobs go in the two partial ones: a direct job pays for neither.
+JOB_SEARCH_INDEXES = {
+    "jobs_search_status": '("status", "job_id")',
+    "jobs_search_model": '("model_id", "job_id")',
+    # The client key of pie/services/job_search.py: no client is "", NULL or not.
+    "jobs_search_client": '(COALESCE("client_id", \'\'), "job_id")',
+    "jobs_search_parent": '("parent_job_id", "job_id") WHERE "parent_job_id" IS NOT NULL',
+    "jobs_search_subscription": (
+        '("subscription_id", "job_id") WHERE "subscription_id" IS NOT NULL'
+    ),
+}
+
+
 @migration
 def control_jobs(db: peewee.Database) -> None:
     # Deadlines, heartbeats, retries and a policy per model (issue 15). A database created
@@ -144,3 +160,47 @@ def register_processes(db: peewee.Database) -> None:
         'CREATE INDEX IF NOT EXISTS "jobs_claimed_by" ON "jobs" ("claimed_by") '
         'WHERE "claimed_by" IS NOT NULL'
     )
+
+
+@migration
+def index_jobs_for_search(db: peewee.Database) -> None:
+    # What a triggered job's `trigger` names becomes columns (a database created after this
+    # change has them from migration 2 already), filled in for the jobs there are.
+    present = {column.name for column in db.get_columns("jobs")}
+    for name in tables.TRIGGER_COLUMNS:
+        if name not in present:
+            db.execute_sql(f'ALTER TABLE "jobs" ADD COLUMN "{name}" VARCHAR(36)')
+    _fill_trigger_columns()
+    for name, columns in JOB_SEARCH_INDEXES.items():
+        db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{name}" ON "jobs" {columns}')
+
+
+def _fill_trigger_columns(batch: int = 1000) -> None:
+    """Copy what each triggered job's `trigger` names into its columns, a batch of jobs at a
+    time in job_id order: in Python, as the backends' JSON functions differ. A value no job or
+    subscription id can be (written by hand) is left out rather than failing the upgrade."""
+    job, last = tables.Job, ""
+    while True:
+        found = list(
+            job.select(job.job_id, job.trigger)
+            .where(job.trigger.is_null(False) & (job.job_id > last))
+            .order_by(job.job_id)
+            .limit(batch)
+            .tuples()
+        )
+        if not found:
+            return
+        update_rows(
+            job,
+            [{"job_id": job_id, **_named(trigger)} for job_id, trigger in found],
+            key="job_id",
+        )
+        last = found[-1][0]
+
+
+def _named(trigger: object) -> dict[str, str | None]:
+    named = trigger if isinstance(trigger, dict) else {}
+    return {
+        name: value if isinstance(value := named.get(name), str) and len(value) <= 36 else None
+        for name in tables.TRIGGER_COLUMNS
+    }

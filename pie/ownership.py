@@ -22,6 +22,9 @@ from pie.tables import TENANT_FIELDS, Job, Subscription
 log = logging.getLogger(__name__)
 
 OWNER_WINDOW = timedelta(seconds=60)
+# The job columns read here, and no others: a database upgraded from before migration 7 has
+# only the columns jobs had then until a later migration adds its own (migration 12).
+TENANT_COLUMNS = [getattr(Job, name) for name in TENANT_FIELDS]
 
 
 def own_replays() -> None:
@@ -49,7 +52,7 @@ def _replay_owners() -> dict[str, dict[str, Any]]:
     owners = {}
     for sub in replays:
         maker = (
-            Job.select()
+            Job.select(*TENANT_COLUMNS)
             .where(
                 (Job.model_id == sub.source_model_id)
                 & (Job.job_type == "inference")
@@ -70,7 +73,7 @@ def _move_jobs(owners: dict[str, dict[str, Any]]) -> int:
     """Move each owned replay's jobs, and their descendants, into the owner's tenant."""
     children: dict[str, list[Job]] = defaultdict(list)
     replayed: list[Job] = []
-    triggered = Job.select(Job.job_id, Job.trigger, *[getattr(Job, n) for n in TENANT_FIELDS])
+    triggered = Job.select(Job.job_id, Job.trigger, *TENANT_COLUMNS)
     for job in triggered.where(Job.trigger.is_null(False)).iterator():
         if job.trigger.get("subscription_id") in owners:
             replayed.append(job)
@@ -80,7 +83,7 @@ def _move_jobs(owners: dict[str, dict[str, Any]]) -> int:
     for job in replayed:
         tenant = owners[job.trigger["subscription_id"]]
         trigger = dict(job.trigger)
-        parent = Job.get_or_none(Job.job_id == trigger.get("parent_job_id"))
+        parent = Job.select(Job.client_id).where(Job.job_id == trigger.get("parent_job_id")).first()
         if parent is not None and parent.client_id and parent.client_id != tenant["client_id"]:
             trigger["parent_job_id"] = None
         moved += _move(job, tenant, trigger, children)

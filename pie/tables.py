@@ -119,6 +119,11 @@ class Job(BaseModel):
     progress = peewee.DoubleField(null=True)
     progress_message = peewee.TextField(null=True)
     expires_at = peewee.DateTimeField(null=True)
+    # What `trigger` names, as columns GET /v2/jobs can search by index (migration 12, which
+    # also adds the indexes that search uses); null on a job no subscription started. Last,
+    # so a table created with them and one they were added to have the same column order.
+    parent_job_id = peewee.CharField(max_length=36, null=True)
+    subscription_id = peewee.CharField(max_length=36, null=True)
 
     class Meta:
         table_name = "jobs"
@@ -182,6 +187,9 @@ class Process(BaseModel):
 
 
 PROCESS_TABLES = [Process]
+
+
+TRIGGER_COLUMNS = ("parent_job_id", "subscription_id")  # what a job's `trigger` names
 COUNT_TABLES = [JobCount, ModelCount]
 
 

@@ -55,7 +55,7 @@ def test_a_chain_in_flight_keeps_its_count(make_app, monkeypatch):
         ).execute()
     monkeypatch.undo()
 
-    assert pie_db.upgrade()[0] == 9
+    assert pie_db.upgrade()[0] == 9  # and the migrations after it
 
     with connection():
         [row] = TriggerBudget.select()

@@ -206,6 +206,15 @@ def require_job_tenant(principal: auth.Principal, job: Any) -> None:
         raise Forbidden(f"this token has no access to the client of job '{job.job_id}'")
 
 
+def require_client_access(principal: auth.Principal, client_id: str) -> None:
+    """403 unless the caller may reach `client_id`, as `requires` checks a route's client:
+    one of the token's clients that is suspended says so; any other it has no access to is
+    refused alike whether it exists or not."""
+    if client_id in principal.suspended:
+        raise Forbidden(f"client '{client_id}' is suspended")
+    auth.require_tenant(principal, client_id)
+
+
 def require_global_change(principal: auth.Principal, client_id: str | None, refusal: str) -> None:
     """403 (`refusal`) when a tenant's token would change something of no client (a job, a
     subscription): it is every tenant's, so only an operator's token (one of no client) or

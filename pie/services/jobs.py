@@ -11,7 +11,7 @@ from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import get_by, insert_row, update_row
 from pie.services import lifecycle, policy
-from pie.tables import Job, ModelVersion, utcnow
+from pie.tables import TRIGGER_COLUMNS, Job, ModelVersion, utcnow
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -91,9 +91,17 @@ def new_job(version: ModelVersion, job_type: str, job_input: dict[str, Any], **c
             "handler": handler,
             "policy": policy.of_type(version.job_policy, job_type),
             "created_at": utcnow(),
+            **trigger_columns(context.get("trigger")),
             **context,
         },
     )
+
+
+def trigger_columns(trigger: dict[str, Any] | None) -> dict[str, Any]:
+    """The columns GET /v2/jobs searches a job's `trigger` by: what it names (its
+    `parent_job_id` is the public one, null when the parent is another tenant's)."""
+    trigger = trigger or {}
+    return {name: trigger.get(name) for name in TRIGGER_COLUMNS}
 
 
 TRIGGER_FIELDS = ("subscription_id", "parent_job_id", "depth")

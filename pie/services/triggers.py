@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.rows import find_all, insert_rows
-from pie.services import chains, policy, registry
+from pie.services import chains, jobs, policy, registry
 from pie.tables import TENANT_FIELDS, Client, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def fire(
     budget = chains.Budget(parent.trigger if parent else None, runtime.config[MAX_JOBS])
     refusals = _refusals(subs, parent, tenants)
     budget.hold(owner_of(sub) for sub in subs if refusals[sub.id] is None)
-    targets, events, rows, now = _Targets(runtime), [], [], utcnow()
+    targets, events, rows = _Targets(runtime), [], []
     for sub in subs:
         refusal = refusals[sub.id]
         if refusal is None and not budget.take(owner_of(sub)):
@@ -109,7 +109,7 @@ def fire(
             budget.give_back(owner_of(sub))
             events.append(_event(sub, tenant, error=exc.message))
             continue
-        rows.append(_job_row(sub, tenant, version, parent, depth, trigger_output, now))
+        rows.append(_job_row(sub, tenant, version, parent, depth, trigger_output))
         events.append(_event(sub, tenant, job_id=rows[-1]["job_id"]))
     budget.stamp([row["trigger"] for row in rows])
     budget.save()
@@ -203,11 +203,18 @@ def _job_row(
     parent: Job | None,
     depth: int,
     trigger_output: dict[str, Any],
-    now: Any,
 ) -> dict[str, Any]:
     handler = version.handlers[sub.target_action]
+    trigger = {
+        "subscription_id": sub.id,
+        "parent_job_id": parent_named(tenant, parent),
+        "depth": depth,
+    }
     return {
         "job_id": uuid7(),
+        # Read with the id, not once per firing: GET /v2/jobs finds jobs by creation time
+        # through their (time-ordered) ids, which a firing that waited on locks would skew.
+        "created_at": utcnow(),
         "job_type": sub.target_action,
         "model_id": version.model_id,
         "model_version": version.version,
@@ -217,12 +224,8 @@ def _job_row(
         "handler_type": handler["type"],
         "handler": handler,
         "policy": policy.of_type(version.job_policy, sub.target_action),
-        "trigger": {
-            "subscription_id": sub.id,
-            "parent_job_id": parent_named(tenant, parent),
-            "depth": depth,
-        },
-        "created_at": now,
+        "trigger": trigger,
+        **jobs.trigger_columns(trigger),
         **tenant,
     }
 

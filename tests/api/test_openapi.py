@@ -56,12 +56,15 @@ CONTRACT_ROUTES: dict[str, set[str]] = {
         }.items()
     },
 }
-# PIE's extensions beyond the contract: new routes only (README, "Job control").
+# Routes PIE adds beyond the contract; each changes nothing a contract route sends or reads
+# (README: "Job control", "Finding jobs").
 EXTENSION_ROUTES: dict[str, set[str]] = {
+    "/v2/jobs": {"get"},
     "/v2/models/{model_id}/job_policy": {"put"},
     f"{_V}/jobs/{{job_id}}/heartbeat": {"post"},
     "/v2/jobs/{job_id}/cancel": {"post"},
 }
+ROUTES = {**CONTRACT_ROUTES, **EXTENSION_ROUTES}
 HANDLER_SCHEMAS = {
     "lambda": "LambdaHandler",
     "ecs_task": "EcsTaskHandler",
@@ -140,19 +143,36 @@ def test_error_responses_use_the_envelope(spec):
             assert set(schema["properties"]) >= {"success", "message"}, (method, path, code)
 
 
-def test_every_path_is_a_contract_route_or_an_extension(spec):
-    contract = {}
-    for route, methods in [*CONTRACT_ROUTES.items(), *EXTENSION_ROUTES.items()]:
-        contract.setdefault(normalise(route), set()).update(methods)
+def test_every_path_is_a_contract_route_or_a_listed_extension(spec):
+    known = {}
+    for route, methods in ROUTES.items():
+        known.setdefault(normalise(route), set()).update(methods)
     for path, method, _ in operations(spec):
-        assert normalise(path) in contract, path
-        assert method in contract[normalise(path)], (method, path)
+        assert normalise(path) in known, path
+        assert method in known[normalise(path)], (method, path)
+    assert not set(EXTENSION_ROUTES) & set(CONTRACT_ROUTES)
 
 
 def test_paths_use_the_contract_parameter_names(spec):
-    contract = {normalise(route): route for route in [*CONTRACT_ROUTES, *EXTENSION_ROUTES]}
+    known = {normalise(route): route for route in ROUTES}
     for path in spec["paths"]:
-        assert path == contract[normalise(path)], path
+        assert path == known[normalise(path)], path
+
+
+def test_the_job_search_documents_its_parameters_cursor_and_headers(spec):
+    operation = spec["paths"]["/v2/jobs"]["get"]
+    names = {deref(spec, p)["name"] for p in operation["parameters"]}
+    filters = {"status", "job_type", "model_id", "model_version", "client_id"}
+    filters |= {"parent_job_id", "subscription_id", "created_after", "created_before"}
+    assert names == filters | {"page_size", "after"}  # no `page`: it pages by cursor
+    page_size = next(p for p in operation["parameters"] if p["name"] == "page_size")
+    assert page_size["schema"] == {"type": "integer", "default": 100, "minimum": 1, "maximum": 1000}
+    headers = operation["responses"]["200"]["headers"]
+    assert set(headers) == {"X-Pagination", "Link"}
+    page = deref(spec, headers["X-Pagination"]["schema"])
+    assert set(page["properties"]) == {"page_size", "next_after"}  # no total
+    assert "no total" in operation["description"] and "PIE extension" in operation["summary"]
+    assert {"400", "401", "403"} <= set(operation["responses"])
 
 
 def test_foundation_routes_are_documented(spec):

@@ -91,3 +91,21 @@ def test_a_tenants_token_adds_one_cached_lookup_and_an_operators_none(ready, sta
     assert count(statements, lambda: client.get(f"/v2/jobs/{job_id}", token=tenant)) == 1
     operator = scoped("read_models")
     assert count(statements, lambda: client.get("/v2/models/m", token=operator)) == 1
+
+
+def test_a_page_of_any_jobs_is_one_select(ready, statements):
+    """GET /v2/jobs: one statement whatever the filters and the depth, and for a tenant's
+    token too (its client keys are ranges of one UNION ALL)."""
+    client, job_id = ready
+    assert client.post("/v2/clients", json={"client_id": "acme", "name": "Acme"}).status_code == 201
+    tenant = scoped("read_models", client_id="acme")
+    client.get("/v2/jobs", token=tenant)  # reads the client's status, then remembers it
+    for query, token in [
+        ("", "default"),
+        (f"?model_id=m&status=success&after={job_id}&page_size=1", "default"),
+        ("?created_after=2020-01-01T00:00:00Z&job_type=inference", "default"),
+        ("?status=success", tenant),
+        ("?client_id=acme", tenant),
+    ]:
+        assert count(statements, lambda q=query, t=token: client.get(f"/v2/jobs{q}", token=t)) == 1
+        assert statements[0].lstrip("(").startswith("SELECT"), statements[0][:80]
