@@ -10,6 +10,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -336,13 +337,14 @@ def read_secret(path: str) -> str | None:
         return None
 
 
-def load_or_create_secret(path: str) -> str:
-    """The persisted HS256 secret; created once, readable by the owner only."""
+def load_or_create_secret(path: str, generate: Callable[[], str] | None = None) -> str:
+    """The persisted secret (by default the HS256 one); created once with `generate`,
+    readable by the owner only."""
     secret = read_secret(path)
     if secret:
         return secret
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
+    secret = generate() if generate is not None else secrets.token_urlsafe(48)
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -96,7 +96,30 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "JOB_TIMEOUT_SECONDS": (86400, lambda v: _bounded(v, 1, 31_536_000)),
     "JOB_MAX_ATTEMPTS": (1, lambda v: int(_bounded(v, 1, 100, whole=True))),
     "JOB_RETRY_BACKOFF_SECONDS": (10.0, lambda v: _bounded(v, 0, 86400)),
+    # Outbound requests (the `http` handler type): Standard Webhooks signing secrets (the
+    # first signs, every one is sent; unset: one generated beside the database), the
+    # destinations the guard lets through besides public addresses, and the bounds of a
+    # request: connecting, a whole callback-mode and sync-mode exchange, parallel requests.
+    "OUTBOUND_SIGNING_SECRETS": ([], lambda v: _signing_secrets(_csv(v))),
+    "OUTBOUND_ALLOWED_HOSTS": ([], lambda v: _allowed_hosts(_csv(v))),
+    "HTTP_CONNECT_TIMEOUT_SECONDS": (5.0, lambda v: _bounded(v, 0.1, 60)),
+    "HTTP_CALLBACK_TIMEOUT_SECONDS": (10.0, lambda v: _bounded(v, 0.1, 300)),
+    "HTTP_SYNC_TIMEOUT_SECONDS": (30.0, lambda v: _bounded(v, 0.1, 3600)),
+    "HTTP_WORKERS": (8, lambda v: int(_bounded(v, 1, 256, whole=True))),
 }
+
+
+def _signing_secrets(values: list[str]) -> list[str]:
+    from pie.outbound.signing import parse_secrets
+
+    return parse_secrets(values)
+
+
+def _allowed_hosts(values: list[str]) -> list[str]:
+    from pie.outbound.guard import Allowed
+
+    Allowed.parse(values)
+    return values
 
 
 def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -138,6 +161,7 @@ def recovery_bound(config: Mapping[str, Any]) -> float:
 # --- where an instance keeps its files (no Flask needed, nothing created) -----------------
 
 SECRET_FILE = "pie-jwt-secret"
+SIGNING_SECRET_FILE = "pie-outbound-signing-secret"
 
 
 def default_instance_path() -> str:
@@ -176,13 +200,14 @@ def sqlite_path(url: str) -> str:
     return unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
 
 
-def secret_path(config: Mapping[str, Any]) -> str:
-    """Where the generated HS256 secret lives: beside the SQLite file; in the instance folder
-    for Postgres or an in-memory database, which have no folder of their own."""
+def secret_path(config: Mapping[str, Any], name: str = SECRET_FILE) -> str:
+    """Where a generated secret (by default the HS256 one) lives: beside the SQLite file; in
+    the instance folder for Postgres or an in-memory database, which have no folder of their
+    own."""
     path = sqlite_path(database_url(config))
     if path and path != ":memory:":
-        return os.path.join(os.path.dirname(os.path.abspath(path)), SECRET_FILE)
-    return os.path.join(instance_path(config), SECRET_FILE)
+        return os.path.join(os.path.dirname(os.path.abspath(path)), name)
+    return os.path.join(instance_path(config), name)
 
 
 def redacted_url(url: str) -> str:
