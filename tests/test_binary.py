@@ -293,7 +293,7 @@ def test_plugins_lists_the_built_ins_and_the_folder_plugin(sandbox):
         "in_process",
         "outbox_plugin",
     }
-    assert report["handler_types"] == ["ecs_task", "in_process", "lambda", "outbox"]
+    assert report["handler_types"] == ["ecs_task", "http", "in_process", "lambda", "outbox"]
     assert report["in_process_handlers"] == ["echo", "mean"]
 
 
