@@ -22,6 +22,7 @@ from typing import Any
 import marshmallow as ma
 
 from pie import DispatchDeferred, HandlerType, hookimpl, jsonio
+from pie.config import ConfigurationError
 from pie.errors import PieError
 from pie.outbound import client, guard, signing
 
@@ -72,8 +73,14 @@ class HttpHandlerType(HandlerType):
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)
         config = runtime.config
-        self.allowed = guard.Allowed.parse(config.get("PIE_OUTBOUND_ALLOWED_HOSTS") or [])
-        self._secrets = signing.parse_secrets(config.get("PIE_OUTBOUND_SIGNING_SECRETS") or [])
+        try:
+            self.allowed = guard.Allowed.parse(config.get("PIE_OUTBOUND_ALLOWED_HOSTS") or [])
+        except ValueError as exc:
+            raise ConfigurationError(f"PIE_OUTBOUND_ALLOWED_HOSTS: {exc}") from None
+        try:
+            self._secrets = signing.parse_secrets(config.get("PIE_OUTBOUND_SIGNING_SECRETS") or [])
+        except ValueError as exc:
+            raise ConfigurationError(f"PIE_OUTBOUND_SIGNING_SECRETS: {exc}") from None
         self.connect_timeout = float(config.get("PIE_HTTP_CONNECT_TIMEOUT_SECONDS") or 5)
         self.timeouts = {
             "callback": float(config.get("PIE_HTTP_CALLBACK_TIMEOUT_SECONDS") or 10),

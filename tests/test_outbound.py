@@ -1,0 +1,141 @@
+"""pie.outbound without a server: signatures as the Standard Webhooks reference library
+makes and checks them, secret and allow-list settings, and which addresses the guard
+refuses."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+from datetime import UTC, datetime
+
+import pytest
+from standardwebhooks import Webhook
+
+from pie import config
+from pie.outbound import guard, signing
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+def test_signatures_match_the_reference_library():
+    body = json.dumps({"job_id": "j1", "input": {"x": "☃"}}).encode()
+    headers = signing.headers([SECRET], "j1.1", body, timestamp=1_700_000_000)
+    assert headers["webhook-id"] == "j1.1"
+    assert headers["webhook-timestamp"] == "1700000000"
+    when = datetime.fromtimestamp(1_700_000_000, tz=UTC)
+    assert headers["webhook-signature"] == Webhook(SECRET).sign("j1.1", when, body.decode())
+
+
+def test_every_secret_signs_and_the_receiver_of_any_one_verifies():
+    other = signing.generate_secret()
+    body = b'{"a":1}'
+    headers = signing.headers([SECRET, other], "m", body)
+    first, second = headers["webhook-signature"].split(" ")
+    assert first.startswith("v1,") and second.startswith("v1,")
+    assert Webhook(other).verify(body, headers) == {"a": 1}
+    assert Webhook(SECRET).verify(body, headers) == {"a": 1}
+
+
+def test_generated_secrets_are_valid_and_distinct():
+    a, b = signing.generate_secret(), signing.generate_secret()
+    assert a != b and len(signing.secret_key(a)) == 32
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("not-a-secret", "must start with 'whsec_'"),
+        ("whsec_***", "followed by base64"),
+        ("whsec_" + base64.b64encode(b"short").decode(), "24 to 64 bytes"),
+    ],
+)
+def test_a_bad_signing_secret_stops_start_up_without_showing_it(value, expected):
+    with pytest.raises(config.ConfigurationError) as caught:
+        config.load({"PIE_OUTBOUND_SIGNING_SECRETS": f"{SECRET},{value}"})
+    message = str(caught.value.message)
+    assert "PIE_OUTBOUND_SIGNING_SECRETS" in message and expected in message
+    assert "secret 2" in message
+
+
+def test_settings_parse():
+    settings = config.load(
+        {
+            "PIE_OUTBOUND_SIGNING_SECRETS": f"{SECRET}, {SECRET}",
+            "PIE_OUTBOUND_ALLOWED_HOSTS": "10.0.0.0/8, models.internal,::1",
+            "PIE_HTTP_SYNC_TIMEOUT_SECONDS": "120",
+        }
+    )
+    assert settings["PIE_OUTBOUND_SIGNING_SECRETS"] == [SECRET, SECRET]
+    assert settings["PIE_OUTBOUND_ALLOWED_HOSTS"] == ["10.0.0.0/8", "models.internal", "::1"]
+    assert settings["PIE_HTTP_SYNC_TIMEOUT_SECONDS"] == 120
+    assert settings["PIE_HTTP_CALLBACK_TIMEOUT_SECONDS"] == 10
+    with pytest.raises(config.ConfigurationError, match="PIE_OUTBOUND_ALLOWED_HOSTS"):
+        config.load({"PIE_OUTBOUND_ALLOWED_HOSTS": "http://x/"})
+    with pytest.raises(config.ConfigurationError, match="PIE_HTTP_SYNC_TIMEOUT_SECONDS"):
+        config.load({"PIE_HTTP_SYNC_TIMEOUT_SECONDS": "0"})
+
+
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        ("127.0.0.1", "a loopback address"),
+        ("10.2.3.4", "a private address"),
+        ("172.31.255.255", "a private address"),
+        ("192.168.0.1", "a private address"),
+        ("100.64.0.1", "a non-global address"),
+        ("169.254.1.1", "a link-local address"),
+        ("169.254.169.254", "a cloud metadata address"),
+        ("100.100.100.200", "a cloud metadata address"),
+        ("224.0.0.1", "a multicast address"),
+        ("240.0.0.1", "a private address"),
+        ("0.0.0.0", "an unspecified address"),
+        ("::", "an unspecified address"),
+        ("::1", "a loopback address"),
+        ("fc00::1", "a private address"),
+        ("fe80::1", "a link-local address"),
+        ("ff02::1", "a multicast address"),
+        ("fd00:ec2::254", "a cloud metadata address"),
+        ("::ffff:127.0.0.1", "a loopback address (inside IPv6)"),
+        ("64:ff9b::a00:1", "a private address (inside IPv6)"),
+        ("8.8.8.8", None),
+        ("2606:4700:4700::1111", None),
+    ],
+)
+def test_refused_addresses(address, reason):
+    assert guard.refusal(ipaddress.ip_address(address)) == reason
+
+
+def test_allowed_networks_and_names():
+    allowed = guard.Allowed.parse(["10.0.0.0/8", "Models.Internal.", "169.254.0.0/16"])
+    assert allowed.allows_address(ipaddress.ip_address("10.9.9.9"))
+    assert allowed.allows_name("models.internal")
+    # A wide range never allows a metadata address; naming it does.
+    assert not allowed.allows_address(ipaddress.ip_address("169.254.169.254"))
+    assert guard.Allowed.parse(["169.254.169.254"]).allows_address(
+        ipaddress.ip_address("169.254.169.254")
+    )
+
+
+def test_check_url_keeps_path_and_query_and_drops_the_fragment():
+    destination = guard.check_url("https://Example.COM:8443/a/b?c=1#frag", guard.Allowed())
+    assert (destination.host, destination.port, destination.target) == (
+        "example.com",
+        8443,
+        "/a/b?c=1",
+    )
+    assert guard.check_url("http://example.com", guard.Allowed()).target == "/"
+
+
+def test_an_allowed_name_still_may_not_resolve_to_metadata(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))],
+    )
+    allowed = guard.Allowed.parse(["models.internal"])
+    destination = guard.check_url("http://models.internal/", allowed)
+    with pytest.raises(guard.DestinationRefused, match="cloud metadata address"):
+        guard.resolve(destination, allowed)
