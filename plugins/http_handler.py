@@ -143,8 +143,12 @@ class HttpHandlerType(HandlerType):
             self.send(handler, job, payload, msg_id)
         except PieError as exc:  # ended meanwhile: cancelled, timed out, completed
             log.info("http job %s: outcome not recorded: %s", job.job_id, exc.message)
-        except Exception:
-            log.exception("http job %s could not be recorded", job.job_id)
+        except Exception as exc:  # a bug or a database error: fail the attempt if it can be
+            log.exception("http job %s could not be sent or recorded", job.job_id)
+            try:
+                self.fail(job, f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.warning("http job %s: left for the recovery loop", job.job_id)
         finally:
             with self._lock:
                 self._queued -= 1

@@ -434,3 +434,33 @@ def test_a_name_resolving_to_an_internal_address_is_refused(
         f"internal.example.com resolves to {address}, which is a {expected}"
         in job["error"]["message"]
     )
+
+
+def test_sync_mode_fails_on_an_answer_over_a_mebibyte(make_app, receiver):
+    big = json.dumps({"x": "a" * (1024 * 1024)}).encode()
+    recv = receiver(lambda r: (200, {"Content-Type": "application/json"}, big))
+    job = run(http_client(make_app), recv.url, "sync")
+    assert job["status"] == "failure", job
+    assert "larger than 1048576 bytes" in job["error"]["message"]
+
+
+def test_a_job_cancelled_during_its_sync_request_keeps_its_cancellation(make_app, receiver):
+    release = threading.Event()
+
+    def held(received: Received) -> tuple[int, dict, bytes]:
+        release.wait(10)
+        return 200, {}, b'{"late": true}'
+
+    recv = receiver(held)
+    client = http_client(make_app)
+    create_model(client, {"type": "http", "url": recv.url, "mode": "sync"})
+    job_id = start_inference(client, {"a": 1})
+    wait_for(lambda: recv.received)
+    assert wait_for_job(client, job_id, ("started",))["external_id"] == f"{job_id}.1"
+    r = client.post(f"/v2/jobs/{job_id}/cancel")
+    assert r.status_code == 200, r.get_json()
+    release.set()
+    time.sleep(0.5)  # the late answer arrives and is not recorded
+    job = client.get(f"/v2/jobs/{job_id}").get_json()
+    assert job["status"] == "failure" and job["error"]["type"] == "Cancelled", job
+    assert job["output"] is None
