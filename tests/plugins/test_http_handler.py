@@ -464,3 +464,125 @@ def test_a_job_cancelled_during_its_sync_request_keeps_its_cancellation(make_app
     job = client.get(f"/v2/jobs/{job_id}").get_json()
     assert job["status"] == "failure" and job["error"]["type"] == "Cancelled", job
     assert job["output"] is None
+
+
+# --- https: the pinned connection still verifies the certificate against the host name ---
+
+
+def make_certificates(folder: Any) -> tuple[str, str, str]:
+    """A CA and a server certificate for DNS:localhost signed by it: (ca, cert, key) files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PIE test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = [str(folder / name) for name in ("ca.pem", "cert.pem", "key.pem")]
+    pem = serialization.Encoding.PEM
+    with open(paths[0], "wb") as fh:
+        fh.write(ca.public_bytes(pem))
+    with open(paths[1], "wb") as fh:
+        fh.write(cert.public_bytes(pem))
+    with open(paths[2], "wb") as fh:
+        fh.write(
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+    return paths[0], paths[1], paths[2]
+
+
+@pytest.fixture
+def tls_receiver(receiver, tmp_path, monkeypatch):
+    """A receiver speaking TLS with a certificate for `localhost`; PIE trusts its CA only
+    when `trust()` is called (the system store does not know it)."""
+    import ssl
+
+    ca, cert, key = make_certificates(tmp_path)
+    recv = receiver(json_answer(200, {"tls": True}))
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    recv.server.socket = server_context.wrap_socket(recv.server.socket, server_side=True)
+
+    def trust() -> None:
+        original = ssl.create_default_context
+
+        def with_test_ca(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+            context = original(*args, **kwargs)
+            context.load_verify_locations(ca)
+            return context
+
+        monkeypatch.setattr(ssl, "create_default_context", with_test_ca)
+
+    recv.trust = trust  # type: ignore[attr-defined]
+    return recv
+
+
+def https_client(make_app: Callable[..., Any]) -> Client:
+    config = {
+        "PIE_OUTBOUND_ALLOWED_HOSTS": ["localhost", "127.0.0.1"],
+        "PIE_OUTBOUND_SIGNING_SECRETS": [SECRET_A],
+    }
+    return Client(make_app(config).test_client())
+
+
+def test_https_to_the_certificate_s_name_succeeds(make_app, tls_receiver):
+    tls_receiver.trust()
+    port = tls_receiver.server.server_address[1]
+    job = run(https_client(make_app), f"https://localhost:{port}/hook", "sync")
+    assert job["status"] == "success", job
+    assert job["output"] == {"tls": True}
+    tls_receiver.received[0].verify(SECRET_A)
+
+
+def test_https_checks_the_certificate_against_the_url_s_host(make_app, tls_receiver):
+    tls_receiver.trust()
+    port = tls_receiver.server.server_address[1]
+    # The same server by address: its certificate names localhost, not 127.0.0.1.
+    job = run(https_client(make_app), f"https://127.0.0.1:{port}/hook", "sync")
+    assert job["status"] == "failure", job
+    assert (
+        "CERTIFICATE_VERIFY_FAILED" in job["error"]["message"] or "match" in job["error"]["message"]
+    ), job
+    assert tls_receiver.received == []
+
+
+def test_https_refuses_an_unknown_certificate_authority(make_app, tls_receiver):
+    port = tls_receiver.server.server_address[1]
+    job = run(https_client(make_app), f"https://localhost:{port}/hook", "sync")
+    assert job["status"] == "failure", job
+    assert "CERTIFICATE_VERIFY_FAILED" in job["error"]["message"], job
+    assert tls_receiver.received == []
