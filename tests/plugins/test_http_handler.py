@@ -586,3 +586,64 @@ def test_https_refuses_an_unknown_certificate_authority(make_app, tls_receiver):
     assert job["status"] == "failure", job
     assert "CERTIFICATE_VERIFY_FAILED" in job["error"]["message"], job
     assert tls_receiver.received == []
+
+
+# --- a real `pie serve`: the receiver calls back over HTTP --------------------------------
+
+
+def test_callback_mode_end_to_end_with_pie_serve(receiver, database_url, tmp_path):
+    import requests
+
+    from tests.helpers import SECRET
+    from tests.server import ServerProcess
+
+    completions: list[int] = []
+
+    def answer_then_call_back(received: Received) -> tuple[int, dict, bytes]:
+        payload = received.verify(SECRET_A)
+
+        def call_back() -> None:
+            time.sleep(0.2)  # after the 202: PIE has marked the job started meanwhile
+            r = requests.post(
+                payload["callback"]["url"],
+                json={"status": "success", "output": {"echo": payload["input"]}},
+                headers={"Authorization": f"Bearer {payload['callback']['token']}"},
+                timeout=10,
+            )
+            completions.append(r.status_code)
+
+        threading.Thread(target=call_back, daemon=True).start()
+        return 202, {}, b""
+
+    recv = receiver(answer_then_call_back)
+    env = {
+        "PIE_DATABASE_URL": database_url,
+        "PIE_JWT_SECRET": SECRET,
+        "PIE_INSTANCE_PATH": str(tmp_path / "instance"),
+        "PIE_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
+        "PIE_OUTBOUND_SIGNING_SECRETS": SECRET_A,
+    }
+    server = ServerProcess(env, log_path=str(tmp_path / "server.log"))
+    server.env["PIE_PUBLIC_URL"] = server.url
+    try:
+        server.start()
+        handler = {"type": "http", "url": recv.url}
+        body = model_body("m1", handlers={"training": handler, "inference": handler})
+        assert server.request("POST", "/v2/models", json=body).status_code == 201
+        r = server.request("POST", "/v2/models/m1/versions/1/new_status", json={"status": "active"})
+        assert r.status_code == 200, r.text
+        r = server.request("POST", "/v2/models/m1/versions/1/inference", json={"input": {"q": 1}})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["inference_job_id"]
+
+        def done() -> Any:
+            job = server.request("GET", f"/v2/jobs/{job_id}").json()
+            return job if job["status"] in ("success", "failure") else None
+
+        job = wait_for(done, timeout=20)
+        assert job["status"] == "success", job
+        assert job["output"] == {"echo": {"q": 1}}
+        assert job["external_id"] == f"{job_id}.1"
+        assert completions == [200]
+    finally:
+        server.stop()
