@@ -139,3 +139,34 @@ def test_an_allowed_name_still_may_not_resolve_to_metadata(monkeypatch):
     destination = guard.check_url("http://models.internal/", allowed)
     with pytest.raises(guard.DestinationRefused, match="cloud metadata address"):
         guard.resolve(destination, allowed)
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://[::1", "cannot be read"),
+        ("http://[v1.x]/", "neither a host name nor an address"),
+        ("http://a..b/", "neither a host name nor an address"),
+        ("https://%6c%6fcalhost/", "neither a host name nor an address"),
+        ("http://ex\\ample.com/", "neither a host name nor an address"),
+        ("http://-bad.example/", "neither a host name nor an address"),
+        ("http://example.com:99999/", "port is not valid"),
+        ("http://:80/", "names no host"),
+        ("http://exa mple.com/", "printable ASCII"),
+        ("http://example.com/\x00", "printable ASCII"),
+        ("javascript:alert(1)", "scheme must be http or https"),
+        ("http://" + "a" * 2050, "longer than 2048"),
+        ("http://[fe80::1%25eth0]/", "link-local address"),
+        ("http://0x7f.1/", "loopback address"),
+    ],
+)
+def test_malformed_urls_are_refused_not_crashed_on(url, expected):
+    with pytest.raises(guard.DestinationRefused, match=expected):
+        guard.check_url(url, guard.Allowed())
+
+
+@pytest.mark.parametrize(
+    "url", ["HTTP://EXAMPLE.com/", "http://my_host.internal-x.example/", "http://8.8.8.8:8080/"]
+)
+def test_ordinary_urls_pass(url):
+    guard.check_url(url, guard.Allowed())

@@ -16,6 +16,7 @@ lookup cannot change where it goes."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ REFUSED_NAMES = frozenset(
     }
 )
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Dot-separated labels of letters, digits, hyphens and underscores (some internal names have
+# them), 1 to 63 characters each, 253 in all.
+HOST_NAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*"
+)
 
 
 class DestinationRefused(ValueError):
@@ -175,7 +181,10 @@ def check_url(url: str, allowed: Allowed) -> Destination:
             "the URL may hold only printable ASCII (percent-encode the path; write an "
             "international host name in its xn-- form)"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise DestinationRefused(f"the URL cannot be read: {exc}") from None
     if parts.scheme not in SCHEMES:
         raise DestinationRefused(
             f"the URL's scheme must be http or https, not {parts.scheme or 'none'!r}"
@@ -192,6 +201,8 @@ def check_url(url: str, allowed: Allowed) -> Destination:
     if not port:
         raise DestinationRefused("the URL's port may not be 0")
     address = literal_address(host)
+    if address is None and ("[" in parts.netloc or not HOST_NAME.fullmatch(host)):
+        raise DestinationRefused(f"the URL's host {host!r} is neither a host name nor an address")
     if address is not None:
         check_address(address, allowed, host, literal=True)
     elif not allowed.allows_name(host):
