@@ -159,6 +159,11 @@ class HttpHandlerType(HandlerType):
             return  # shutting down before it was sent: left pending for recovery
         if self.runtime.ended_attempts({job_id: attempt}):
             return  # cancelled while it waited here
+        # The dispatch claim protects the request from here, however long it waited in line
+        # (a claim that lapsed meanwhile may have been re-dispatched: receivers deduplicate
+        # on webhook-id, the same for both sends of an attempt).
+        lease = float(self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS") or 60)
+        self.runtime.renew_leases({job_id: attempt}, lease)
         timeout = self.timeouts[mode]
         body = jsonio.dumps(payload).encode("utf-8")
         try:
