@@ -21,6 +21,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "lambda": "pie.plugins.aws_lambda",
     "ecs_task": "pie.plugins.ecs_task",
     "in_process": "pie.plugins.in_process",
+    "celery": "pie.plugins.celery_handler",  # offers its type only with the `celery` extra
 }
 ENTRY_POINT_GROUP = "pie"
 
