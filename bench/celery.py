@@ -116,6 +116,10 @@ def main() -> None:
                 process.wait(20)
             except Exception:
                 process.kill()
+        from kombu import Connection
+
+        with Connection(args.broker, connect_timeout=3) as connection:
+            connection.default_channel.queue_delete(queue)  # RabbitMQ keeps declared queues
 
 
 if __name__ == "__main__":

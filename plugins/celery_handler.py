@@ -74,7 +74,7 @@ class CeleryHandlerType(HandlerType):
                     broker_transport_options={
                         # redis: socket timeouts; amqp: ignored keys are harmless
                         "socket_connect_timeout": CONNECT_TIMEOUT,
-                        "socket_timeout": 10,
+                        "socket_timeout": 5,
                         "max_retries": 2,
                         "interval_start": 0,
                         "interval_step": 0.5,

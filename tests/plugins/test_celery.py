@@ -152,6 +152,15 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     finally:
         worker.stop()
         server.stop()
+        delete_queue(broker, worker.queue)
+
+
+def delete_queue(broker: str, queue: str) -> None:
+    """Leave no test queue behind on the broker (RabbitMQ keeps declared queues)."""
+    from kombu import Connection
+
+    with Connection(broker, connect_timeout=3) as connection:
+        connection.default_channel.queue_delete(queue)
 
 
 def marker_state(path: Path) -> tuple[int, str] | None:

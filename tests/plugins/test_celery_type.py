@@ -49,9 +49,28 @@ def test_a_celery_handler_needs_the_broker_setting(make_app) -> None:
     assert "PIE_CELERY_BROKER_URL is not set" in json.dumps(r.get_json())
 
 
+@pytest.fixture
+def silent() -> Iterator[Any]:
+    from tests.plugins.test_worker_crash import SilentEndpoint
+
+    endpoint = SilentEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
 @pytest.mark.parametrize("scheme", ["redis", "amqp"])
-def test_a_dead_broker_fails_the_dispatch_quickly_and_retryably(make_app, scheme) -> None:
-    broker = f"{scheme}://127.0.0.1:{free_port()}/"  # nothing listens there
+@pytest.mark.parametrize("kind", ["refused", "silent"])
+def test_a_dead_broker_fails_the_dispatch_quickly_and_retryably(
+    make_app, request, scheme, kind
+) -> None:
+    """Nothing listening, or a listener that never answers (a hung broker): the dispatch
+    fails within seconds, as a DispatchError the policy retries."""
+    port = (
+        free_port()
+        if kind == "refused"
+        else request.getfixturevalue("silent").url.rsplit(":", 1)[1]
+    )
+    broker = f"{scheme}://127.0.0.1:{port}/"
     client = Client(make_app({"PIE_CELERY_BROKER_URL": broker}).test_client())
     body = model_body(handlers=handlers(CELERY))
     body["job_policy"] = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
