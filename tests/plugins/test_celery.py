@@ -5,7 +5,8 @@ retried per policy, a cancellation that revokes the running task, and a worker S
 mid-task (heartbeat timeout, then the retry runs on a new worker).
 
 Needs Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672 (guest/guest); .ci/run starts
-them. A broker that is not reachable skips its half."""
+them. A broker that is not reachable skips its half (fails it with PIE_REQUIRE_BROKERS=1, as
+.ci/run sets)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,10 @@ class World:
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     broker, port = BROKERS[request.param]
     if not reachable(port):
-        pytest.skip(f"{request.param} is not running on 127.0.0.1:{port}")
+        problem = f"{request.param} is not running on 127.0.0.1:{port}"
+        if os.environ.get("PIE_REQUIRE_BROKERS") == "1":  # .ci/run starts both
+            pytest.fail(problem)
+        pytest.skip(problem)
     tmp = tmp_path_factory.mktemp(f"celery-{request.param}")
     database_url = reset_postgres(POSTGRES_URL) if POSTGRES_URL else f"sqlite:///{tmp}/pie.sqlite"
     server = ServerProcess(

@@ -43,7 +43,7 @@ def test_importing_pie_celery_pulls_in_no_server_code() -> None:
 
 
 def test_a_celery_handler_needs_the_broker_setting(make_app) -> None:
-    client = Client(make_app().test_client())
+    client = Client(make_app({"PIE_CELERY_BROKER_URL": None}).test_client())
     r = client.post("/v2/models", json=model_body(handlers=handlers(CELERY)))
     assert r.status_code in (400, 422), r.get_json()
     assert "PIE_CELERY_BROKER_URL is not set" in json.dumps(r.get_json())
