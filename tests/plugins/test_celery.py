@@ -259,3 +259,17 @@ def test_a_worker_killed_mid_task_times_out_on_heartbeats_and_is_retried(world: 
     assert job["output"] == {"attempt": 2}
     (first,) = job["attempts"]
     assert first["error"]["type"] == "HeartbeatTimeout"
+
+
+def test_a_worker_killed_mid_task_fails_the_job_when_no_attempt_remains(world: World) -> None:
+    model_id = world.model("tests.slow_first", heartbeat_timeout_seconds=2, max_attempts=1)
+    marker = world.tmp / f"kill-{uuid.uuid4().hex[:6]}"
+    job_id = world.run(model_id, {"marker": str(marker)})
+    wait_for(lambda: marker_state(marker), 15, 0.05)
+    world.worker.kill()
+    try:
+        job = world.wait(job_id, timeout=15)
+        assert (job["status"], job["attempt"], job["attempts"]) == ("failure", 1, None)
+        assert job["error"]["type"] == "HeartbeatTimeout"
+    finally:
+        world.worker.start()  # for the tests after this one
