@@ -276,6 +276,12 @@ def plugins() -> None:
                 "plugins": [{"name": n, "module": m} for n, m in describe(runtime.pm)],
                 "handler_types": sorted(runtime.handler_types),
                 "in_process_handlers": sorted(runtime.in_process_handlers),
+                # Plugins loaded without their type: an optional extra is not installed.
+                "unavailable": {
+                    runtime.pm.get_name(p): p.UNAVAILABLE
+                    for p in runtime.pm.get_plugins()
+                    if isinstance(getattr(p, "UNAVAILABLE", None), str)
+                },
             },
             indent=2,
         )

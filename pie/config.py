@@ -59,6 +59,8 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "ECS_SUBNETS": ([], _csv),
     "ECS_SECURITY_GROUPS": ([], _csv),
     "ECS_CONTAINER": (None, str),
+    # The `celery` handler type's broker: redis://… or amqp://… (unset: the type refuses).
+    "CELERY_BROKER_URL": (None, str),
     "MAX_TRIGGER_DEPTH": (8, _INT),
     # Jobs one root event may cause across its whole chain of subscriptions (issue 14).
     "MAX_TRIGGERED_JOBS": (1000, _INT),

@@ -22,6 +22,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "ecs_task": "pie.plugins.ecs_task",
     "in_process": "pie.plugins.in_process",
     "http": "pie.plugins.http_handler",
+    "celery": "pie.plugins.celery_handler",  # offers its type only with the `celery` extra
 }
 ENTRY_POINT_GROUP = "pie"
 

@@ -291,9 +291,12 @@ def test_plugins_lists_the_built_ins_and_the_folder_plugin(sandbox):
         "lambda",
         "ecs_task",
         "in_process",
+        "celery",
         "outbox_plugin",
     }
     assert report["handler_types"] == ["ecs_task", "http", "in_process", "lambda", "outbox"]
+    # The binary is built without the celery extra: the plugin says so instead of a type.
+    assert report["unavailable"] == {"celery": "not available - install pie-registry[celery]"}
     assert report["in_process_handlers"] == ["echo", "mean"]
 
 

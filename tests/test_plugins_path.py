@@ -115,7 +115,14 @@ def test_pie_plugins_lists_folder_plugins(database_url, folder, tmp_path):
     assert result.exit_code == 0, result.output
     listed = json.loads(result.stdout)
     assert {"name": name, "module": name} in listed["plugins"]
-    assert listed["handler_types"] == ["ecs_task", "http", "in_process", "lambda", "outbox"]
+    assert listed["handler_types"] == [
+        "celery",
+        "ecs_task",
+        "http",
+        "in_process",
+        "lambda",
+        "outbox",
+    ]
     assert listed["in_process_handlers"] == ["echo", "shout"]
 
 
@@ -131,7 +138,7 @@ def test_packages_load_and_private_modules_and_other_files_do_not(folder):
     pm = build_plugin_manager(entry_points=False, plugins_path=[str(folder)])
 
     assert [n for n, _ in describe(pm)] == sorted(
-        ["ecs_task", "http", "in_process", "lambda", name]
+        ["celery", "ecs_task", "http", "in_process", "lambda", name]
     )
     assert pm.get_plugin(name).__file__ == str(folder / name / "__init__.py")
 
@@ -179,7 +186,7 @@ def test_a_disabled_folder_plugin_is_skipped_without_being_imported(make_app, fo
 
     assert broken not in sys.modules and working not in sys.modules
     runtime = app.extensions["pie"]
-    assert sorted(runtime.handler_types) == ["ecs_task", "http", "in_process", "lambda"]
+    assert sorted(runtime.handler_types) == ["celery", "ecs_task", "http", "in_process", "lambda"]
     assert sorted(runtime.in_process_handlers) == ["echo"]
 
 
@@ -226,7 +233,14 @@ def test_distributions_installed_in_a_folder_load_their_entry_points_only(folder
 
     pm = build_plugin_manager(entry_points=False, plugins_path=[str(folder)])
 
-    assert [n for n, _ in describe(pm)] == ["acme", "ecs_task", "http", "in_process", "lambda"]
+    assert [n for n, _ in describe(pm)] == [
+        "acme",
+        "celery",
+        "ecs_task",
+        "http",
+        "in_process",
+        "lambda",
+    ]
     assert ("acme", package) in describe(pm)
     assert dependency not in sys.modules
 

@@ -190,7 +190,7 @@ def test_malformed_handler_is_400(client, handler, field):
     assert client.get("/v2/models/m1").status_code == 404
 
 
-KNOWN_TYPES = "Known handler types: ecs_task, http, in_process, lambda."
+KNOWN_TYPES = "Known handler types: celery, ecs_task, http, in_process, lambda."
 TYPE_PROBLEMS = [
     ({"value": "echo"}, f"Missing data for required field. {KNOWN_TYPES}"),
     ({"type": None, "value": "echo"}, f"Field may not be null. {KNOWN_TYPES}"),

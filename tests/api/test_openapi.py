@@ -70,6 +70,7 @@ HANDLER_SCHEMAS = {
     "ecs_task": "EcsTaskHandler",
     "in_process": "InProcessHandler",
     "http": "HttpHandler",
+    "celery": "CeleryHandler",
 }
 
 
@@ -226,7 +227,12 @@ def test_handler_is_a_discriminated_one_of(spec, component):
 def test_handler_type_schemas(spec, type_name, schema_name):
     schema = spec["components"]["schemas"][schema_name]
     assert schema["properties"]["type"]["enum"] == [type_name]
-    required = {"lambda": {"type", "arn"}, "ecs_task": {"type", "value"}, "http": {"type", "url"}}
+    required = {
+        "lambda": {"type", "arn"},
+        "ecs_task": {"type", "value"},
+        "http": {"type", "url"},
+        "celery": {"type", "task"},
+    }
     assert set(schema["required"]) == required.get(type_name, {"type", "value"})
     assert schema.get("additionalProperties") is False
 

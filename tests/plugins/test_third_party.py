@@ -252,7 +252,7 @@ def test_the_openapi_document_lists_the_type_in_the_handler_one_of(queue_client)
         assert len(refs) == 5
         assert field["discriminator"]["propertyName"] == "type"
         mapping = field["discriminator"]["mapping"]
-        assert set(mapping) == {"lambda", "ecs_task", "in_process", "http", "queue"}
+        assert set(mapping) == {"lambda", "ecs_task", "in_process", "http", "celery", "queue"}
         assert schemas[mapping["queue"].rsplit("/", 1)[-1]] == queue_schema
         assert sorted(refs) == sorted(mapping.values())
 
@@ -280,7 +280,7 @@ def test_a_handler_without_a_type_lists_the_types_plugins_registered(queue_clien
 
     message = assert_envelope(r, 400)["message"]
     assert "json.handlers.training.type: Missing data for required field. " in message
-    assert "Known handler types: ecs_task, http, in_process, lambda, queue." in message
+    assert "Known handler types: celery, ecs_task, http, in_process, lambda, queue." in message
 
 
 def test_a_dispatch_error_fails_the_job_with_its_message(queue_client, queue):
@@ -381,12 +381,14 @@ def test_disabled_plugins_remove_their_types(make_app):
     body = assert_envelope(client.post("/v2/models", json=model_body(handlers=handlers(ECS))), 400)
     message = body["message"]
     assert (
-        "Unknown handler type 'ecs_task'. Known handler types: http, in_process, lambda." in message
+        "Unknown handler type 'ecs_task'. Known handler types: celery, http, in_process, lambda."
+        in message
     )
     r = client.post("/v2/models", json=model_body("m2", handlers=handlers(LAMBDA)))
     assert r.status_code == 201, r.get_json()
     schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
     assert set(schemas["Handlers"]["properties"]["inference"]["discriminator"]["mapping"]) == {
+        "celery",
         "lambda",
         "in_process",
         "http",
@@ -419,7 +421,7 @@ def test_pie_plugins_lists_plugins_types_and_implementations(database_url, tmp_p
     assert {"name": "lambda", "module": "pie.plugins.aws_lambda"} in listed["plugins"]
     assert {"name": "ecs_task", "module": "pie.plugins.ecs_task"} in listed["plugins"]
     assert {"name": "in_process", "module": "pie.plugins.in_process"} in listed["plugins"]
-    assert listed["handler_types"] == ["ecs_task", "http", "in_process", "lambda"]
+    assert listed["handler_types"] == ["celery", "ecs_task", "http", "in_process", "lambda"]
     assert listed["in_process_handlers"] == ["echo"]
 
 
@@ -436,7 +438,7 @@ def test_pie_plugins_leaves_out_disabled_plugins(database_url, tmp_path):
     assert result.exit_code == 0, result.output
     listed = json.loads(result.output)
     assert "in_process" not in {p["name"] for p in listed["plugins"]}
-    assert listed["handler_types"] == ["ecs_task", "http", "lambda"]
+    assert listed["handler_types"] == ["celery", "ecs_task", "http", "lambda"]
     assert listed["in_process_handlers"] == []
 
 

@@ -1,0 +1,126 @@
+"""Celery jobs per second end to end on this machine: `pie serve` (SQLite, 2 workers) sends
+each job to the broker, N `celery worker` processes run an echo task (bench/celery_tasks.py,
+made with pie.celery.pie_task) and call back over HTTP.
+
+    python -m bench.celery [--jobs 500] [--workers 2] [--concurrency 4]
+                           [--broker redis://127.0.0.1:6379/14]
+
+Prints jobs per second (first request to last success) and p50/p99 of each job's
+creation → completion (its stored times) and of the starting request (client side)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.http import ROOT, SECRET, Http, free_port, percentile, settle, start, successes
+from bench.http import wait_healthy as wait_up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=4, help="threads per worker")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="pie-bench-celery-"))
+    port = free_port()
+    url = f"sqlite:///{folder}/pie.sqlite"
+    queue = f"pie-bench-{port}"
+    pie_env = {
+        "PIE_DATABASE_URL": url,
+        "PIE_JWT_SECRET": SECRET,
+        "PIE_INSTANCE_PATH": str(folder),
+        "PIE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PIE_CELERY_BROKER_URL": args.broker,
+    }
+    processes = [
+        start(
+            [sys.executable, "-m", "pie", "serve", "--port", str(port), "--workers", "2"],
+            pie_env,
+            folder / "pie.log",
+        )
+    ]
+    for n in range(args.workers):
+        processes.append(
+            start(
+                [sys.executable, "-m", "celery", "-A", "bench.celery_tasks", "worker"]
+                + ["-Q", queue, "-P", "threads", "-c", str(args.concurrency), "-n", f"w{n}@%h"]
+                + "--loglevel WARNING --without-gossip --without-mingle".split(),
+                {"PIE_BENCH_CELERY_BROKER": args.broker},
+                folder / f"worker{n}.log",
+            )
+        )
+    try:
+        wait_up(f"http://127.0.0.1:{port}/v2/health")
+        sys.path.insert(0, str(ROOT))
+        from pie.auth import TokenVerifier
+        from pie.db import database, open_database
+        from pie.tables import Job
+
+        token = TokenVerifier(SECRET).mint({"sub": "bench", "scope": "streamline/admin"}, 7200)
+        api = Http(f"http://127.0.0.1:{port}", token)
+        handler = {"type": "celery", "task": "bench.echo", "queue": queue}
+        model = {
+            "id": "m",
+            "name": "m",
+            "description": "",
+            "handlers": {"training": handler, "inference": handler},
+        }
+        status, body, _ = api.call("POST", "/v2/models", model)
+        assert status == 201, body
+        api.call("POST", "/v2/models/m/versions/1/new_status", {"status": "active"})
+        # Warm-up: a few jobs, which also waits for the workers to take the queue.
+        for n in range(10):
+            api.call("POST", "/v2/models/m/versions/1/inference", {"input": {"warm": n}})
+        settle(api, 10, timeout=60)
+        requests: list[float] = []
+
+        def start_one(n: int) -> str:
+            began = time.perf_counter()
+            status, body, _ = api.call(
+                "POST", "/v2/models/m/versions/1/inference", {"input": {"n": n}}
+            )
+            requests.append(time.perf_counter() - began)
+            assert status == 202, (status, body)
+            return body["inference_job_id"]
+
+        before = successes(api)
+        began = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            job_ids = list(pool.map(start_one, range(args.jobs)))
+        settle(api, before + args.jobs)
+        rate = args.jobs / (time.perf_counter() - began)
+        database.initialize(open_database(url))
+        with database.connection_context():
+            rows = Job.select(Job.created_at, Job.completed_at).where(Job.job_id.in_(job_ids))
+            ends = [(row.completed_at - row.created_at).total_seconds() for row in rows]
+        database.close_all()
+        print(
+            f"celery ({args.broker.split(':')[0]}, {args.workers} workers × {args.concurrency} "
+            f"threads): {args.jobs} jobs, {rate:.0f} jobs/s; created → completed "
+            f"p50 {percentile(ends, 0.5) * 1000:.0f} / p99 {percentile(ends, 0.99) * 1000:.0f} ms;"
+            f" request p50 {percentile(requests, 0.5) * 1000:.1f} / "
+            f"p99 {percentile(requests, 0.99) * 1000:.1f} ms"
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(20)
+            except Exception:
+                process.kill()
+        from kombu import Connection
+
+        with Connection(args.broker, connect_timeout=3) as connection:
+            connection.default_channel.queue_delete(queue)  # RabbitMQ keeps declared queues
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The `celery` handler type: a Celery task per job, sent by name to the broker in
+PIE_CELERY_BROKER_URL (Redis or RabbitMQ) with the dispatch payload as its one argument.
+
+Celery is an optional extra (`pip install 'pie-registry[celery]'`): without it this plugin
+registers no type and `pie plugins` says why. Workers use `pie.celery.pie_task`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import marshmallow as ma
+
+from pie import HandlerType, hookimpl
+
+try:
+    import celery
+except ImportError:  # the optional extra is not installed
+    celery = None
+
+# What `pie plugins` shows under "unavailable" when the extra is missing.
+UNAVAILABLE = None if celery is not None else "not available - install pie-registry[celery]"
+NOT_CONFIGURED = "PIE_CELERY_BROKER_URL is not set: the celery handler type has no broker"
+# Publishing is bounded: a broker that is down or unreachable fails the dispatch (a retryable
+# DispatchError under the job's policy) within seconds instead of holding a dispatch claim.
+CONNECT_TIMEOUT = 3.0
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+
+
+class CeleryHandlerSchema(ma.Schema):
+    task = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=255),
+        metadata={"description": "Celery task name", "example": "models.sentiment.predict"},
+    )
+    queue = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=255),
+        metadata={"description": "Queue to send it to (default: Celery's default queue)"},
+    )
+
+
+class CeleryHandlerType(HandlerType):
+    name = "celery"
+    schema = CeleryHandlerSchema
+    description = "A Celery task (send_task) with the payload as its argument."
+
+    def __init__(self, runtime: Any) -> None:
+        super().__init__(runtime)
+        self.broker_url = runtime.config.get("PIE_CELERY_BROKER_URL")
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
+        if not self.broker_url:
+            return {"type": [NOT_CONFIGURED]}
+        return {}
+
+    def app(self) -> Any:
+        """The process's one Celery app, created on first use."""
+        if not self.broker_url:
+            raise RuntimeError(NOT_CONFIGURED)
+        with self._lock:
+            if self._app is None:
+                app = celery.Celery("pie", broker=self.broker_url, set_as_current=False)
+                app.conf.update(
+                    broker_connection_timeout=CONNECT_TIMEOUT,
+                    broker_connection_retry=False,
+                    broker_connection_max_retries=1,
+                    broker_transport_options={
+                        # redis: socket timeouts; amqp: ignored keys are harmless
+                        "socket_connect_timeout": CONNECT_TIMEOUT,
+                        "socket_timeout": 5,
+                        "max_retries": 2,
+                        "interval_start": 0,
+                        "interval_step": 0.5,
+                        "interval_max": 1,
+                    },
+                    task_publish_retry_policy=PUBLISH_RETRY_POLICY,
+                    task_ignore_result=True,
+                    worker_hijack_root_logger=False,
+                )
+                self._app = app
+            return self._app
+
+    def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str:
+        """send_task with the payload as the one argument; the task id is the external id."""
+        options: dict[str, Any] = {"retry": True, "retry_policy": PUBLISH_RETRY_POLICY}
+        if handler.get("queue"):
+            options["queue"] = handler["queue"]
+        result = self.app().send_task(handler["task"], args=[payload], **options)
+        return result.id
+
+    def cancel(
+        self, handler: dict[str, Any], job: Any, external_id: str | None, reason: str
+    ) -> None:
+        """Revoke the attempt's task: dropped if still queued, SIGTERM to the worker child
+        running it (a prefork pool; other pools learn it from the heartbeat's 409)."""
+        if not external_id or not self.broker_url:
+            return
+        self.app().control.revoke(external_id, terminate=True, signal="SIGTERM")
+
+    def close(self) -> None:
+        with self._lock:
+            app, self._app = self._app, None
+        if app is not None:
+            app.close()
+
+
+@hookimpl
+def pie_register_handler_types(app: Any) -> list[type[HandlerType]]:
+    return [] if celery is None else [CeleryHandlerType]
