@@ -249,7 +249,7 @@ def test_the_openapi_document_lists_the_type_in_the_handler_one_of(queue_client)
     for side in ("training", "inference"):
         field = schemas["Handlers"]["properties"][side]
         refs = [option["$ref"] for option in field["oneOf"]]
-        assert len(refs) == 5
+        assert len(refs) == 6
         assert field["discriminator"]["propertyName"] == "type"
         mapping = field["discriminator"]["mapping"]
         assert set(mapping) == {"lambda", "ecs_task", "in_process", "http", "celery", "queue"}
