@@ -19,7 +19,7 @@ def make_token(
     scope: str | list[str] | None = None,
     client_id: str | None = None,
     groups: list[str] | None = None,
-    ttl: int = 600,
+    ttl: int = 7 * 86400,  # module-level tokens outlive a slow run of the whole suite
     secret: str = SECRET,
     **claims: Any,
 ) -> str:
