@@ -291,6 +291,7 @@ def test_plugins_lists_the_built_ins_and_the_folder_plugin(sandbox):
         "lambda",
         "ecs_task",
         "in_process",
+        "http",
         "celery",
         "outbox_plugin",
     }
