@@ -4,7 +4,7 @@ PIE_JOB_TIMEOUT_SECONDS from the upgrade, and the old rows work through the API.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pie import db as pie_db
 from pie import migrations
@@ -17,6 +17,34 @@ LONG_RUNNING = "01a00000-0000-7000-8000-0000000000c2"
 WEEK = 7 * 86400
 
 
+def old_job(job_id: str, job_type: str, started: datetime) -> None:
+    """The tables as the code before job control created them, holding one started job."""
+    database.execute_sql('DROP INDEX IF EXISTS "jobs_status_expires_at"')
+    for table, columns in migrations.JOB_CONTROL_COLUMNS.items():
+        for name in columns:
+            database.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{name}"')
+    p = database.obj.param
+    database.execute_sql(
+        'INSERT INTO "jobs" ("job_id", "job_type", "model_id", "model_version", "status", '
+        '"input", "warnings", "handler_type", "handler", "dispatch_attempts", '
+        f'"created_at", "started_at") VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, '
+        f"0, {p}, {p})",
+        [
+            job_id,
+            job_type,
+            "a",
+            "1",
+            "started",
+            "{}",
+            "[]",
+            "lambda",
+            '{"type": "lambda", "arn": "arn:aws:lambda:us-east-1:1:function:f"}',
+            Job.created_at.db_value(started),
+            Job.started_at.db_value(started),
+        ],
+    )
+
+
 def test_old_rows_gain_job_control(make_app, monkeypatch):
     number = pie_db.MIGRATIONS.index(migrations.control_jobs) + 1
     monkeypatch.setattr(pie_db, "MIGRATIONS", pie_db.MIGRATIONS[: number - 1])
@@ -26,31 +54,7 @@ def test_old_rows_gain_job_control(make_app, monkeypatch):
     activate(admin, "a")
     started = utcnow() - timedelta(hours=1)
     with connection():
-        # The tables as the code before it created them.
-        database.execute_sql('DROP INDEX IF EXISTS "jobs_status_expires_at"')
-        for table, columns in migrations.JOB_CONTROL_COLUMNS.items():
-            for name in columns:
-                database.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{name}"')
-        p = database.obj.param
-        database.execute_sql(
-            'INSERT INTO "jobs" ("job_id", "job_type", "model_id", "model_version", "status", '
-            '"input", "warnings", "handler_type", "handler", "dispatch_attempts", '
-            f'"created_at", "started_at") VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, '
-            f"0, {p}, {p})",
-            [
-                RUNNING,
-                "inference",
-                "a",
-                "1",
-                "started",
-                "{}",
-                "[]",
-                "lambda",
-                '{"type": "lambda", "arn": "arn:aws:lambda:us-east-1:1:function:f"}',
-                Job.created_at.db_value(started),
-                Job.started_at.db_value(started),
-            ],
-        )
+        old_job(RUNNING, "inference", started)
     monkeypatch.undo()
 
     assert pie_db.upgrade()[0] == number
@@ -80,30 +84,7 @@ def test_the_upgrade_gives_running_jobs_the_configured_timeout(make_app, monkeyp
     activate(admin, "a")
     started = utcnow() - timedelta(days=2)
     with connection():
-        database.execute_sql('DROP INDEX IF EXISTS "jobs_status_expires_at"')
-        for table, columns in migrations.JOB_CONTROL_COLUMNS.items():
-            for name in columns:
-                database.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{name}"')
-        p = database.obj.param
-        database.execute_sql(
-            'INSERT INTO "jobs" ("job_id", "job_type", "model_id", "model_version", "status", '
-            '"input", "warnings", "handler_type", "handler", "dispatch_attempts", '
-            f'"created_at", "started_at") VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, '
-            f"0, {p}, {p})",
-            [
-                LONG_RUNNING,
-                "training",
-                "a",
-                "1",
-                "started",
-                "{}",
-                "[]",
-                "lambda",
-                '{"type": "lambda", "arn": "arn:aws:lambda:us-east-1:1:function:f"}',
-                Job.created_at.db_value(started),
-                Job.started_at.db_value(started),
-            ],
-        )
+        old_job(LONG_RUNNING, "training", started)
     monkeypatch.undo()
     monkeypatch.setenv("PIE_JOB_TIMEOUT_SECONDS", str(WEEK))
     upgraded = utcnow()

@@ -13,7 +13,7 @@ from pie import metrics
 from pie.db import database
 from pie.errors import BadRequest, Conflict, NotFound, PieError
 from pie.rows import lock_by, update_row
-from pie.services import policy
+from pie.services import jobs, policy
 from pie.tables import Job, utcnow
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("success", "failure")
 # Errors of the endings PIE itself decides; the job's handler can no longer complete it.
 TIMEOUTS = ("Timeout", "HeartbeatTimeout")
 PIE_ENDINGS = ("Cancelled", *TIMEOUTS)
@@ -98,7 +97,7 @@ def heartbeat(
             model_id is not None and (job.model_id, job.model_version) != (model_id, model_version)
         ):
             raise NotFound(f"job '{job_id}' not found for that model version")
-        if job.status in TERMINAL:
+        if job.status in jobs.TERMINAL:
             raise Conflict(ended_message(job))
         check_attempt(job, attempt)
         now = utcnow()
@@ -123,13 +122,11 @@ def heartbeat(
 def repeats_last_failure(job: Job, status: str, error: Any) -> bool:
     """A failure sent again, by a token of no attempt, for a job already waiting for its
     next attempt because of that very failure (a response lost, the request resent)."""
-    from pie.services.jobs import same_json
-
     return (
         status == "failure"
         and job.status == "pending"
         and bool(job.attempts)
-        and same_json(job.attempts[-1].get("error"), error)
+        and jobs.same_json(job.attempts[-1].get("error"), error)
     )
 
 
@@ -243,7 +240,6 @@ def cancel(runtime: Runtime, job_id: str) -> Job:
     """End a pending or started job as a failure with error type `Cancelled` (409 when it has
     ended); a pending one is never dispatched, a started one is stopped where its backend
     can. Fires no subscription."""
-    from pie.services.jobs import get_job
     from pie.services.orchestration import complete_job
 
     complete_job(
@@ -254,7 +250,7 @@ def cancel(runtime: Runtime, job_id: str) -> Job:
         retryable=False,
         fresh=True,
     )
-    job = get_job(job_id)
+    job = jobs.get_job(job_id)
     log.info("job %s cancelled", job_id, extra={"job_id": job_id})
     metrics.attempt_ended(job.job_type, "Cancelled")
     stop_on_backend(runtime, job, job.external_id, "Cancelled")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pie import hookimpl
+from tests.api.test_job_control import V, infer, model, recover
 from tests.helpers import (
     Client,
     activate,
@@ -22,8 +23,6 @@ from tests.helpers import (
     wait_for,
     wait_for_job,
 )
-
-V = "/v2/models/m1/versions/1"
 
 
 class Work:
@@ -67,26 +66,6 @@ def work() -> Any:
 @pytest.fixture
 def app(make_app: Any, work: Work) -> Any:
     return make_app({"PIE_IN_PROCESS_WORKERS": 2}, plugins=[work])
-
-
-def model(client: Client, implementation: str, policy: dict[str, Any] | None = None) -> None:
-    handler = {"type": "in_process", "value": implementation}
-    body = model_body("m1", handlers={"training": handler, "inference": handler})
-    if policy is not None:
-        body["job_policy"] = policy
-    r = client.post("/v2/models", json=body)
-    assert r.status_code == 201, r.get_json()
-    activate(client, "m1")
-
-
-def infer(client: Client, job_input: dict[str, Any] | None = None) -> str:
-    r = client.post(f"{V}/inference", json={"input": job_input or {}})
-    assert r.status_code == 202, r.get_json()
-    return r.get_json()["inference_job_id"]
-
-
-def recover(app: Any) -> int:
-    return app.extensions["pie"].dispatcher.recover_once()
 
 
 # --- a timed-out in-process attempt that does not stop blocks its own retry forever ---
