@@ -13,7 +13,7 @@ from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import get_by, insert_row, lock_by, row_instance, update_row
-from pie.services import subscriptions
+from pie.services import outbox, subscriptions
 from pie.tables import Assignment, ModelVersion, RegisteredModel, utcnow
 
 INT_VERSION = re.compile(r"[0-9]{1,18}")  # fullmatch: a "7\n" is no integer
@@ -68,6 +68,7 @@ def create_model(data: dict[str, Any]) -> RegisteredModel:
                 created_at=now,
                 updated_at=now,
             )
+            outbox.model_changed("model.created", model)
     except peewee.IntegrityError as exc:
         raise Conflict(f"model '{model_id}' already exists") from exc
     return model
@@ -172,6 +173,7 @@ def update_model(model_id: str, data: dict[str, Any]) -> RegisteredModel:
                 handler_contracts=model.handler_contracts,
                 updated_at=model.updated_at,
             ).where((ModelVersion.model == model) & (ModelVersion.status == "pending")).execute()
+        outbox.model_changed("model.updated", model)
     return model
 
 
@@ -214,3 +216,4 @@ def delete_model(model_id: str) -> None:
         ModelVersion.delete().where(ModelVersion.model == model).execute()
         subscriptions.delete_for_model(model_id)
         model.delete_instance()
+        outbox.model_changed("model.deleted", model)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.rows import find_all, insert_rows
-from pie.services import chains, jobs, policy, registry
+from pie.services import chains, jobs, outbox, policy, registry
 from pie.tables import TENANT_FIELDS, Client, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
@@ -116,6 +116,11 @@ def fire(
     for start in range(0, len(rows), BATCH):
         insert_rows(Job, rows[start : start + BATCH])
     _log_refusals(source_model_id, event, parent, budget)
+    fired = [
+        (sub, found.get("client_id") or sub.client_id, {"event": event, **found})
+        for sub, found in zip(subs, events, strict=True)
+    ]
+    outbox.subscriptions_event("subscription.fired", fired)
     return events, [row["job_id"] for row in rows]
 
 
