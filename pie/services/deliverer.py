@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 64 * 1024  # of an answer's body, read and dropped
 LEASE_MARGIN_SECONDS = 30.0  # a claim outlasts its request by this much
+MIN_PASS_GAP_SECONDS = 0.02  # passes start at most this often, however often woken
 
 
 class Deliverer:
@@ -47,6 +48,8 @@ class Deliverer:
         self.workers = int(settings["PIE_WEBHOOK_WORKERS"])
         self.per_endpoint = int(settings["PIE_WEBHOOK_ENDPOINT_CONCURRENCY"])
         self.lease = self.timeout + LEASE_MARGIN_SECONDS
+        self.interval = float(settings["PIE_RECOVERY_INTERVAL_SECONDS"])
+        self._next_void = 0.0
         self._box: SecretBox | None = None
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
@@ -85,7 +88,9 @@ class Deliverer:
         every request of this pass has been answered and recorded. How many were claimed."""
         owner = self.runtime.registration.ensure()
         with db.connection():
-            deliveries.void_orphans()
+            if time.monotonic() >= self._next_void:  # a write: once an interval, not per wake
+                deliveries.void_orphans()
+                self._next_void = time.monotonic() + self.interval
             with self._lock:
                 room = {k: max(0, self.per_endpoint - n) for k, n in self._in_flight.items()}
                 free = self.workers * 2 - sum(self._in_flight.values())
@@ -120,8 +125,7 @@ class Deliverer:
                     self._in_flight[row.webhook_id] = left
                 else:
                     self._in_flight.pop(row.webhook_id, None)
-            if self._in_flight.get(row.webhook_id, 0) == self.per_endpoint - 1:
-                self._wake.set()  # room again for that endpoint's backlog
+            self._wake.set()  # room again: the next pass claims more of the backlog
 
     # --- one delivery -------------------------------------------------------------------
 
@@ -210,14 +214,16 @@ class Deliverer:
             self._thread.start()
 
     def _run(self) -> None:
-        interval = float(self.runtime.config["PIE_RECOVERY_INTERVAL_SECONDS"])
         while not self._stop.is_set():
             self._wake.clear()
+            began = time.monotonic()
             try:
                 self.deliver_once()
             except Exception:
                 log.exception("webhook delivery pass failed; retrying")
-            self._wake.wait(interval)
+            self._wake.wait(self.interval)
+            # A burst of commits (or of answers) wakes one pass, not one each.
+            self._stop.wait(max(0.0, began + MIN_PASS_GAP_SECONDS - time.monotonic()))
 
     def close(self) -> None:
         self._stop.set()

@@ -51,9 +51,9 @@ def void_orphans() -> int:
     return (
         WebhookDelivery.update(claimed_until=None, claimed_by=None)
         .where(
-            (WebhookDelivery.status == "pending")
-            & WebhookDelivery.claimed_by.is_null(False)
+            WebhookDelivery.claimed_by.is_null(False)
             & WebhookDelivery.claimed_by.not_in(Process.select(Process.id))
+            & (WebhookDelivery.status == "pending")
         )
         .execute()
     )
@@ -63,35 +63,47 @@ def unclaimed(now: datetime) -> Any:
     return WebhookDelivery.claimed_until.is_null() | (WebhookDelivery.claimed_until < now)
 
 
+def due_query(webhook_id: str, now: datetime, room: int) -> Any:
+    """An active endpoint's due, unclaimed deliveries, oldest due first (the partial index
+    webhook_deliveries_due)."""
+    return (
+        WebhookDelivery.select()
+        .where(
+            (WebhookDelivery.webhook_id == webhook_id)
+            & (WebhookDelivery.status == "pending")
+            & (WebhookDelivery.next_attempt_at <= now)
+            & unclaimed(now)
+        )
+        .order_by(WebhookDelivery.next_attempt_at)
+        .limit(room)
+    )
+
+
 def claim_due(
     owner: str | None, lease_seconds: float, room: dict[str, int], limit: int
 ) -> list[WebhookDelivery]:
     """Claim due deliveries of active endpoints: at most `room[endpoint]` of one endpoint
-    (default `room["*"]`) and `limit` in all, oldest due first."""
+    (default `room["*"]`) and `limit` in all. Endpoints are read in a random order, so
+    with more due than `limit` none is always last."""
     now = utcnow()
-    due = (
-        WebhookDelivery.select()
-        .where(
-            (WebhookDelivery.status == "pending")
-            & (WebhookDelivery.next_attempt_at <= now)
-            & unclaimed(now)
-            & WebhookDelivery.webhook_id.in_(
-                Webhook.select(Webhook.webhook_id).where(Webhook.status == "active")
-            )
-        )
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(limit * 4)
-    )
-    if db.is_postgres():  # racing deliverers skip one another's rows instead of waiting
-        due = due.for_update("FOR UPDATE SKIP LOCKED")
+    active = [
+        w for (w,) in Webhook.select(Webhook.webhook_id).where(Webhook.status == "active").tuples()
+    ]
+    random.shuffle(active)
+    wanted = {w: room.get(w, room["*"]) for w in active if room.get(w, room["*"]) > 0}
+    # Plain reads first: no write lock is taken when nothing is due.
+    due = [w for w in wanted if due_query(w, now, 1).exists()]
+    if not due or limit <= 0:
+        return []
+    chosen: list[WebhookDelivery] = []
     with db.transaction():
-        chosen: list[WebhookDelivery] = []
-        taken: dict[str, int] = {}
-        for row in due:
-            n = taken.get(row.webhook_id, 0)
-            if n < room.get(row.webhook_id, room["*"]) and len(chosen) < limit:
-                taken[row.webhook_id] = n + 1
-                chosen.append(row)
+        for webhook_id in due:
+            query = due_query(webhook_id, now, min(wanted[webhook_id], limit - len(chosen)))
+            if db.is_postgres():  # racing deliverers skip one another's rows, not wait
+                query = query.for_update("FOR UPDATE SKIP LOCKED")
+            chosen += list(query)
+            if len(chosen) >= limit:
+                break
         if chosen:
             until = now + timedelta(seconds=lease_seconds)
             WebhookDelivery.update(claimed_until=until, claimed_by=owner).where(

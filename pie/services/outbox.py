@@ -158,11 +158,29 @@ def _row(webhook_id: str, event_type: str, body: str, now: Any) -> dict[str, Any
 
 # --- what each event says: the resource as the API shows it, plus what changed --------
 
+_schemas: dict[str, Any] = {}
+
+
+def dumped(name: str, row: Any) -> dict[str, Any]:
+    """`row` as the API shows it, through one shared instance of pie.schemas' `name` schema
+    (building one copies every field; dumping keeps no state on it)."""
+    schema = _schemas.get(name)
+    if schema is None:
+        from pie.schemas import jobs, models, subscriptions, tenancy, versions
+
+        found = {
+            "job": jobs.JobSchema,
+            "version": versions.ModelVersionSchema,
+            "model": models.ModelSchema,
+            "subscription": subscriptions.SubscriptionSchema,
+            "service": tenancy.ServiceSchema,
+        }
+        schema = _schemas[name] = found[name]()
+    return schema.dump(row)
+
 
 def job_event(job: Any) -> tuple[str | None, Data]:
-    from pie.schemas.jobs import JobSchema
-
-    return job.client_id, lambda: JobSchema().dump(job)
+    return job.client_id, lambda: dumped("job", job)
 
 
 def job_ended(job: Any) -> None:
@@ -171,35 +189,30 @@ def job_ended(job: Any) -> None:
 
 
 def version_status_changed(version: Any, previous: str) -> None:
-    from pie.schemas.versions import ModelVersionSchema
-
-    def data() -> dict[str, Any]:
-        return {**ModelVersionSchema().dump(version), "previous_status": previous}
-
-    emit("version.status_changed", None, data)
+    emit(
+        "version.status_changed",
+        None,
+        lambda: {**dumped("version", version), "previous_status": previous},
+    )
 
 
 def model_changed(event_type: str, model: Any) -> None:
-    from pie.schemas.models import ModelSchema
-
-    emit(event_type, None, lambda: ModelSchema().dump(model))
+    emit(event_type, None, lambda: dumped("model", model))
 
 
 def service_status_changed(service: Any, previous: str) -> None:
-    from pie.schemas.tenancy import ServiceSchema
-
-    def data() -> dict[str, Any]:
-        return {**ServiceSchema().dump(service), "previous_status": previous}
-
-    emit("service.status_changed", service.client_id, data)
+    emit(
+        "service.status_changed",
+        service.client_id,
+        lambda: {**dumped("service", service), "previous_status": previous},
+    )
 
 
 def subscriptions_event(event_type: str, items: list[tuple[Any, str | None, dict]]) -> None:
     """subscription.fired / subscription.stale: (subscription, the client whose event it is,
     what happened) for each."""
-    from pie.schemas.subscriptions import SubscriptionSchema
 
     def data(sub: Any, extra: dict[str, Any]) -> Data:
-        return lambda: {**SubscriptionSchema().dump(sub), **extra}
+        return lambda: {**dumped("subscription", sub), **extra}
 
     emit_each(event_type, [(client, data(sub, extra)) for sub, client, extra in items])
