@@ -65,7 +65,10 @@ def receiving() -> list[tuple[str, str | None, list[str]]]:
         query = Webhook.select(Webhook.webhook_id, Webhook.client_id, Webhook.events).where(
             Webhook.status.in_(RECEIVING)
         )
-        cached = (now + ENDPOINT_CACHE_SECONDS, list(query.tuples()))
+        # A database not yet upgraded to webhooks (migration 13: a rolling upgrade, whose
+        # `pie db upgrade` comes after the new code starts) has no endpoints yet.
+        present = database.table_exists(Webhook._meta.table_name)
+        cached = (now + ENDPOINT_CACHE_SECONDS, list(query.tuples()) if present else [])
         holder._pie_webhooks = cached
     return cached[1]
 
