@@ -210,9 +210,7 @@ def main() -> None:
                     )
                 )
                 run += 1
-        print(
-            f"{'route':<14}{'mode':<9}{'req/s':>8}{'ratio':>8}   range over {args.rounds} rounds"
-        )
+        print(f"{'route':<14}{'mode':<9}{'req/s':>8}{'ratio':>8}   range over {args.rounds} rounds")
         for route, by_mode in figures.items():
             for mode in modes:
                 ratios = [x / y for x, y in zip(by_mode[mode], by_mode["none"], strict=True)]
