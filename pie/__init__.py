@@ -78,7 +78,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
         "PIE_LOAD_ENTRY_POINTS": True,
         "PIE_VERSION": _installed_version(),
         "PIE_PROCESS_KIND": "app",  # how this process appears in pie_processes
-        **(test_config or {}),
+        **config.coerce(test_config or {}),
     }
     config.check(settings)
     app = Flask("pie", instance_path=config.instance_path(settings), static_folder=None)

@@ -125,17 +125,38 @@ def _allowed_hosts(values: list[str]) -> list[str]:
 
 
 def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Return the PIE_* settings: defaults overridden by the environment."""
+    """Return the PIE_* settings: defaults overridden by the environment. Other PIE_*
+    variables are plugins' settings: they are passed on as the strings they are."""
     environ = os.environ if environ is None else environ
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = {
+        key: value
+        for key, value in environ.items()
+        if key.startswith("PIE_") and key[len("PIE_") :] not in SETTINGS
+    }
     for name, (default, parse) in SETTINGS.items():
         raw = environ.get(f"PIE_{name}")
-        try:
-            config[f"PIE_{name}"] = default if raw in (None, "") else parse(raw)
-        except ValueError as exc:
-            raise ConfigurationError(f"PIE_{name} is {raw!r}, which PIE cannot use: {exc}") from exc
+        config[f"PIE_{name}"] = default if raw in (None, "") else _parse(name, parse, raw)
     check(config)
     return config
+
+
+def coerce(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings given to create_app: a string for one of PIE's own is parsed (and checked)
+    as its environment variable would be, so `{"PIE_DISABLED_PLUGINS": "a,b"}` means what
+    PIE_DISABLED_PLUGINS=a,b does."""
+    coerced = dict(overrides)
+    for key, value in overrides.items():
+        name = key[len("PIE_") :] if key.startswith("PIE_") else None
+        if name in SETTINGS and isinstance(value, str) and value != "":
+            coerced[key] = _parse(name, SETTINGS[name][1], value)
+    return coerced
+
+
+def _parse(name: str, parse: Any, raw: str) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"PIE_{name} is {raw!r}, which PIE cannot use: {exc}") from exc
 
 
 def check(config: Mapping[str, Any]) -> None:

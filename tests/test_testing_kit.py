@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -135,10 +136,47 @@ def test_a_helper_says_what_the_server_answered(pie_jobs):
         pie_jobs.register_model({"type": "nothing"})
 
 
-def test_the_live_app_answers_over_real_http(pie_live_app):
+def test_the_live_app_is_the_app_of_pie_jobs_served_over_real_http(pie_live_app, pie_jobs):
     url = pie_live_app.config["PIE_PUBLIC_URL"]
     with urllib.request.urlopen(f"{url}/v2/health", timeout=10) as response:
         assert response.status == 200 and json.load(response)["status"] == "ok"
+
+    assert pie_jobs.client.app is pie_live_app
+    pie_jobs.register_model({"type": "in_process", "value": "echo"})
+    job_id = pie_jobs.run_inference("m1", {"a": 1})
+    headers = {"Authorization": f"Bearer {pie_jobs.client.token}"}
+    request = urllib.request.Request(f"{url}/v2/jobs/{job_id}", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.load(response)["job_id"] == job_id
+
+
+def test_waiting_for_a_status_a_job_ended_without_fails_at_once_saying_why(pie_jobs):
+    pie_jobs.register_model(HANDLER)
+    job_id = pie_jobs.run_inference()
+    pie_jobs.wait(job_id, ["started"])
+    pie_jobs.cancel(job_id)
+
+    began = time.monotonic()
+    with pytest.raises(AssertionError, match=f"job {job_id} ended as 'failure' .*Cancelled.* "
+                                             "while waiting for started"):
+        pie_jobs.wait(job_id, ["started"], timeout=30)
+    assert time.monotonic() - began < 5
+
+
+def test_a_job_that_never_gets_there_fails_the_wait_with_its_state(pie_jobs):
+    pie_jobs.register_model(HANDLER)
+    job_id = pie_jobs.run_inference()
+
+    with pytest.raises(AssertionError, match=f"job {job_id} still after 0.3s is 'started'"):
+        pie_jobs.wait(job_id, timeout=0.3)
+
+
+def test_a_client_of_an_app_pie_make_app_closed_says_so(pie_make_app):
+    first = PieClient(pie_make_app())
+    pie_make_app()
+
+    with pytest.raises(RuntimeError, match="this PIE app was closed"):
+        first.get("/v2/models")
 
 
 def test_each_app_of_pie_make_app_starts_on_an_empty_database(pie_make_app):

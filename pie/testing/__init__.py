@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 ENDED = ("success", "failure")
+CLOSED = "PIE_TESTING_CLOSED"  # set in an app's config by close_app
 
 
 def postgres_schema_url(url: str, schema: str) -> str:
@@ -71,6 +72,8 @@ def new_app(
         "PIE_INSTANCE_PATH": str(folder / "instance"),
         "PIE_EMBEDDED_WORKER": False,
         "PIE_PUBLIC_URL": "http://pie.test",
+        # A dispatch that never returns delays the end of a test by this much, not forever.
+        "PIE_SHUTDOWN_GRACE_SECONDS": 5,
         **(config or {}),
     }
     return create_app(settings, plugins=plugins)
@@ -81,6 +84,7 @@ def close_app(app: Any) -> None:
     from pie import db
 
     app.extensions["pie"].close()
+    app.config[CLOSED] = True
     db.close_all()
 
 
@@ -123,6 +127,11 @@ class PieClient:
 
     def request(self, method: str, path: str, json: Any = None, token: Any = _DEFAULT,
                 headers: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+        if self.app.config.get(CLOSED):
+            raise RuntimeError(
+                "this PIE app was closed (pie_make_app closes the apps made before it: PIE "
+                "binds one database per process); use a client of the newest app"
+            )
         headers = dict(headers or {})
         token = self.token if token is self._DEFAULT else token
         if token:
@@ -230,16 +239,25 @@ class Jobs:
     ) -> dict[str, Any]:
         """Poll the job until its status is one of `statuses` (by default: ended); return it.
         With `recover`, each poll first runs a recovery pass, as `pie serve` does every few
-        seconds: retries are dispatched, timeouts and lapsed heartbeats end attempts."""
+        seconds: retries are dispatched, timeouts and lapsed heartbeats end attempts. Fails at
+        once when the job ends in a status not asked for, and after `timeout` seconds, with
+        the job as it was."""
         wanted = tuple(statuses)
-
-        def reached() -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
             if recover:
                 self.recover()
             job = self.get(job_id)
-            return job if job["status"] in wanted else None
-
-        return wait_for(reached, timeout)
+            if job["status"] in wanted:
+                return job
+            ended = job["status"] in ENDED
+            if ended or time.monotonic() > deadline:
+                state = "ended as" if ended else f"still after {timeout}s is"
+                raise AssertionError(
+                    f"job {job_id} {state} {job['status']!r} (attempt {job.get('attempt')}, "
+                    f"error {job.get('error')}) while waiting for {' or '.join(wanted)}"
+                )
+            time.sleep(0.02)
 
     def complete(
         self,

@@ -77,24 +77,18 @@ def pie_jobs(pie_client: testing.PieClient) -> testing.Jobs:
 
 
 @pytest.fixture
-def pie_live_app(
-    pie_make_app: Callable[..., Any], pie_config: dict, pie_plugins: list
-) -> Iterator[Any]:
-    """Like `pie_app`, also served over real HTTP on a loopback port (threaded), its
-    PIE_PUBLIC_URL pointing there: for backends in other threads or processes that call back.
-    The URL is `pie_live_app.config["PIE_PUBLIC_URL"]`."""
+def pie_live_app(pie_app: Any) -> Iterator[Any]:
+    """`pie_app` itself, also served over real HTTP on a loopback port (threaded), its
+    PIE_PUBLIC_URL pointing there, so callback URLs in dispatch payloads reach it: for
+    backends in other threads or processes that call back. `pie_client` and `pie_jobs` in
+    the same test work on this same app. The URL is `pie_live_app.config["PIE_PUBLIC_URL"]`."""
     from werkzeug.serving import make_server
 
-    target: dict[str, Any] = {}
-
-    def wsgi(environ: Any, start_response: Any) -> Any:
-        return target["app"](environ, start_response)
-
-    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    target["app"] = pie_make_app({**pie_config, "PIE_PUBLIC_URL": url}, pie_plugins)
+    server = make_server("127.0.0.1", 0, pie_app, threaded=True)
+    pie_app.config["PIE_PUBLIC_URL"] = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, name="pie-live-app", daemon=True)
     thread.start()
-    yield target["app"]
+    yield pie_app
     server.shutdown()
+    server.server_close()
     thread.join(10)

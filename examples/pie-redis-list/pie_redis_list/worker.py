@@ -15,6 +15,7 @@ import importlib
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -40,8 +41,8 @@ def outcome(function: Callable[[Any], Any], job_input: Any) -> dict[str, Any]:
         return body
 
 
-def report(payload: dict[str, Any], body: dict[str, Any], timeout: float = 10) -> int:
-    """POST the outcome; the HTTP status (409: the job had already ended, nothing to do)."""
+def post(payload: dict[str, Any], body: dict[str, Any], timeout: float) -> int:
+    """POST the outcome once; the HTTP status, or 0 when no answer came."""
     request = urllib.request.Request(
         payload["callback"]["url"],
         data=json.dumps(body).encode(),
@@ -56,15 +57,42 @@ def report(payload: dict[str, Any], body: dict[str, Any], timeout: float = 10) -
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
+    except OSError as exc:  # refused, reset, timed out
+        log.warning("job %s: no answer from PIE: %s", payload["job_id"], exc)
+        return 0
 
 
-def run_one(connection: redis.Redis, payload: dict[str, Any], function: Callable) -> int | None:
+def report(
+    payload: dict[str, Any], body: dict[str, Any], tries: int = 5, timeout: float = 10
+) -> int:
+    """Send the outcome: again, with backoff, on no answer or a 5xx; a 409 means the job had
+    already ended (nothing to do). A 4xx that refuses the outcome itself (an output that is
+    not a JSON object, say) is reported as a failure instead, so the job does not wait for
+    its deadline. The last status, or 0."""
+    status = 0
+    for attempt in range(tries):
+        status = post(payload, body, timeout)
+        if status and status < 500:
+            break
+        time.sleep(min(2**attempt, 30))
+    if status in (400, 422) and body["status"] == "success":
+        log.error("job %s: PIE refused the output (HTTP %s)", payload["job_id"], status)
+        error = {"type": "InvalidOutput", "message": f"PIE refused the output: HTTP {status}"}
+        return report(payload, {"status": "failure", "error": error}, tries, timeout)
+    if status not in (200, 409):
+        log.error("job %s: the outcome was not recorded (HTTP %s)", payload["job_id"], status)
+    return status
+
+
+def run_one(
+    connection: redis.Redis, payload: dict[str, Any], function: Callable, tries: int = 5
+) -> int | None:
     """Run one popped job unless PIE ended its attempt; the callback's status, or None."""
     job_id, attempt = payload["job_id"], payload["attempt"]
     if connection.exists(attempt_key(job_id, attempt)):
         log.info("job %s attempt %s was ended by PIE; skipped", job_id, attempt)
         return None
-    return report(payload, outcome(function, payload["input"]))
+    return report(payload, outcome(function, payload["input"]), tries)
 
 
 def work(
@@ -74,16 +102,27 @@ def work(
     url: str | None = None,
     stop: threading.Event | None = None,
     poll_seconds: float = 1.0,
+    tries: int = 5,
 ) -> None:
-    """Pop and run jobs from `list_name` until `stop` is set."""
+    """Pop and run jobs from `list_name` until `stop` is set; `tries`: sends of an outcome
+    PIE does not answer (1, 2, 4, ... s apart)."""
     stop = stop or threading.Event()
     connection = redis.Redis.from_url(url or redis_url())
     try:
         while not stop.is_set():
-            item = connection.blpop([JOBS + list_name], timeout=poll_seconds)
-            if item is not None:
-                status = run_one(connection, json.loads(item[1]), function)
+            try:
+                item = connection.blpop([JOBS + list_name], timeout=poll_seconds)
+            except redis.RedisError as exc:  # Redis restarting: wait, then pop again
+                log.warning("Redis: %s", exc)
+                stop.wait(poll_seconds)
+                continue
+            if item is None:
+                continue
+            try:
+                status = run_one(connection, json.loads(item[1]), function, tries)
                 log.info("reported a job: HTTP %s", status)
+            except Exception:  # a malformed item, say: log it and go on with the next
+                log.exception("could not run a job popped from %s", list_name)
     finally:
         connection.close()
 

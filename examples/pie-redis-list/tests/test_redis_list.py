@@ -25,12 +25,12 @@ def popped(redis_connection: Any, list_name: str, timeout: float = 10) -> dict[s
 class Worker:
     """`pie_redis_list.worker.work` in a thread, stopped at the end of the test."""
 
-    def __init__(self, list_name: str, function: Any) -> None:
+    def __init__(self, list_name: str, function: Any, **options: Any) -> None:
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=worker.work,
             args=(list_name, function),
-            kwargs={"stop": self.stop, "poll_seconds": 0.2},
+            kwargs={"stop": self.stop, "poll_seconds": 0.2, **options},
             daemon=True,
         )
         self.thread.start()
@@ -44,8 +44,8 @@ class Worker:
 def start_worker():
     workers: list[Worker] = []
 
-    def start(list_name: str, function: Any) -> Worker:
-        workers.append(Worker(list_name, function))
+    def start(list_name: str, function: Any, **options: Any) -> Worker:
+        workers.append(Worker(list_name, function, **options))
         return workers[-1]
 
     yield start
@@ -91,10 +91,8 @@ def test_a_job_is_queued_on_redis_and_completed_by_callback(
     assert pie_jobs.complete(payload, output={"label": "other"}).status_code == 409
 
 
-def test_workers_run_jobs_end_to_end_over_http(pie_live_app, start_worker, list_name):
-    from pie.testing import Jobs, PieClient
-
-    jobs = Jobs(PieClient(pie_live_app))
+def test_workers_run_jobs_end_to_end_over_http(pie_live_app, pie_jobs, start_worker, list_name):
+    jobs = pie_jobs
     jobs.register_model(handler(list_name))
     start_worker(list_name, lambda job_input: {"length": len(job_input["text"])})
 
@@ -106,10 +104,8 @@ def test_workers_run_jobs_end_to_end_over_http(pie_live_app, start_worker, list_
 
 
 def test_a_failing_function_fails_the_job_and_a_retryable_one_is_retried(
-    pie_live_app, start_worker, list_name
+    pie_live_app, pie_jobs, start_worker, list_name
 ):
-    from pie.testing import Jobs, PieClient
-
     calls: list[Any] = []
 
     class Flaky(Exception):
@@ -123,7 +119,7 @@ def test_a_failing_function_fails_the_job_and_a_retryable_one_is_retried(
             raise Flaky("the store is busy")
         return {"ok": True}
 
-    jobs = Jobs(PieClient(pie_live_app))
+    jobs = pie_jobs
     policy = {"inference": {"max_attempts": 3, "retry_backoff_seconds": 0}}
     jobs.register_model(handler(list_name), job_policy=policy)
     start_worker(list_name, function)
@@ -164,3 +160,29 @@ def test_an_unreachable_redis_fails_the_dispatch(pie_make_app, list_name):
 
     assert job["status"] == "failure" and job["error"]["type"] == "DispatchError", job
     assert "redis_list" in job["error"]["message"]
+
+
+def test_an_output_pie_refuses_is_reported_as_a_failure(
+    pie_live_app, pie_jobs, start_worker, list_name
+):
+    pie_jobs.register_model(handler(list_name))
+    start_worker(list_name, lambda job_input: [1, 2])  # not a JSON object: PIE answers 400
+
+    job = pie_jobs.wait(pie_jobs.run_inference("m1", {}))
+
+    assert job["status"] == "failure" and job["error"]["type"] == "InvalidOutput", job
+
+
+def test_the_worker_outlives_bad_items_and_an_unreachable_pie(
+    pie_live_app, pie_jobs, start_worker, redis_connection, list_name
+):
+    lost = {"job_id": "x", "attempt": 1, "input": {},
+            "callback": {"url": "http://127.0.0.1:1/complete", "token": "t"}}
+    assert worker.report(lost, {"status": "success", "output": {}}, tries=2) == 0
+
+    pie_jobs.register_model(handler(list_name))
+    redis_connection.rpush(JOBS + list_name, "not json", json.dumps(lost))
+    start_worker(list_name, lambda job_input: {"ok": True}, tries=2)
+
+    job = pie_jobs.wait(pie_jobs.run_inference("m1", {}), timeout=30)
+    assert job["status"] == "success", job
