@@ -269,7 +269,8 @@ class Dispatcher:
         self._fail(
             job,
             "DispatchError",
-            f"dispatch to '{job.handler_type}' failed: {type(exc).__name__}: {exc}",
+            f"dispatch to '{job.handler_type}' failed: "
+            + (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__),
         )
 
     def _fail(self, job: Job, error_type: str, message: str) -> None:
