@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pie_client.client import Client
+from typing import TYPE_CHECKING, Any
+
 from pie_client.errors import (
     ApiError,
     AuthenticationError,
@@ -16,7 +17,25 @@ from pie_client.errors import (
     ServerError,
     UnprocessableError,
 )
-from pie_client.pagination import Pager
+
+if TYPE_CHECKING:
+    from pie_client.client import Client
+    from pie_client.pagination import Pager
+
+
+def __getattr__(name: str) -> Any:
+    """Client and Pager load the HTTP machinery: imported when first used, so the command
+    line's help and its errors start without it."""
+    if name == "Client":
+        from pie_client.client import Client
+
+        return Client
+    if name == "Pager":
+        from pie_client.pagination import Pager
+
+        return Pager
+    raise AttributeError(f"module 'pie_client' has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError", "AuthenticationError", "BadRequestError", "Client", "ConflictError",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import random
 import socket
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -85,7 +85,7 @@ class Transport:
         return response
 
     def _send(self, method: str, target: str, body: Any) -> Response:
-        headers = {"Accept": "application/json", REQUEST_ID_HEADER: uuid.uuid4().hex}
+        headers = {"Accept": "application/json", REQUEST_ID_HEADER: os.urandom(16).hex()}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         payload = None

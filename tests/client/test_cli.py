@@ -306,3 +306,19 @@ def test_tenancy_verbs(pie: Run, tmp_path: Path) -> None:
     assert [a["assignment_key"] for a in own] == ["own"]
     pie("services", "delete", client_id, "shops", "s1")
     pie("services", "get", client_id, "shops", "s1", code=3)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["models", "--help"], ["jobs", "run", "--help"]])
+def test_help_loads_no_http_machinery(args: list[str], tmp_path: Path) -> None:
+    """What keeps help instant (the timing itself is bench/client_cli.py's job)."""
+    probe = (
+        "import sys\n"
+        "from pie.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m in ('http.client', 'pie_client.client',"
+        " 'dataclasses', 'yaml')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,7 +17,9 @@ from pie_client.cli.common import (
 from pie_client.cli.output import emit
 from pie_client.cli.progress import Progress
 from pie_client.cli.registry import limit, page_size
-from pie_client.types import Job
+
+if TYPE_CHECKING:
+    from pie_client.types import Job
 
 timeout = click.option("--timeout", type=float, default=None, help="Give up after this many s.")
 

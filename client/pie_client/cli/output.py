@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from pie_client.cli.common import output_format
-from pie_client.records import Record, plain
 
 # The columns a table shows per record type; other types show their scalar fields.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -28,6 +27,8 @@ WIDEST = 60
 
 def emit(value: Any) -> None:
     """Print a record, a list (or iterable) of records, a dict, or nothing."""
+    from pie_client.records import Record, plain
+
     if value is None:
         return
     if not isinstance(value, Record | dict | list):
@@ -47,12 +48,16 @@ def emit(value: Any) -> None:
 
 
 def cell(value: Any) -> str:
+    from pie_client.records import plain
+
     text = value if isinstance(value, str) else json.dumps(plain(value), ensure_ascii=False)
     text = "" if value is None else text
     return text if len(text) <= WIDEST else text[: WIDEST - 1] + "…"
 
 
 def table(rows: list[Any]) -> str:
+    from pie_client.records import plain
+
     if not rows:
         return "(none)"
     first = rows[0]

@@ -4,9 +4,11 @@ terminal, plain lines (one per change) when stderr is piped."""
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from pie_client.types import Job
+if TYPE_CHECKING:
+    from pie_client.types import Job
+
 
 BAR = 20
 
