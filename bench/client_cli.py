@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench.cli import report, time_commands
 
 CEILING = 0.3
 PIE = str(Path(sys.executable).with_name("pie"))
@@ -33,12 +33,6 @@ def commands(model_id: str, job_id: str) -> dict[str, list[str]]:
         "pie jobs get -o json": [PIE, "jobs", "get", job_id, "-o", "json"],
         "python -m pie_client --help": [sys.executable, "-m", "pie_client", "--help"],
     }
-
-
-def wall(command: list[str], cwd: str, env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def serve(folder: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -83,30 +77,11 @@ def main() -> None:
         }
         server, job_id = serve(folder, env)
         try:
-            timed = commands("bench", job_id)
-            times: dict[str, list[float]] = {name: [] for name in timed}
-            for command in timed.values():  # warm the page cache once
-                wall(command, folder, env)
-            for run in range(args.runs):
-                order = list(timed.items())
-                for name, command in order if run % 2 == 0 else reversed(order):
-                    times[name].append(wall(command, folder, env))
+            times = time_commands(commands("bench", job_id), args.runs, folder, env)
         finally:
             server.terminate()
             server.wait(30)
-    report(times, args.runs)
-
-
-def report(times: dict[str, list[float]], runs: int) -> None:
-    bare = statistics.median(times["python -c pass"])
-    print(f"{runs} runs each; ceiling {CEILING:.2f} s")
-    print(f"{'command':<28} {'median':>8} {'slowest':>8} {'/ceiling':>9} {'x bare':>7}")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(
-            f"{name:<28} {median * 1000:6.0f}ms {max(samples) * 1000:6.0f}ms"
-            f" {median / CEILING:9.2f} {median / bare:7.1f}"
-        )
+    report(times, f"{args.runs} runs each", CEILING)
 
 
 if __name__ == "__main__":
