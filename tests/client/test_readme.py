@@ -71,10 +71,10 @@ def test_the_walkthroughs_run_as_written(form: str, server: ServerProcess, tmp_p
         ("2", "active"),
         ("1", "pending"),
     ]
-    service = api.services.get("acme", "shops", "shop-1")
+    jobs = [api.jobs.wait(job.job_id, timeout=30) for job in api.jobs.list(model_id="sentiment")]
+    service = api.services.get("acme", "shops", "shop-1")  # once its re-initialisation ended
     assert service.resolved_features == {"region": "eu", "size": 3}
     assert service.status == "available"
-    jobs = [api.jobs.wait(job.job_id, timeout=30) for job in api.jobs.list(model_id="sentiment")]
     # the quickstart's inference, the init, the assignment's job and the re-initialisation
     assert [job.status for job in jobs] == ["success"] * 4
     assert jobs[-1].output == {"text": "hello"} and jobs[-1].client_id is None
