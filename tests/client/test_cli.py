@@ -150,6 +150,8 @@ def test_jobs_verbs(pie: Run, tmp_path: Path) -> None:
     listed = pie.json("jobs", "list", "--model", model_id, "--page-size", "1")
     assert [j["job_id"] for j in listed] == [started["job_id"], done["job_id"]]
     assert pie.json("jobs", "list", "--model", f"{model_id}@1", "--status", "failure") == []
+    assert len(pie.json("jobs", "list", "--limit", "1")) == 1
+    assert len(pie.json("jobs", "list", "--model", model_id, "--limit", "0")) == 2
     api.versions.create(model_id)
     trained = pie.json("jobs", "train", f"{model_id}@2", "--input", "{}")
     assert trained["job_type"] == "training"

@@ -16,7 +16,7 @@ from pie_client.cli.common import (
 )
 from pie_client.cli.output import emit
 from pie_client.cli.progress import Progress
-from pie_client.cli.registry import limit, page_size
+from pie_client.cli.registry import page_size
 
 if TYPE_CHECKING:
     from pie_client.types import Job
@@ -94,15 +94,19 @@ def jobs_get(job_id: str) -> None:
 @click.option("--after", "created_after", default=None, help="Created after (RFC 3339).")
 @click.option("--before", "created_before", default=None, help="Created before (RFC 3339).")
 @page_size
-@limit
+@click.option(
+    "--limit", default=100, show_default=True, help="Stop after this many jobs; 0: every one."
+)
 @api_command
-def jobs_list(model_id: str | None, page_size: int, limit: int | None, **filters: str) -> None:
-    """Jobs of every model, newest first (GET /v2/jobs)."""
+def jobs_list(model_id: str | None, page_size: int, limit: int, **filters: str) -> None:
+    """Jobs of every model, newest first (GET /v2/jobs): the newest 100 unless --limit says.
+
+    The history of every job can be long: it is read to the end only with --limit 0."""
     model, version = split_version(model_id) if model_id else (None, None)
     pager = client().jobs.list(
         model_id=model, model_version=version, page_size=page_size, **filters
     )
-    emit(pager.first(limit))
+    emit(pager.first(limit or None))
 
 
 @jobs.command("cancel")
