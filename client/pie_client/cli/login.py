@@ -18,12 +18,15 @@ def login(url: str, token: str | None, profile: str) -> None:
 
     The config file (PIE_CONFIG, else ~/.config/pie/config.json) is readable by its owner
     only. PIE_URL and PIE_TOKEN, when set, still win over any profile."""
-    from pie_client.client import Client
     from pie_client.config import save_profile
+    from pie_client.transport import Transport
 
     if token is None and sys.stdin.isatty():
         token = click.prompt("Token", hide_input=True, default="", show_default=False) or None
     with reported_errors():
-        health = Client(url, token or "-", retries=0).health()
+        health = Transport(url, retries=0).request("GET", "/v2/health").data
         path = save_profile(profile, url, token)
-    click.echo(f"saved profile {profile!r} in {path}: {url} (PIE {health.version})")
+    version = health.get("version") if isinstance(health, dict) else None
+    click.echo(
+        f"saved profile {profile!r} in {path}: {url} (PIE {version or 'of unknown version'})"
+    )
