@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -324,3 +325,21 @@ def test_help_loads_no_http_machinery(args: list[str], tmp_path: Path) -> None:
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_readme_lists_every_verb() -> None:
+    import click
+    from pie_client.cli import COMMANDS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `pie ")]
+    missing = []
+    for command in COMMANDS:
+        subcommands = command.commands if isinstance(command, click.Group) else {"": command}
+        for name in subcommands:
+            row = " ".join(
+                r for r in rows if f"`pie {command.name} " in r or f"`pie {command.name}`" in r
+            )
+            if not row or not re.search(rf"(^|[\s`|\\]){re.escape(name)}(\s|\\|\||`|$)", row):
+                missing.append(f"{command.name} {name}".strip())
+    assert missing == []
