@@ -226,6 +226,9 @@ def test_terminal_progress_redraws_one_line() -> None:
         "j1 started  [#####...............]  25% a quarter",
         "j1 success  [####################] 100%\n",
     ]
+    progress(Job(status="started", progress=0.5, **base))
+    Progress.end_line()  # what an error (a --timeout) does before its message
+    assert stream.getvalue().endswith(" 50%\n") and Progress.unfinished is None
 
 
 def test_output_formats(pie: Run) -> None:

@@ -89,6 +89,9 @@ def reported_errors() -> Iterator[None]:
 
 
 def fail(exc: Exception, code: int) -> NoReturn:
+    from pie_client.cli.progress import Progress
+
+    Progress.end_line()  # not after a half-drawn progress bar
     click.echo(f"error: {exc}", err=True)
     sys.exit(code)
 

@@ -14,6 +14,16 @@ BAR = 20
 
 
 class Progress:
+    # The terminal whose progress line is drawn but not ended: an error ends it first.
+    unfinished: TextIO | None = None
+
+    @classmethod
+    def end_line(cls) -> None:
+        if cls.unfinished is not None:
+            cls.unfinished.write("\n")
+            cls.unfinished.flush()
+            cls.unfinished = None
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
@@ -26,6 +36,7 @@ class Progress:
         self.last = state
         if self.live:
             self.stream.write("\r\x1b[K" + self.bar(job) + ("\n" if job.ended else ""))
+            Progress.unfinished = None if job.ended else self.stream
         else:
             self.stream.write(self.line(job) + "\n")
         self.stream.flush()
