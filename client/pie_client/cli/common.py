@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-# Exit codes scripts can rely on (README, "The pie command for clients").
+# Exit codes scripts can rely on (README, "The Python client and the `pie` command").
 EXIT_OK = 0
 EXIT_ERROR = 1  # anything else: a 5xx, an unexpected status, a bad config file
 EXIT_USAGE = 2  # click's own: a missing or malformed argument
@@ -30,9 +30,15 @@ EXIT_CONNECTION = 7  # the server could not be reached
 EXIT_JOB_FAILED = 8  # `--wait` / `watch`: the job ended with `failure`
 EXIT_TIMEOUT = 9  # `--wait` / `watch`: the job had not ended within --timeout
 
-STATUS_EXITS = {404: EXIT_NOT_FOUND, 401: EXIT_PERMISSION, 403: EXIT_PERMISSION}
-STATUS_EXITS.update({400: EXIT_VALIDATION, 413: EXIT_VALIDATION, 422: EXIT_VALIDATION})
-STATUS_EXITS[409] = EXIT_CONFLICT
+STATUS_EXITS = {
+    400: EXIT_VALIDATION,
+    401: EXIT_PERMISSION,
+    403: EXIT_PERMISSION,
+    404: EXIT_NOT_FOUND,
+    409: EXIT_CONFLICT,
+    413: EXIT_VALIDATION,
+    422: EXIT_VALIDATION,
+}
 FORMATS = ("table", "json", "yaml")
 
 
