@@ -144,10 +144,16 @@ def current_principal() -> auth.Principal:
     principal = g.get("principal")
     if principal is None:
         token = auth.bearer_token(request.headers.get("Authorization"))
-        principal = runtime().verifier.verify(token)
-        if principal.tenants and principal.job_id is None and not principal.is_admin:
-            principal = _unless_suspended(principal)
-        g.principal = principal
+        principal = g.principal = principal_for(token)
+    return principal
+
+
+def principal_for(token: str) -> auth.Principal:
+    """The verified principal of a token, its suspended clients found (the console's session
+    token goes through this too)."""
+    principal = runtime().verifier.verify(token)
+    if principal.tenants and principal.job_id is None and not principal.is_admin:
+        principal = _unless_suspended(principal)
     return principal
 
 
