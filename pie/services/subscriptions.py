@@ -179,9 +179,11 @@ def of_model(model_id: str, clients: frozenset[str] | None, limit: int) -> list[
 
 
 def visible(condition: Any, clients: frozenset[str] | None) -> Any:
-    """The subscriptions that meet `condition` and that callers who see `clients` (None: every
-    tenant) see: global ones and those tenants' own, oldest first."""
-    query = Subscription.select().where(condition)
+    """The subscriptions that meet `condition` (None: all) and that callers who see `clients`
+    (None: every tenant) see: global ones and those tenants' own, oldest first."""
+    query = Subscription.select()
+    if condition is not None:
+        query = query.where(condition)
     if clients is not None:
         query = query.where(
             Subscription.client_id.is_null() | Subscription.client_id.in_(["", *clients])

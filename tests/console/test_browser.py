@@ -73,9 +73,69 @@ def world(server: str) -> Api:
     api("POST", "/v2/models", model_body("ingest", name="Ingest", handler_contracts=contract))
     api("POST", "/v2/models", model_body("embed", name="Embed"))
     api("POST", "/v2/models", model_body("index", name="Index"))
-    for model_id in ("ingest", "embed", "index"):
+    hold = {"type": "in_process", "value": "hold"}
+    api(
+        "POST",
+        "/v2/models",
+        model_body("slow", name="Slow", handlers={"training": hold, "inference": hold}),
+    )
+    for model_id in ("ingest", "embed", "index", "slow"):
         for status in ("training", "active"):
             api("POST", f"/v2/models/{model_id}/versions/1/new_status", {"status": status})
+    link = {"target_action": "inference"}
+    api(
+        "POST",
+        "/v2/models/ingest/event-subscriptions",
+        {
+            **link,
+            "trigger_event": "inference_complete",
+            "target_model_id": "embed",
+            "input_source": "trigger_output",
+            "label": "embed what was read",
+        },
+    )
+    api(
+        "POST",
+        "/v2/models/embed/event-subscriptions",
+        {
+            **link,
+            "trigger_event": "inference_complete",
+            "target_model_id": "index",
+            "input_source": "trigger_output",
+        },
+    )
+    nightly = api(
+        "POST",
+        "/v2/models/index/event-subscriptions",
+        {
+            **link,
+            "trigger_event": "training_complete",
+            "target_model_id": "ingest",
+            "input_source": "stored",
+            "input": {"text": "again"},
+            "label": "nightly",
+        },
+    )
+    api("PUT", f"/v2/models/index/event-subscriptions/{nightly['id']}", {"status": "paused"})
+    api(
+        "POST",
+        "/v2/models/slow/event-subscriptions",
+        {
+            **link,
+            "trigger_event": "inference_complete",
+            "target_model_id": "embed",
+            "input_source": "trigger_output",
+        },
+    )
+    # A new inference contract for index: the link from embed goes stale.
+    index = api("GET", "/v2/models/index")
+    new_input = {"type": "object", "properties": {"vector": {"type": "array"}}}
+    body = {k: index[k] for k in ("name", "description", "handlers", "metadata")}
+    api(
+        "PUT",
+        "/v2/models/index",
+        {**body, "handler_contracts": {"inference": {"input_schema": new_input}}},
+    )
     return api
 
 
@@ -113,11 +173,11 @@ def test_sign_in_models_and_a_lifecycle_action(page, server, world, shots):
     page.keyboard.press("Enter")
     page.get_by_role("link", name="embed").wait_for()
     assert page.get_by_role("link", name="ingest").count() == 0
-    world("POST", "/v2/models/embed/new_version", {"version": "2"})
+    version = world("POST", "/v2/models/embed/new_version", {})["version"]["version"]
     page.goto(f"{server}/ui/models/embed")
-    page.get_by_role("button", name="Move version 2 to failed").click()
+    page.get_by_role("button", name=f"Move version {version} to failed").click()
     page.get_by_role("heading", name="Model embed").wait_for()
-    assert world("GET", "/v2/models/embed/versions/2")["status"] == "failed"
+    assert world("GET", f"/v2/models/embed/versions/{version}")["status"] == "failed"
     page.goto(f"{server}/ui/models")
     page.screenshot(path=shots / "models.png", full_page=True)
     page.set_viewport_size(PHONE)
@@ -131,3 +191,53 @@ def test_sign_out(page, server):
     page.get_by_role("heading", name="Sign in").wait_for()
     page.goto(f"{server}/ui/models")
     assert page.url.startswith(f"{server}/ui/sign-in")
+
+
+def test_the_chain_graph(page, server, world, shots):
+    page.get_by_role("link", name="Chain graph").click()
+    page.get_by_role("heading", name="Chain graph").wait_for()
+    graph = page.locator(".graph svg")
+    assert graph.locator("a.node").count() == 4
+    assert graph.locator("a.edge.stale").count() >= 1
+    assert graph.locator("a.edge.paused").count() == 1
+    page.screenshot(path=shots / "graph.png", full_page=True)
+    graph.locator("a.node", has_text="index").click()
+    page.get_by_role("heading", name="Model index").wait_for()
+
+
+def test_jobs_live_status_a_job_page_its_tree_and_a_cancel(page, server, world, shots):
+    job_id = world("POST", "/v2/models/ingest/versions/1/inference", {"input": {"text": "hello"}})[
+        "inference_job_id"
+    ]
+    page.goto(f"{server}/ui/jobs/{job_id}")
+    page.locator("#job-live dd .status-success").wait_for()  # live: no reload
+    page.get_by_role("heading", name="Output").wait_for()
+    page.screenshot(path=shots / "job.png", full_page=True)
+    page.get_by_role("link", name="the tree of jobs its completion started").click()
+    page.locator("ul.tree ul li").first.wait_for()
+    assert page.locator("ul.tree li").count() >= 2  # ingest's job, then embed's
+    page.screenshot(path=shots / "job-tree.png", full_page=True)
+
+    slow = world("POST", "/v2/models/slow/versions/1/inference", {"input": {}})["inference_job_id"]
+    page.goto(f"{server}/ui/jobs?model_id=slow")
+    row = page.locator("#job-rows tr", has_text=slow)
+    row.locator(".status-started, .status-pending").wait_for()
+    page.get_by_label("Status").select_option("started")
+    page.get_by_role("button", name="Find jobs").click()
+    page.locator("#job-rows tr", has_text=slow).wait_for()
+    page.screenshot(path=shots / "jobs.png", full_page=True)
+    page.get_by_role("link", name=slow).click()
+    page.get_by_role("button", name="Cancel this job").click()
+    page.locator("#job-live dd .status-failure").wait_for()
+    assert "Cancelled" in page.locator("#job-live").inner_text()
+    assert world("GET", f"/v2/jobs/{slow}")["error"]["type"] == "Cancelled"
+    page.screenshot(path=shots / "job-cancelled.png", full_page=True)
+
+
+def test_the_jobs_list_updates_itself(page, server, world):
+    slow = world("POST", "/v2/models/slow/versions/1/inference", {"input": {}})["inference_job_id"]
+    page.goto(f"{server}/ui/jobs?model_id=slow")
+    row = page.locator("#job-rows tr", has_text=slow)
+    row.locator(".status-started, .status-pending").wait_for()
+    world("POST", f"/v2/jobs/{slow}/cancel")
+    row.locator(".status-failure").wait_for()  # htmx polled it in
