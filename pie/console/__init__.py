@@ -31,7 +31,7 @@ def pretty(value: Any) -> str:
 
 
 def init_app(app: Flask) -> None:
-    from pie.console import graph, jobs, models, pages  # noqa: F401 (their routes)
+    from pie.console import graph, jobs, models, pages, status, tenants  # noqa: F401 (routes)
 
     app.register_blueprint(bp)
     app.jinja_env.filters.update(iso=iso, pretty=pretty)

@@ -130,12 +130,17 @@ def active_domain(client_id: str, domain_id: str) -> Domain:
 
 
 def list_domains(client_id: str, page: int, page_size: int) -> tuple[list[Domain], int]:
-    query = (
+    query = domains_query(client_id)
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def domains_query(client_id: str) -> Any:
+    """A client's domains, oldest first."""
+    return (
         Domain.select()
         .where(Domain.client_id == client_id)
         .order_by(Domain.created_at, Domain.domain_id)
     )
-    return list(query.paginate(page, page_size)), query.count()
 
 
 def check_features(definitions: list[dict[str, Any]]) -> None:

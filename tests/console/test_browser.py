@@ -136,6 +136,15 @@ def world(server: str) -> Api:
         "/v2/models/index",
         {**body, "handler_contracts": {"inference": {"input_schema": new_input}}},
     )
+    api("POST", "/v2/clients", {"client_id": "acme", "name": "Acme Retail"})
+    region = {"type": "string", "enum": ["eu", "us"], "default": "eu"}
+    feature = {"name": "region", "json_schema": region, "mandatory": True}
+    api("POST", "/v2/clients/acme/domains", {"domain_id": "shops", "features": [feature]})
+    key = "/v2/clients/acme/domains/shops/assignments/default"
+    api("PUT", key, {"model_id": "ingest", "model_version": "1"})
+    api("PUT", key, {"model_id": "embed", "model_version": "1", "role": "champion"})
+    init = {"service_id": "store-1", "static_features": {"region": "us"}}
+    api("POST", "/v2/clients/acme/domains/shops/service/init", init)
     return api
 
 
@@ -241,3 +250,17 @@ def test_the_jobs_list_updates_itself(page, server, world):
     row.locator(".status-started, .status-pending").wait_for()
     world("POST", f"/v2/jobs/{slow}/cancel")
     row.locator(".status-failure").wait_for()  # htmx polled it in
+
+
+def test_tenants_and_status(page, server, shots):
+    page.get_by_role("link", name="Tenants").click()
+    page.get_by_role("link", name="acme").click()
+    page.get_by_role("heading", name="Client acme").wait_for()
+    page.get_by_role("link", name="shops").click()
+    page.get_by_role("heading", name="Domain shops").wait_for()
+    assert page.locator("tr", has_text="store-1").count() == 1
+    assert page.locator(".status-archived").count() == 1  # the first revision
+    page.screenshot(path=shots / "domain.png", full_page=True)
+    page.get_by_role("link", name="Status").click()
+    page.get_by_role("heading", name="Queue depths").wait_for()
+    page.screenshot(path=shots / "status.png", full_page=True)
