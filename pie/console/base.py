@@ -42,14 +42,25 @@ LIST_LIMIT = 200  # rows per list: the console pages by cursor where the API doe
 @bp.before_request
 def gate() -> Any:
     """CSRF on every state-changing request, then a session on every page but sign-in."""
+    if request.endpoint == "console.static":
+        return None
     session.current()
     if request.method not in ("GET", "HEAD"):
         session.check_csrf()
     if request.endpoint in PUBLIC:
         return None
     if session.principal() is None:
-        return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
+        return to_sign_in()
     return None
+
+
+def to_sign_in() -> Response:
+    """The sign-in page, then back here; an htmx refresh sends the whole page there instead
+    of swapping the form into a table."""
+    target = url_for("console.sign_in", next=request.full_path.rstrip("?"))
+    if request.headers.get("HX-Request"):
+        return Response(status=204, headers={"HX-Redirect": target})
+    return redirect(target)
 
 
 @bp.after_request
@@ -81,6 +92,8 @@ def safe_next(target: str | None) -> str:
 def pie_error(error: PieError) -> Any:
     if isinstance(error, Unauthorized):  # the session's token expired or stopped verifying
         g.pop("principal", None)
+        if request.headers.get("HX-Request"):
+            return session.clear(to_sign_in())
         page, status = render("sign_in.html", 401, error=error.message, next=request.path)
         return session.clear(Response(page, status))
     return error_page(error.status, error.message)

@@ -106,6 +106,18 @@ def test_a_token_that_stops_verifying_ends_the_session(app, client):
     assert "pie_console=;" in response.headers["Set-Cookie"]
 
 
+def test_htmx_refreshes_send_the_page_to_sign_in(app):
+    console = Console(app.test_client())
+    response = console.raw.get("/ui/jobs/rows", headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == "/ui/sign-in?next=/ui/jobs/rows"
+
+
+def test_static_files_set_no_cookie(app):
+    response = app.test_client().get("/ui/static/console.css")
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+
+
 def test_a_tampered_cookie_is_no_session(app):
     console = signed_in(app, scoped("read_models"))
     cookie = console.raw.get_cookie("pie_console", path="/ui")
