@@ -47,6 +47,18 @@ def layers(ids: list[str], links: list[tuple[str, str]]) -> dict[str, int]:
     for source, target in links:
         if source != target:
             out[source].append(target)
+    position = {node: i for i, node in enumerate(reversed(finish_order(ids, out)))}
+    layer = dict.fromkeys(ids, 0)
+    for node in sorted(ids, key=position.__getitem__):  # a topological order
+        for child in out[node]:
+            if position[child] > position[node]:  # not a link back up a cycle
+                layer[child] = max(layer[child], layer[node] + 1)
+    return layer
+
+
+def finish_order(ids: list[str], out: dict[str, list[str]]) -> list[str]:
+    """The nodes in the order an iterative depth-first walk finishes them (reversed: a
+    topological order of the graph without the links that close cycles)."""
     order: list[str] = []
     state: dict[str, int] = {}  # 1 on the walk's path, 2 done
     for root in ids:
@@ -64,13 +76,7 @@ def layers(ids: list[str], links: list[tuple[str, str]]) -> dict[str, int]:
             elif child not in state:
                 state[child] = 1
                 stack.append((child, iter(out[child])))
-    position = {node: i for i, node in enumerate(reversed(order))}  # a topological order
-    layer = dict.fromkeys(ids, 0)
-    for node in sorted(ids, key=position.__getitem__):
-        for child in out[node]:
-            if position[child] > position[node]:  # not a link back up a cycle
-                layer[child] = max(layer[child], layer[node] + 1)
-    return layer
+    return order
 
 
 def place(nodes: list[Node], links: list[tuple[str, str]]) -> None:

@@ -40,6 +40,6 @@ def home() -> Response:
     return redirect(url_for("console.models"))
 
 
-@bp.route("/<path:rest>", methods=["GET", "POST"])
+@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def unknown(rest: str) -> Any:
     raise NotFound(f"there is no console page at /ui/{rest}")

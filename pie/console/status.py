@@ -10,7 +10,8 @@ from flask import current_app, g
 from pie import metrics
 from pie.api.health import database_reachable
 from pie.console.base import LIST_LIMIT, bp, render
-from pie.tables import Process, utcnow
+from pie.services import processes
+from pie.tables import utcnow
 
 
 @bp.route("/status")
@@ -23,7 +24,7 @@ def status() -> Any:
         "status.html",
         **health,
         operator=True,
-        processes=list(Process.select().order_by(Process.started_at).limit(LIST_LIMIT)),
+        processes=processes.registered(LIST_LIMIT),
         recovery=metrics.recovery_samples(),
         queues=metrics.open_jobs(),
         now=utcnow(),

@@ -16,8 +16,8 @@ from pie.services import assignments, service_instances, tenants
 @requires("read_domains")
 def clients() -> Any:
     """As GET /v2/clients: only the clients this token can access."""
-    found, _ = tenants.list_clients(g.principal.accessible_clients(), 1, LIST_LIMIT)
-    return render("clients.html", clients=found, limit=LIST_LIMIT)
+    found = tenants.clients_query(g.principal.accessible_clients()).limit(LIST_LIMIT)
+    return render("clients.html", clients=list(found), limit=LIST_LIMIT)
 
 
 @bp.route("/clients/<client_id>")

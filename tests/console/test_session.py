@@ -138,9 +138,12 @@ def test_missing_things_are_html_404_pages(app):
     console = signed_in(app, ADMIN)
     for path in ("/ui/models/nope", "/ui/no-such-page", "/ui/models/nope/versions/1/status"):
         response = console.get(path)
-        assert response.status_code in (404, 405), path
+        assert response.status_code == 404, path
         assert response.content_type.startswith("text/html"), path
-        assert "<h1>" in response.get_data(as_text=True)
+        assert "<h1>404 Not Found</h1>" in response.get_data(as_text=True)
+    for method in ("PUT", "DELETE", "PATCH"):  # no such form: refused as HTML, not JSON
+        response = console.raw.open("/ui/models", method=method)
+        assert response.status_code == 403 and response.content_type.startswith("text/html")
 
 
 def test_permission_refusals_are_html_403_pages(app):

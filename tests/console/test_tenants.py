@@ -62,6 +62,16 @@ def test_the_client_and_domain_pages(app, tenant, statements):
     assert page.count("status-archived") == 1 and "m2</a> v1" in page  # the revisions
 
 
+def test_client_pages_are_one_statement_per_list(app, tenant, statements):
+    console = signed_in(app, ADMIN)
+    statements.clear()
+    console.get("/ui/clients")
+    assert len(statements) == 1
+    statements.clear()
+    console.get("/ui/clients/acme")
+    assert len(statements) == 2  # the client, its domains
+
+
 def test_another_tenants_pages_are_refused(app, tenant):
     console = signed_in(app, make_token(groups=["client:acme"]))
     for path in ("/ui/clients/beta", "/ui/clients/beta/domains/shop", "/ui/clients/nope"):
