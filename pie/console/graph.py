@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, request
+from flask import g, redirect, request, url_for
 
 from pie.api.base import checked_job, requires, requires_job
 from pie.console import layout
 from pie.console.base import LIST_LIMIT, bp, render
+from pie.errors import BadRequest
 from pie.services import job_search, registry, subscriptions
 
 GRAPH_LIMIT = 500  # models drawn; a registry past this wants a search, not one picture
@@ -25,6 +26,16 @@ def graph() -> Any:
     drawing = layout.draw(models, subs)
     focus = request.args.get("model")
     return render("graph.html", drawing=drawing, focus=focus, layout=layout)
+
+
+@bp.route("/graph/tree")
+@requires("read_models")
+def find_tree() -> Any:
+    """The graph page's form: a job id, to the tree of what its completion set off."""
+    job_id = request.args.get("job_id", "").strip()
+    if not job_id:
+        raise BadRequest("enter a job id")
+    return redirect(url_for("console.job_tree", job_id=job_id), code=303)
 
 
 @bp.route("/jobs/<job_id>/tree")

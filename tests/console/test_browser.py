@@ -264,3 +264,35 @@ def test_tenants_and_status(page, server, shots):
     page.get_by_role("link", name="Status").click()
     page.get_by_role("heading", name="Queue depths").wait_for()
     page.screenshot(path=shots / "status.png", full_page=True)
+
+
+def test_every_page_reads_at_phone_width_and_by_keyboard(page, server, world, shots):
+    started = world("POST", "/v2/models/ingest/versions/1/inference", {"input": {"text": "a"}})
+    job_id = started["inference_job_id"]
+    paths = [
+        "/ui/models",
+        "/ui/models/ingest",
+        "/ui/graph",
+        "/ui/jobs",
+        f"/ui/jobs/{job_id}",
+        f"/ui/jobs/{job_id}/tree",
+        "/ui/clients",
+        "/ui/clients/acme",
+        "/ui/clients/acme/domains/shops",
+        "/ui/status",
+    ]
+    page.set_viewport_size(PHONE)
+    for path in paths:
+        page.goto(f"{server}{path}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} scrolls sideways at phone width ({width}px)"
+        unlabelled = page.evaluate(
+            """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+               .filter(e => !e.labels.length && !e.getAttribute('aria-label')).length"""
+        )
+        assert unlabelled == 0, f"{path} has fields without a label"
+    page.screenshot(path=shots / "domain-phone.png", full_page=True)
+    page.keyboard.press("Tab")  # the first stop is the skip link, and it works
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"

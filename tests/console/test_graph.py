@@ -93,6 +93,15 @@ def test_the_job_tree(world, statements):
     assert re.search(r"1 job started", page)
 
 
+def test_the_graph_page_finds_a_jobs_tree(world):
+    console = signed_in(world.client.raw.application, ADMIN)
+    assert 'action="/ui/graph/tree"' in console.text("/ui/graph")
+    response = console.get(f"/ui/graph/tree?job_id=+{world.ids['d1']}+")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/ui/jobs/{world.ids['d1']}/tree"
+    assert console.get("/ui/graph/tree?job_id=").status_code == 400
+
+
 def test_a_tenant_cannot_see_another_tenants_tree(world):
     app_ = world.client.raw.application
     acme = signed_in(app_, make_token(client_id=ACME, scope="streamline/read_models"))
