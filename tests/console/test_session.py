@@ -162,3 +162,14 @@ def _model(model_id):
     from tests.helpers import model_body
 
     return model_body(model_id)
+
+
+@pytest.mark.parametrize("kid", ["rsa-1", "ec-1"])
+def test_a_jwks_identitys_token_signs_in(jwks_client, jwks, kid):
+    app = jwks_client.raw.application
+    console = signed_in(app, jwks.token(kid))
+    assert console.get("/ui/models").status_code == 200
+    wrong = Console(app.test_client())
+    wrong.get("/ui/sign-in")
+    response = wrong.post("/ui/sign-in", {"token": jwks.token(kid, aud="another-api")})
+    assert response.status_code == 401 and "audience" in response.get_data(as_text=True).lower()
