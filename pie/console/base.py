@@ -45,7 +45,7 @@ def gate() -> Any:
     if request.endpoint == "console.static":
         return None
     session.current()
-    if request.method not in ("GET", "HEAD"):
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
         session.check_csrf()
     if request.endpoint in PUBLIC:
         return None
@@ -93,9 +93,9 @@ def pie_error(error: PieError) -> Any:
     if isinstance(error, Unauthorized):  # the session's token expired or stopped verifying
         g.pop("principal", None)
         if request.headers.get("HX-Request"):
-            return session.clear(to_sign_in())
+            return session.forget_token(to_sign_in())
         page, status = render("sign_in.html", 401, error=error.message, next=request.path)
-        return session.clear(Response(page, status))
+        return session.forget_token(Response(page, status))
     return error_page(error.status, error.message)
 
 

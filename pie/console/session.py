@@ -108,6 +108,13 @@ def remember(response: Response) -> Response:
     return response
 
 
+def forget_token(response: Response) -> Response:
+    """Keep the session's CSRF token (the sign-in form on this page carries it), drop the
+    token that no longer verifies."""
+    store(response, Session(csrf=current().csrf))
+    return response
+
+
 def clear(response: Response) -> Response:
     response.delete_cookie(
         COOKIE, path=PATH, secure=request.is_secure, httponly=True, samesite="Strict"
