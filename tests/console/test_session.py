@@ -3,6 +3,7 @@ HttpOnly SameSite=Strict cookie, forms need the CSRF token, signing out clears i
 
 from __future__ import annotations
 
+import peewee
 import pytest
 
 from tests.console.helpers import Console, signed_in
@@ -175,3 +176,22 @@ def test_a_jwks_identitys_token_signs_in(jwks_client, jwks, kid):
     wrong.get("/ui/sign-in")
     response = wrong.post("/ui/sign-in", {"token": jwks.token(kid, aud="another-api")})
     assert response.status_code == 401 and "audience" in response.get_data(as_text=True).lower()
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [(RuntimeError("a bug"), 500), (peewee.OperationalError("connection refused"), 503)],
+)
+def test_failures_are_html_pages_that_tell_nothing(app, monkeypatch, error, status):
+    from pie.services import registry
+
+    def broken(*args, **kwargs):
+        raise error
+
+    console = signed_in(app, ADMIN)
+    monkeypatch.setattr(registry, "find_models", broken)
+    response = console.get("/ui/models")
+    assert response.status_code == status
+    assert response.content_type.startswith("text/html")
+    text = response.get_data(as_text=True)
+    assert f"<h1>{status} " in text and str(error) not in text
