@@ -8,11 +8,12 @@ from urllib.parse import urlsplit
 
 import peewee
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from pie.console import session
-from pie.errors import PieError, Unauthorized
+from pie.errors import BadRequest, PieError, Unauthorized, flatten_messages
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,15 @@ def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
 def error_page(status: int, message: str) -> tuple[str, int]:
     title = HTTP_STATUS_CODES.get(status, "Error")
     return render("error.html", status, code=status, title=title, message=message)
+
+
+def load(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
+    """A form validated by the API's schema for the same request: its errors are the API's
+    400 messages."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise BadRequest("; ".join(flatten_messages(exc.messages))) from exc
 
 
 def safe_next(target: str | None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, redirect, request, url_for
-from marshmallow import ValidationError
 
 from pie import auth
 from pie.api.base import (
@@ -17,8 +16,8 @@ from pie.api.base import (
     runtime,
 )
 from pie.api.jobs import run_permission
-from pie.console.base import bp, render
-from pie.errors import BadRequest, Forbidden, flatten_messages
+from pie.console.base import bp, load, render
+from pie.errors import Forbidden
 from pie.schemas.jobs import JOB_STATUSES, JOB_TYPES, JobSearchSchema
 from pie.services import control, job_search, jobs
 
@@ -40,10 +39,7 @@ POLL = "every 3s"  # htmx: how often open pages refresh a job's status
 def search_args() -> dict[str, Any]:
     """The form's filters, validated by the API's own schema (empty fields are no filter)."""
     sent = {k: v for k, v in request.args.items() if k in (*FILTERS, "after") and v.strip()}
-    try:
-        return JobSearchSchema().load({**sent, "page_size": PAGE_SIZE})
-    except ValidationError as exc:
-        raise BadRequest("; ".join(flatten_messages(exc.messages))) from exc
+    return load(JobSearchSchema(), {**sent, "page_size": PAGE_SIZE})
 
 
 def found_jobs() -> tuple[list[Any], str | None]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, redirect, request, url_for
-from marshmallow import ValidationError
 
 from pie.api.base import requires, runtime
-from pie.console.base import LIST_LIMIT, bp, render
-from pie.errors import BadRequest, flatten_messages
+from pie.console.base import LIST_LIMIT, bp, load, render
 from pie.schemas.versions import StatusChangeSchema
 from pie.services import lifecycle, orchestration, registry, subscriptions
 
@@ -43,9 +41,6 @@ def model(model_id: str) -> Any:
 @requires("manage_models")
 def version_status(model_id: str, model_version: str) -> Any:
     """A version's status, changed as POST …/new_status changes it."""
-    try:
-        data = StatusChangeSchema().load({"status": request.form.get("status")})
-    except ValidationError as exc:
-        raise BadRequest("; ".join(flatten_messages(exc.messages))) from exc
+    data = load(StatusChangeSchema(), {"status": request.form.get("status")})
     orchestration.change_status(runtime(), model_id, model_version, data["status"])
     return redirect(url_for("console.model", model_id=model_id), code=303)
