@@ -60,21 +60,20 @@ def finish_order(ids: list[str], out: dict[str, list[str]]) -> list[str]:
     """The nodes in the order an iterative depth-first walk finishes them (reversed: a
     topological order of the graph without the links that close cycles)."""
     order: list[str] = []
-    state: dict[str, int] = {}  # 1 on the walk's path, 2 done
+    seen: set[str] = set()
     for root in ids:
-        if root in state:
+        if root in seen:
             continue
+        seen.add(root)
         stack = [(root, iter(out[root]))]
-        state[root] = 1
         while stack:
             node, children = stack[-1]
             child = next(children, None)
             if child is None:
-                state[node] = 2
                 order.append(node)
                 stack.pop()
-            elif child not in state:
-                state[child] = 1
+            elif child not in seen:
+                seen.add(child)
                 stack.append((child, iter(out[child])))
     return order
 
