@@ -11,6 +11,7 @@ from typing import Any
 NODE_W, NODE_H = 180, 44
 GAP_X, GAP_Y = 210, 64
 MARGIN = 24
+TOP = 84  # above the first row: room for the links drawn back over the models
 
 
 @dataclass
@@ -97,13 +98,13 @@ def place(nodes: list[Node], links: list[tuple[str, str]]) -> None:
         for i, node in enumerate(sorted(column, key=weight)):
             row[node.id] = i
             node.x = MARGIN + layer * (NODE_W + GAP_X)
-            node.y = MARGIN + i * (NODE_H + GAP_Y)
+            node.y = TOP + i * (NODE_H + GAP_Y)
 
 
 def route(edge: Edge, source: Node, target: Node, nth: int) -> None:
     """A curve from the source's right side to the target's left; a link back (or within
-    one column) loops below; one from a model to itself, a loop over it. `nth` spreads the
-    links between one pair of models."""
+    one column) arcs over, from the source's top to the target's; one from a model to
+    itself, a loop over it. `nth` spreads the links between one pair of models."""
     spread = nth * 14
     if source is target:
         x, y = source.x + NODE_W / 2, source.y
@@ -118,9 +119,12 @@ def route(edge: Edge, source: Node, target: Node, nth: int) -> None:
         edge.path = f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
         edge.label_x, edge.label_y = (x1 + x2) / 2, (y1 + y2) / 2 - 6
         return
-    low = max(source.y, target.y) + NODE_H + GAP_Y / 2 + spread
-    edge.path = f"M{x1},{y1} C{x1 + 80},{low + 30} {x2 - 80},{low + 30} {x2},{y2}"
-    edge.label_x, edge.label_y = (x1 + x2) / 2, low + 8
+    sx, sy = source.x + NODE_W / 2 + 20, source.y
+    tx, ty = target.x + NODE_W / 2 - 20, target.y
+    high = min(sy, ty) - 60 - spread
+    edge.path = f"M{sx},{sy} C{sx},{high} {tx},{high} {tx},{ty}"
+    # The curve's highest point (t = 1/2 of a cubic whose control points share `high`).
+    edge.label_x, edge.label_y = (sx + tx) / 2, (sy + ty) / 8 + high * 3 / 4 - 4
 
 
 def draw(models: list[Any], subs: list[Any]) -> Drawing:
@@ -139,7 +143,7 @@ def draw(models: list[Any], subs: list[Any]) -> Drawing:
         pairs[pair] += 1
         edges.append(edge)
     width = max((n.x for n in nodes.values()), default=0) + NODE_W + MARGIN
-    height = max((n.y for n in nodes.values()), default=0) + NODE_H + GAP_Y + MARGIN
+    height = max((n.y for n in nodes.values()), default=0) + NODE_H + MARGIN
     height += 14 * max(pairs.values(), default=0)
     drawn = {s.id for s in shown}
     incomplete = [s.id for s in subs if s.id not in drawn]
