@@ -31,6 +31,18 @@ def list_models(page: int, page_size: int) -> tuple[list[RegisteredModel], int]:
     return list(query.paginate(page, page_size)), counts.model_total()
 
 
+def find_models(text: str, limit: int) -> list[RegisteredModel]:
+    """Models whose id, name or description contains `text` (any case), oldest first."""
+    query = RegisteredModel.select().order_by(RegisteredModel.created_at, RegisteredModel.id)
+    if text:
+        query = query.where(
+            RegisteredModel.id.contains(text)
+            | RegisteredModel.name.contains(text)
+            | RegisteredModel.description.contains(text)
+        )
+    return list(query.limit(limit))
+
+
 def check_contracts(handler_contracts: dict[str, Any] | None) -> None:
     problems = contracts.contract_problems(handler_contracts)
     if problems:
