@@ -95,7 +95,15 @@ class HttpHandlerType(HandlerType):
     # --- registration -------------------------------------------------------------------
 
     def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
-        """A URL the guard refuses whatever DNS says (no lookup here)."""
+        """A URL that is not a well-formed http(s) URL (a 400)."""
+        try:
+            guard.parse_url(handler["url"])
+        except guard.InvalidURL as exc:
+            return {"url": [f"{exc}."]}
+        return {}
+
+    def refusals(self, handler: dict[str, Any]) -> dict[str, list[str]]:
+        """A URL whose destination the guard refuses whatever DNS says (a 422; no lookup)."""
         try:
             guard.check_url(handler["url"], self.allowed)
         except guard.DestinationRefused as exc:

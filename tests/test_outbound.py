@@ -156,13 +156,28 @@ def test_an_allowed_name_still_may_not_resolve_to_metadata(monkeypatch):
         ("http://example.com/\x00", "printable ASCII"),
         ("javascript:alert(1)", "scheme must be http or https"),
         ("http://" + "a" * 2050, "longer than 2048"),
-        ("http://[fe80::1%25eth0]/", "link-local address"),
-        ("http://0x7f.1/", "loopback address"),
     ],
 )
 def test_malformed_urls_are_refused_not_crashed_on(url, expected):
-    with pytest.raises(guard.DestinationRefused, match=expected):
+    with pytest.raises(guard.InvalidURL, match=expected):
+        guard.parse_url(url)
+    with pytest.raises(guard.InvalidURL, match=expected):
         guard.check_url(url, guard.Allowed())
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://[fe80::1%25eth0]/", "link-local address"),
+        ("http://0x7f.1/", "loopback address"),
+        ("http://app.localhost:8080/", "names this machine"),
+    ],
+)
+def test_well_formed_urls_to_refused_destinations_are_refusals_not_malformed(url, expected):
+    guard.parse_url(url)  # well-formed: not a 400 at registration
+    with pytest.raises(guard.DestinationRefused, match=expected) as refused:
+        guard.check_url(url, guard.Allowed())
+    assert not isinstance(refused.value, guard.InvalidURL)
 
 
 @pytest.mark.parametrize(

@@ -291,38 +291,93 @@ def test_a_failed_attempt_is_retried_by_the_job_policy(make_app, receiver):
 # --- the destination guard -------------------------------------------------------------
 
 
+def both(handler: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {"training": handler, "inference": handler}
+
+
 @pytest.mark.parametrize(
     "url, expected",
     [
         ("ftp://example.com/x", "scheme must be http or https"),
         ("http://user:pw@example.com/", "user name or password"),
-        ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
-        ("http://[fd00:ec2::254]/", "cloud metadata address"),
-        ("http://10.0.0.1/", "private address"),
-        ("http://192.168.1.20:8080/", "private address"),
-        ("http://127.0.0.1:9/", "loopback address"),
-        ("http://[::1]/", "loopback address"),
-        ("http://[::ffff:10.0.0.1]/", "private address"),
-        ("http://0.0.0.0/", "unspecified address"),
-        ("http://2130706433/", "loopback address"),
-        ("http://localhost/", "names this machine or a metadata service"),
-        ("http://metadata.google.internal/", "names this machine or a metadata service"),
+        ("http://example.com:99999/", "port is not valid"),
+        ("http:///nohost", "names no host"),
+        ("http://[::1/", "cannot be read"),
         ("http://example.com/ünïcode", "printable ASCII"),
     ],
 )
-def test_registration_refuses_urls_that_can_never_be_sent_to(make_app, url, expected):
+def test_registration_refuses_malformed_urls_with_a_400(make_app, url, expected):
     client = Client(make_app().test_client())
-    body = model_body(
-        handlers={
-            "training": {"type": "http", "url": url},
-            "inference": {"type": "http", "url": url},
-        }
-    )
-    r = client.post("/v2/models", json=body)
-    # A handler object check (like an unknown in-process implementation) is a 400 here.
+    r = client.post("/v2/models", json=model_body(handlers=both({"type": "http", "url": url})))
+    # Malformed input, like an unknown in-process implementation: a 400.
     message = assert_envelope(r, 400)["message"]
     assert message.startswith("json.handlers.") and ".url: " in message
     assert expected in message, message
+
+
+REFUSED_URLS = [
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+    ("http://[fd00:ec2::254]/", "cloud metadata address"),
+    ("http://10.0.0.1/", "private address"),
+    ("http://192.168.1.20:8080/", "private address"),
+    ("http://127.0.0.1:9/", "loopback address"),
+    ("http://[::1]/", "loopback address"),
+    ("http://[::ffff:10.0.0.1]/", "private address"),
+    ("http://0.0.0.0/", "unspecified address"),
+    ("http://240.0.0.1/", "private address"),
+    ("http://2130706433/", "loopback address"),
+    ("http://localhost/", "names this machine or a metadata service"),
+    ("http://metadata.google.internal/", "names this machine or a metadata service"),
+]
+
+
+@pytest.mark.parametrize("url, expected", REFUSED_URLS)
+def test_registration_refuses_urls_that_can_never_be_sent_to_with_a_422(make_app, url, expected):
+    client = Client(make_app().test_client())
+    ok_handler = {"type": "http", "url": "https://models.example.com/jobs"}
+    body = model_body(handlers={"training": ok_handler, "inference": {"type": "http", "url": url}})
+    r = client.post("/v2/models", json=body)
+    # Well-formed, semantically refused: a 422 naming the field.
+    message = assert_envelope(r, 422)["message"]
+    assert message.startswith("handlers.inference.url: "), message
+    assert expected in message and "PIE_OUTBOUND_ALLOWED_HOSTS" in message, message
+    assert "training" not in message
+    assert client.get("/v2/models/m1").status_code == 404  # nothing was stored
+
+
+def test_a_422_names_every_refused_field_in_one_message(make_app):
+    client = Client(make_app().test_client())
+    handlers = {
+        "training": {"type": "http", "url": "http://10.0.0.1/"},
+        "inference": {"type": "http", "url": "http://localhost/"},
+    }
+    r = client.post("/v2/models", json=model_body(handlers=handlers))
+    assert assert_envelope(r, 422)["message"] == (
+        "handlers.training.url: 10.0.0.1 is a private address; PIE does not send requests "
+        "there unless PIE_OUTBOUND_ALLOWED_HOSTS allows it.; "
+        "handlers.inference.url: localhost names this machine or a metadata service; PIE does "
+        "not send requests there unless PIE_OUTBOUND_ALLOWED_HOSTS allows it."
+    )
+
+
+def test_replacing_a_model_with_a_refused_url_is_a_422_and_changes_nothing(make_app):
+    client = Client(make_app().test_client())
+    public = {"type": "http", "url": "https://models.example.com/jobs"}
+    assert client.post("/v2/models", json=model_body(handlers=both(public))).status_code == 201
+    for status in ("pending", "active"):  # replaced in place, then as a new version
+        if status == "active":
+            activate(client, "m1")
+        before = client.get("/v2/models/m1").get_json()
+        body = model_body(
+            None, name="renamed", handlers=both({"type": "http", "url": "http://[::1]/"})
+        )
+        r = client.put("/v2/models/m1", json=body)
+        message = assert_envelope(r, 422)["message"]
+        assert "handlers.training.url: ::1 is a loopback address" in message, message
+        assert client.get("/v2/models/m1").get_json() == before
+        versions = client.get("/v2/models/m1/versions").get_json()
+        assert [v["version"] for v in versions] == ["1"], versions
+        assert versions[0]["handlers"] == both({**public, "mode": "callback"})
 
 
 def test_registration_accepts_what_the_setting_allows_but_never_metadata_by_a_range(make_app):
@@ -335,8 +390,8 @@ def test_registration_accepts_what_the_setting_allows_but_never_metadata_by_a_ra
         ("a", "http://10.0.0.1/", 201),
         ("b", "http://localhost:8080/", 201),
         ("c", "https://models.example.com/jobs", 201),
-        ("d", "http://169.254.169.254/", 400),
-        ("e", "http://192.168.0.1/", 400),
+        ("d", "http://169.254.169.254/", 422),
+        ("e", "http://192.168.0.1/", 422),
     ]:
         handler = {"type": "http", "url": url, "mode": "sync"}
         body = model_body(model_id, handlers={"training": handler, "inference": handler})
