@@ -6,7 +6,8 @@ comes later through the callback URL in the payload. `sync` mode: a 2xx answer w
 object is the job's output; anything else fails the attempt, with the status and the first
 characters of the body. A failure of either kind is a DispatchError, retried by the job's
 policy like any other. Requests go only where the destination guard (pie.outbound.guard)
-lets them, to the address it checked, never following a redirect, bounded in time and size.
+lets them, to the address it checked, never following a redirect, bounded in time and size
+(the host name lookup too: PIE_OUTBOUND_DNS_TIMEOUT_SECONDS).
 
 Requests run on a small pool of their own (PIE_HTTP_WORKERS), so a slow receiver never
 holds PIE's dispatch threads: the type starts jobs itself (`starts_itself`)."""
@@ -24,7 +25,7 @@ import marshmallow as ma
 from pie import DispatchDeferred, HandlerType, hookimpl, jsonio
 from pie.config import ConfigurationError
 from pie.errors import PieError
-from pie.outbound import client, guard, signing
+from pie.outbound import client, dns, guard, signing
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,11 @@ class HttpHandlerType(HandlerType):
             "sync": float(config.get("PIE_HTTP_SYNC_TIMEOUT_SECONDS") or 30),
         }
         self.workers = int(config.get("PIE_HTTP_WORKERS") or 8)
+        # One lookup per request at a time, so the pool's size bounds the lookups too (and
+        # the threads of lookups that hang past their timeout).
+        self.resolver = dns.Resolver(
+            float(config.get("PIE_OUTBOUND_DNS_TIMEOUT_SECONDS") or 5), limit=self.workers
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -174,11 +180,11 @@ class HttpHandlerType(HandlerType):
         self.runtime.renew_leases({job_id: attempt}, lease)
         timeout = self.timeouts[mode]
         body = jsonio.dumps(payload).encode("utf-8")
-        try:
+        try:  # refused before the job is started; sent to the addresses checked here
             headers = signing.headers(self.signing_secrets(), msg_id, body)
             destination = guard.check_url(handler["url"], self.allowed)
-            guard.resolve(destination, self.allowed)  # refused before the job is started
-        except (guard.DestinationRefused, HttpDispatchError, OSError) as exc:
+            addresses = guard.resolve(destination, self.allowed, self.resolver)
+        except (guard.DestinationRefused, dns.LookupFailed, HttpDispatchError, OSError) as exc:
             return self.fail(job, f"{type(exc).__name__}: {exc}")
         if mode == "sync":
             lease = timeout + self.connect_timeout + LEASE_MARGIN_SECONDS
@@ -186,16 +192,16 @@ class HttpHandlerType(HandlerType):
                 return  # another copy runs it, or it ended
         try:
             response = client.post(
-                handler["url"],
+                destination,
+                addresses,
                 body,
                 headers,
-                self.allowed,
                 timeout=timeout,
                 connect_timeout=self.connect_timeout,
                 max_bytes=MAX_RESPONSE_BYTES,
             )
             output = self.outcome(mode, response)
-        except (guard.DestinationRefused, client.SendError, HttpDispatchError) as exc:
+        except (client.SendError, HttpDispatchError) as exc:
             return self.fail(job, f"{type(exc).__name__}: {exc}")
         if mode == "sync":
             self.runtime.complete_job(job_id, "success", output=output, attempt=attempt)

@@ -10,9 +10,11 @@ are refused as such.
 
 `check_url` looks at the URL alone (no DNS): `parse_url` raises InvalidURL for a URL that is
 not a well-formed http(s) URL (a 400 at registration), `check_destination` DestinationRefused
-for one whose destination is refused whatever DNS says (a 422). `resolve` runs at send time:
-every address the name resolves to must pass, and the request then goes to one of those
-checked addresses (pie.outbound.client), so a second lookup cannot change where it goes."""
+for one whose destination is refused whatever DNS says (a 422). `resolve` runs at send time,
+each lookup bounded in time (`Resolver`): every address the name resolves to must pass, and
+the request then goes to one of those checked addresses (pie.outbound.client), so a second
+lookup cannot change where it goes. A lookup that fails or times out is LookupFailed
+(pie.outbound.dns): a transient failure, unlike a refusal."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
+
+from pie.outbound.dns import LookupFailed, Resolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -232,24 +236,20 @@ def check_url(url: str, allowed: Allowed) -> Destination:
     return destination
 
 
-def resolve(destination: Destination, allowed: Allowed) -> list[IPAddress]:
+def resolve(destination: Destination, allowed: Allowed, resolver: Resolver) -> list[IPAddress]:
     """Every address the destination's host has, each checked; DestinationRefused when any
-    is refused (a name that resolves to an internal address is not sent to at all)."""
+    is refused (a name that resolves to an internal address is not sent to at all),
+    LookupFailed when the name cannot be resolved now."""
     if destination.address is not None:
         return [destination.address]
-    try:
-        found = socket.getaddrinfo(
-            destination.host, destination.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    except (OSError, UnicodeError) as exc:
-        raise DestinationRefused(f"cannot resolve {destination.host}: {exc}") from None
+    found = resolver(destination.host, destination.port)
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise DestinationRefused(f"{destination.host} resolves to no address")
+        raise LookupFailed(f"{destination.host} resolves to no address")
     named = allowed.allows_name(destination.host)
     for address in addresses:
         # An allowed name may resolve to internal addresses, but never to a metadata one

@@ -491,6 +491,86 @@ def test_a_name_resolving_to_an_internal_address_is_refused(
     )
 
 
+def resolving(monkeypatch: Any, answers: dict[str, Callable[[], str]]) -> None:
+    """getaddrinfo answers for the host names in `answers`: each call returns the address
+    its function gives (or raises what it raises); other names resolve as usual."""
+    real = socket.getaddrinfo
+
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host](), port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def recovered_until_ended(client: Client, job_id: str) -> dict[str, Any]:
+    """The job once it ended, the recovery loop (which dispatches retries) run meanwhile."""
+    app = client.raw.application
+
+    def ended() -> Any:
+        app.extensions["pie"].dispatcher.recover_once()
+        job = client.get(f"/v2/jobs/{job_id}").get_json()
+        return job if job["status"] in ("success", "failure") else None
+
+    return wait_for(ended, timeout=20)
+
+
+def test_a_dns_failure_is_retried_by_the_job_policy(make_app, receiver, monkeypatch):
+    recv = receiver(json_answer(200, {"resolved": True}))
+    lookups = iter(
+        [socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"), "127.0.0.1"]
+    )
+
+    def flaky() -> str:
+        answer = next(lookups)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    resolving(monkeypatch, {"flaky.example.com": flaky})
+    client = http_client(make_app)  # 127.0.0.1 allowed
+    policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
+    url = recv.url.replace("127.0.0.1", "flaky.example.com")
+    create_model(client, {"type": "http", "url": url, "mode": "sync"}, job_policy=policy)
+    job = recovered_until_ended(client, start_inference(client, {"a": 1}))
+    assert job["status"] == "success" and job["attempt"] == 2, job
+    assert job["output"] == {"resolved": True}
+    first = job["attempts"][0]["error"]
+    assert first["type"] == "DispatchError", first
+    assert "cannot resolve flaky.example.com: " in first["message"]
+    assert "Temporary failure in name resolution" in first["message"]
+    assert len(recv.received) == 1 and recv.received[0].headers["Host"].startswith("flaky.")
+
+
+def test_a_dns_lookup_that_hangs_fails_the_attempt_after_the_dns_timeout(
+    make_app, receiver, monkeypatch
+):
+    recv = receiver(ok)
+    release = threading.Event()
+
+    def hangs() -> str:
+        release.wait(30)
+        return "127.0.0.1"
+
+    resolving(monkeypatch, {"slow.example.com": hangs})
+    client = http_client(make_app, {"PIE_OUTBOUND_DNS_TIMEOUT_SECONDS": 0.5})
+    try:
+        started = time.monotonic()
+        job = run(client, recv.url.replace("127.0.0.1", "slow.example.com"), "callback")
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert job["status"] == "failure", job
+    assert job["error"] == {
+        "type": "DispatchError",
+        "message": "dispatch to 'http' failed: LookupFailed: DNS lookup of slow.example.com "
+        "timed out after 0.5 s",
+    }
+    assert elapsed < 8, elapsed  # not the 30 s the lookup hangs
+    assert recv.received == []
+
+
 def test_sync_mode_fails_on_an_answer_over_a_mebibyte(make_app, receiver):
     big = json.dumps({"x": "a" * (1024 * 1024)}).encode()
     recv = receiver(lambda r: (200, {"Content-Type": "application/json"}, big))
