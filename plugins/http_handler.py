@@ -6,8 +6,9 @@ comes later through the callback URL in the payload. `sync` mode: a 2xx answer w
 object is the job's output; anything else fails the attempt, with the status and the first
 characters of the body. A failure of either kind is a DispatchError, retried by the job's
 policy like any other. Requests go only where the destination guard (pie.outbound.guard)
-lets them, to the address it checked, never following a redirect, bounded in time and size
-(the host name lookup too: PIE_OUTBOUND_DNS_TIMEOUT_SECONDS).
+lets them, to the address it checked, never following a redirect, bounded in time and size;
+a destination it refuses fails the job at once (DestinationRefused, never retried), while a
+host name that cannot be resolved now (PIE_OUTBOUND_DNS_TIMEOUT_SECONDS) is a DispatchError.
 
 Requests run on a small pool of their own (PIE_HTTP_WORKERS), so a slow receiver never
 holds PIE's dispatch threads: the type starts jobs itself (`starts_itself`)."""
@@ -184,7 +185,9 @@ class HttpHandlerType(HandlerType):
             headers = signing.headers(self.signing_secrets(), msg_id, body)
             destination = guard.check_url(handler["url"], self.allowed)
             addresses = guard.resolve(destination, self.allowed, self.resolver)
-        except (guard.DestinationRefused, dns.LookupFailed, HttpDispatchError, OSError) as exc:
+        except guard.DestinationRefused as exc:
+            return self.refuse(job, str(exc))
+        except (dns.LookupFailed, HttpDispatchError, OSError) as exc:
             return self.fail(job, f"{type(exc).__name__}: {exc}")
         if mode == "sync":
             lease = timeout + self.connect_timeout + LEASE_MARGIN_SECONDS
@@ -250,18 +253,26 @@ class HttpHandlerType(HandlerType):
 
     def fail(self, job: Any, message: str) -> None:
         """The attempt's failure, a DispatchError retried by the job's policy."""
+        self.end(job, "DispatchError", f"dispatch to 'http' failed: {message}", retryable=True)
+
+    def refuse(self, job: Any, reason: str) -> None:
+        """The job's failure, at once: the guard refuses its destination, which no retry
+        changes (until an operator changes PIE_OUTBOUND_ALLOWED_HOSTS)."""
+        self.end(job, "DestinationRefused", f"dispatch to 'http' refused: {reason}", False)
+
+    def end(self, job: Any, error_type: str, message: str, retryable: bool) -> None:
         log.warning(
-            "job %s: dispatch to http failed: %s",
+            "job %s: %s",
             job.job_id,
             message,
-            extra={"job_id": job.job_id, "handler_type": "http"},
+            extra={"job_id": job.job_id, "handler_type": "http", "error_type": error_type},
         )
         self.runtime.complete_job(
             job.job_id,
             "failure",
-            error={"type": "DispatchError", "message": f"dispatch to 'http' failed: {message}"},
+            error={"type": error_type, "message": message},
             attempt=job.attempt,
-            retryable=True,
+            retryable=retryable,
         )
 
     def cancel(

@@ -410,15 +410,20 @@ def test_registration_refuses_an_unknown_mode(make_app):
 def test_loopback_is_refused_at_dispatch_when_not_allowed(make_app, receiver):
     recv = receiver(ok)
     allowing = Client(make_app(LOOPBACK).test_client())
-    create_model(allowing, {"type": "http", "url": recv.url})
+    policy = {"inference": {"max_attempts": 3, "retry_backoff_seconds": 0}}
+    create_model(allowing, {"type": "http", "url": recv.url}, job_policy=policy)
     # The same database, served without the setting (an operator removed it).
     strict = Client(make_app({"PIE_OUTBOUND_SIGNING_SECRETS": [SECRET_A]}).test_client())
     job_id = start_inference(strict, {"a": 1})
     job = wait_for_job(strict, job_id)
+    # Refused: the job fails at once, attempts left or not (no retry would change it).
     assert job["status"] == "failure", job
-    assert job["error"]["type"] == "DispatchError"
-    assert "127.0.0.1 is a loopback address" in job["error"]["message"]
+    assert job["error"]["type"] == "DestinationRefused"
+    assert job["error"]["message"].startswith("dispatch to 'http' refused: 127.0.0.1 is a loopback")
     assert "PIE_OUTBOUND_ALLOWED_HOSTS" in job["error"]["message"]
+    assert job["attempt"] == 1 and not job["attempts"], job
+    strict.raw.application.extensions["pie"].dispatcher.recover_once()
+    assert strict.get(f"/v2/jobs/{job_id}").get_json() == job
     assert recv.received == []
 
 
@@ -483,8 +488,10 @@ def test_a_name_resolving_to_an_internal_address_is_refused(
 
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     client = http_client(make_app)  # 127.0.0.1 allowed: irrelevant to these addresses
-    job = run(client, "http://internal.example.com/hook", "sync")
+    policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
+    job = run(client, "http://internal.example.com/hook", "sync", job_policy=policy)
     assert job["status"] == "failure", job
+    assert job["error"]["type"] == "DestinationRefused" and job["attempt"] == 1, job
     assert (
         f"internal.example.com resolves to {address}, which is a {expected}"
         in job["error"]["message"]
