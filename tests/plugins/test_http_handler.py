@@ -267,21 +267,45 @@ def test_a_redirect_is_not_followed(make_app, receiver):
     assert target.received == []
 
 
-def test_a_failed_attempt_is_retried_by_the_job_policy(make_app, receiver):
-    answers = iter([(503, {}, b"busy"), (200, {}, b'{"second": true}')])
-    recv = receiver(lambda r: next(answers))
-    client = http_client(make_app)
-    app = client.raw.application
-    policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
-    create_model(client, {"type": "http", "url": recv.url, "mode": "sync"}, job_policy=policy)
-    job_id = start_inference(client, {"a": 1})
+def resolving(monkeypatch: Any, answers: dict[str, Callable[[], str]]) -> None:
+    """getaddrinfo answers for the host names in `answers`: each call returns the address
+    its function gives (or raises what it raises); other names resolve as usual."""
+    real = socket.getaddrinfo
 
-    def retried() -> Any:
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            address = answers[host]()
+            family, sockaddr = (
+                (socket.AF_INET6, (address, port, 0, 0))
+                if ":" in address
+                else (socket.AF_INET, (address, port))
+            )
+            return [(family, socket.SOCK_STREAM, 6, "", sockaddr)]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def recovered_until_ended(client: Client, job_id: str) -> dict[str, Any]:
+    """The job once it ended, the recovery loop (which dispatches retries) run meanwhile."""
+    app = client.raw.application
+
+    def ended() -> Any:
         app.extensions["pie"].dispatcher.recover_once()
         job = client.get(f"/v2/jobs/{job_id}").get_json()
         return job if job["status"] in ("success", "failure") else None
 
-    job = wait_for(retried)
+    return wait_for(ended, timeout=20)
+
+
+def test_a_failed_attempt_is_retried_by_the_job_policy(make_app, receiver):
+    answers = iter([(503, {}, b"busy"), (200, {}, b'{"second": true}')])
+    recv = receiver(lambda r: next(answers))
+    client = http_client(make_app)
+    policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
+    create_model(client, {"type": "http", "url": recv.url, "mode": "sync"}, job_policy=policy)
+    job_id = start_inference(client, {"a": 1})
+    job = recovered_until_ended(client, job_id)
     assert job["status"] == "success", job
     assert job["output"] == {"second": True} and job["attempt"] == 2
     assert [r.headers["webhook-id"] for r in recv.received] == [f"{job_id}.1", f"{job_id}.2"]
@@ -477,16 +501,7 @@ def test_an_allowed_name_is_sent_to(make_app, receiver):
 def test_a_name_resolving_to_an_internal_address_is_refused(
     make_app, receiver, monkeypatch, address, expected
 ):
-    real = socket.getaddrinfo
-
-    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "internal.example.com":
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sockaddr = (address, port, 0, 0) if ":" in address else (address, port)
-            return [(family, socket.SOCK_STREAM, 6, "", sockaddr)]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    resolving(monkeypatch, {"internal.example.com": lambda: address})
     client = http_client(make_app)  # 127.0.0.1 allowed: irrelevant to these addresses
     policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
     job = run(client, "http://internal.example.com/hook", "sync", job_policy=policy)
@@ -496,31 +511,6 @@ def test_a_name_resolving_to_an_internal_address_is_refused(
         f"internal.example.com resolves to {address}, which is a {expected}"
         in job["error"]["message"]
     )
-
-
-def resolving(monkeypatch: Any, answers: dict[str, Callable[[], str]]) -> None:
-    """getaddrinfo answers for the host names in `answers`: each call returns the address
-    its function gives (or raises what it raises); other names resolve as usual."""
-    real = socket.getaddrinfo
-
-    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host in answers:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host](), port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
-
-
-def recovered_until_ended(client: Client, job_id: str) -> dict[str, Any]:
-    """The job once it ended, the recovery loop (which dispatches retries) run meanwhile."""
-    app = client.raw.application
-
-    def ended() -> Any:
-        app.extensions["pie"].dispatcher.recover_once()
-        job = client.get(f"/v2/jobs/{job_id}").get_json()
-        return job if job["status"] in ("success", "failure") else None
-
-    return wait_for(ended, timeout=20)
 
 
 def test_a_dns_failure_is_retried_by_the_job_policy(make_app, receiver, monkeypatch):
