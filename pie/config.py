@@ -101,9 +101,11 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Outbound requests (the `http` handler type): Standard Webhooks signing secrets (the
     # first signs, every one is sent; unset: one generated beside the database), the
     # destinations the guard lets through besides public addresses, and the bounds of a
-    # request: connecting, a whole callback-mode and sync-mode exchange, parallel requests.
+    # request: looking its host up, connecting, a whole callback-mode and sync-mode
+    # exchange, parallel requests.
     "OUTBOUND_SIGNING_SECRETS": ([], lambda v: _signing_secrets(_csv(v))),
     "OUTBOUND_ALLOWED_HOSTS": ([], lambda v: _allowed_hosts(_csv(v))),
+    "OUTBOUND_DNS_TIMEOUT_SECONDS": (5.0, lambda v: _bounded(v, 0.1, 60)),
     "HTTP_CONNECT_TIMEOUT_SECONDS": (5.0, lambda v: _bounded(v, 0.1, 60)),
     "HTTP_CALLBACK_TIMEOUT_SECONDS": (10.0, lambda v: _bounded(v, 0.1, 300)),
     "HTTP_SYNC_TIMEOUT_SECONDS": (30.0, lambda v: _bounded(v, 0.1, 3600)),
