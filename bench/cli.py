@@ -44,22 +44,36 @@ def main() -> None:
             "PIE_INSTANCE_PATH": os.path.join(folder, "instance"),
             "PIE_JWT_SECRET": "bench-" + "s" * 42,
         }
-        times: dict[str, list[float]] = {name: [] for name in COMMANDS}
-        for command in COMMANDS.values():  # warm the page cache once
-            wall(command, folder, env)
-        for run in range(args.runs):
-            order = list(COMMANDS.items())
-            for name, command in order if run % 2 == 0 else reversed(order):
-                times[name].append(wall(command, folder, env))
+        times = time_commands(COMMANDS, args.runs, folder, env)
         created = os.listdir(folder)
+    report(times, f"{args.runs} runs each; files created: {created or 'none'}", CEILING)
+
+
+def time_commands(
+    commands: dict[str, list[str]], runs: int, folder: str, env: dict[str, str]
+) -> dict[str, list[float]]:
+    """Wall times of each command, `runs` times, in alternating order after one warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for command in commands.values():  # warm the page cache once
+        wall(command, folder, env)
+    for run in range(runs):
+        order = list(commands.items())
+        for name, command in order if run % 2 == 0 else reversed(order):
+            times[name].append(wall(command, folder, env))
+    return times
+
+
+def report(times: dict[str, list[float]], heading: str, ceiling: float) -> None:
+    """Median and slowest per command, against the ceiling and `python -c pass`."""
     bare = statistics.median(times["python -c pass"])
-    print(f"{args.runs} runs each; ceiling {CEILING:.2f} s; files created: {created or 'none'}")
-    print(f"{'command':<20} {'median':>8} {'slowest':>8} {'/ceiling':>9} {'x bare':>7}")
+    width = max(len(name) for name in times) + 2
+    print(f"{heading}; ceiling {ceiling:.2f} s")
+    print(f"{'command':<{width}} {'median':>8} {'slowest':>8} {'/ceiling':>9} {'x bare':>7}")
     for name, samples in times.items():
         median = statistics.median(samples)
         print(
-            f"{name:<20} {median * 1000:6.0f}ms {max(samples) * 1000:6.0f}ms"
-            f" {median / CEILING:9.2f} {median / bare:7.1f}"
+            f"{name:<{width}} {median * 1000:6.0f}ms {max(samples) * 1000:6.0f}ms"
+            f" {median / ceiling:9.2f} {median / bare:7.1f}"
         )
 
 

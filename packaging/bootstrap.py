@@ -1,5 +1,6 @@
-"""Make (or bring up to date) the virtual environment `.venv` in this clone, with PIE installed
-in editable mode; `--test` adds the test dependencies, pinned by constraints.txt.
+"""Make (or bring up to date) the virtual environment `.venv` in this clone, with PIE and its
+client (client/) installed in editable mode; `--test` adds the test dependencies, pinned by
+constraints.txt.
 
     python3 packaging/bootstrap.py && .venv/bin/pie serve
     python3 packaging/bootstrap.py --test && .venv/bin/python -m pytest -q
@@ -41,10 +42,12 @@ def main() -> int:
     if not has_pip(python):
         create(path)
     target = ".[test]" if args.test else "."
-    what = "PIE and its test dependencies" if args.test else "PIE"
+    what = "PIE, its client and test dependencies" if args.test else "PIE and its client"
     print(f"installing {what} into {path} (a minute or two the first time)", flush=True)
     command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    command += ["-e", target, *(["-c", "constraints.txt"] if args.test else [])]
+    # The client distribution (client/, `pie-client`) goes in beside the server: its verbs
+    # (`pie login`, `pie models …`) join the server's `pie` command.
+    command += ["-e", target, "-e", "./client", *(["-c", "constraints.txt"] if args.test else [])]
     # setuptools warns on every editable install of a project whose packages sit at its top
     # level ("folders … may take precedence during imports"): true of every such project and
     # nothing to act on here, so it is not shown.

@@ -63,7 +63,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     built-ins, exactly like entry-point plugins."""
     from flask import Flask
 
-    from pie import api, config, db, logs, metrics
+    from pie import api, config, console, db, logs, metrics
     from pie.auth import TokenVerifier
     from pie.plugin_manager import (
         build_plugin_manager,
@@ -78,7 +78,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
         "PIE_LOAD_ENTRY_POINTS": True,
         "PIE_VERSION": _installed_version(),
         "PIE_PROCESS_KIND": "app",  # how this process appears in pie_processes
-        **(test_config or {}),
+        **config.coerce(test_config or {}),
     }
     config.check(settings)
     app = Flask("pie", instance_path=config.instance_path(settings), static_folder=None)
@@ -108,4 +108,5 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
     runtime.install(collect_handler_types(pm, app), collect_in_process_handlers(pm, app))
     metrics.init_app(app)
     api.init_app(app)
+    console.init_app(app)
     return app

@@ -1,4 +1,5 @@
-"""The `pie` command: serve | worker | token | db | plugins | openapi.
+"""The `pie` command: serve | worker | token | db | plugins | openapi, and the client verbs
+(login, models, versions, jobs, …) when pie-client is installed.
 
 Each command imports what it needs when it runs: `pie --help`, `pie --version` and `pie token`
 build no app, open no database and create no file."""
@@ -311,3 +312,16 @@ def openapi_print() -> None:
 def openapi_write(output: Any) -> None:
     """Write the OpenAPI document (JSON) to OUTPUT."""
     click.echo(openapi_document(), file=output)
+
+
+def add_client_verbs(group: click.Group) -> None:
+    """The client verbs (login, models, jobs, …) of the pie-client distribution, when it is
+    installed beside the server: one `pie` command for both (see the README)."""
+    try:
+        from pie_client.cli import register
+    except ImportError:
+        return
+    register(group)
+
+
+add_client_verbs(main)

@@ -101,9 +101,11 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # Outbound requests (the `http` handler type): Standard Webhooks signing secrets (the
     # first signs, every one is sent; unset: one generated beside the database), the
     # destinations the guard lets through besides public addresses, and the bounds of a
-    # request: connecting, a whole callback-mode and sync-mode exchange, parallel requests.
+    # request: looking its host up, connecting, a whole callback-mode and sync-mode
+    # exchange, parallel requests.
     "OUTBOUND_SIGNING_SECRETS": ([], lambda v: _signing_secrets(_csv(v))),
     "OUTBOUND_ALLOWED_HOSTS": ([], lambda v: _allowed_hosts(_csv(v))),
+    "OUTBOUND_DNS_TIMEOUT_SECONDS": (5.0, lambda v: _bounded(v, 0.1, 60)),
     "HTTP_CONNECT_TIMEOUT_SECONDS": (5.0, lambda v: _bounded(v, 0.1, 60)),
     "HTTP_CALLBACK_TIMEOUT_SECONDS": (10.0, lambda v: _bounded(v, 0.1, 300)),
     "HTTP_SYNC_TIMEOUT_SECONDS": (30.0, lambda v: _bounded(v, 0.1, 3600)),
@@ -152,17 +154,38 @@ def _allowed_hosts(values: list[str]) -> list[str]:
 
 
 def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Return the PIE_* settings: defaults overridden by the environment."""
+    """Return the PIE_* settings: defaults overridden by the environment. Other PIE_*
+    variables are plugins' settings: they are passed on as the strings they are."""
     environ = os.environ if environ is None else environ
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = {
+        key: value
+        for key, value in environ.items()
+        if key.startswith("PIE_") and key[len("PIE_") :] not in SETTINGS
+    }
     for name, (default, parse) in SETTINGS.items():
         raw = environ.get(f"PIE_{name}")
-        try:
-            config[f"PIE_{name}"] = default if raw in (None, "") else parse(raw)
-        except ValueError as exc:
-            raise ConfigurationError(f"PIE_{name} is {raw!r}, which PIE cannot use: {exc}") from exc
+        config[f"PIE_{name}"] = default if raw in (None, "") else _parse(name, parse, raw)
     check(config)
     return config
+
+
+def coerce(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings given to create_app: a string for one of PIE's own is parsed (and checked)
+    as its environment variable would be, so `{"PIE_DISABLED_PLUGINS": "a,b"}` means what
+    PIE_DISABLED_PLUGINS=a,b does."""
+    coerced = dict(overrides)
+    for key, value in overrides.items():
+        name = key[len("PIE_") :] if key.startswith("PIE_") else None
+        if name in SETTINGS and isinstance(value, str) and value != "":
+            coerced[key] = _parse(name, SETTINGS[name][1], value)
+    return coerced
+
+
+def _parse(name: str, parse: Any, raw: str) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"PIE_{name} is {raw!r}, which PIE cannot use: {exc}") from exc
 
 
 def check(config: Mapping[str, Any]) -> None:

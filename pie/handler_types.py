@@ -34,7 +34,14 @@ class HandlerType(abc.ABC):
         self.runtime = runtime
 
     def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
-        """Problems the schema cannot see (an unknown implementation name), by field."""
+        """Malformed input the schema cannot see (an unknown implementation name, a URL that
+        is not one), by field: a 400, like the schema's own problems."""
+        return {}
+
+    def refusals(self, handler: dict[str, Any]) -> dict[str, list[str]]:
+        """Semantic problems of a well-formed handler, by field: values this server will not
+        use (a destination the outbound guard refuses whatever DNS says). Called once `check`
+        passed, before a model's handlers are stored; any answer is a 422 naming the field."""
         return {}
 
     @abc.abstractmethod

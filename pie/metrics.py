@@ -160,30 +160,46 @@ def voided(pending: int, started: int, dead: bool) -> None:
     VOIDED_CLAIMS.labels("started").inc(started)
 
 
+def recovery_samples() -> list[Any]:
+    """This deployment's recovery-loop samples (passes, re-dispatched jobs, the last pass, dead
+    processes, voided claims), as a scrape of /metrics reports them, without the backlog."""
+    registry = process_registry()
+    names = ("pie_recovery", "pie_dead_processes", "pie_voided_claims")
+    return [
+        sample
+        for family in registry.collect()
+        if family.name.startswith(names)
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    ]
+
+
+def open_jobs() -> list[tuple[str, str, str, int]]:
+    """(job type, status, handler type, count) of the jobs not yet ended: the queue depths."""
+    from peewee import fn
+
+    from pie.tables import Job
+
+    columns = (Job.job_type, Job.status, Job.handler_type)
+    query = Job.select(*columns, fn.COUNT(Job.job_id)).where(Job.status.in_(("pending", "started")))
+    return list(query.group_by(*columns).order_by(*columns).tuples())
+
+
 class OpenJobsCollector(Collector):
     """Pending and started jobs, counted in the database at scrape time: the backlog of the
     whole deployment, the same number whichever process answers."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from peewee import fn
-
         from pie import db
-        from pie.tables import Job
 
         family = GaugeMetricFamily(
             "pie_jobs_open",
             "Jobs not yet ended (the whole database), by job type, status and handler type",
             labels=["job_type", "status", "handler_type"],
         )
-        columns = (Job.job_type, Job.status, Job.handler_type)
         try:
             with db.connection():
-                rows = list(
-                    Job.select(*columns, fn.COUNT(Job.job_id))
-                    .where(Job.status.in_(("pending", "started")))
-                    .group_by(*columns)
-                    .tuples()
-                )
+                rows = open_jobs()
         except Exception:  # the database is down: report no backlog rather than fail the scrape
             return
         for job_type, status, handler_type, count in rows:
@@ -227,14 +243,20 @@ class _Local(Collector):
 def exposition_registry() -> CollectorRegistry:
     """What a scrape reports: every process's samples in multiprocess mode (the metric objects
     must stay out of this registry there, or they would be reported twice), this process's
-    otherwise; and the open-jobs backlog."""
+    otherwise; and the open-jobs and webhook-queue backlogs."""
+    registry = process_registry()
+    registry.register(OpenJobsCollector())
+    registry.register(WebhookQueueCollector())
+    return registry
+
+
+def process_registry() -> CollectorRegistry:
+    """Every process's samples in multiprocess mode, this process's otherwise."""
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_Local())
-    registry.register(OpenJobsCollector())
-    registry.register(WebhookQueueCollector())
     return registry
 
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import marshmallow as ma
 import pluggy
 from flask import Flask
 
@@ -41,6 +42,8 @@ def build_plugin_manager(
     environment), then entry points, then `plugins`; disabled names are skipped everywhere."""
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
+    if isinstance(disabled, str):  # "a,b", as PIE_DISABLED_PLUGINS is written
+        disabled = [name.strip() for name in disabled.split(",") if name.strip()]
     for name in disabled:
         pm.set_blocked(name)
     for name, module in DEFAULT_PLUGINS.items():
@@ -52,16 +55,33 @@ def build_plugin_manager(
         plugins_path = config.load()["PIE_PLUGINS_PATH"]
     load_plugin_folders(pm, plugins_path)
     if entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist.metadata["Name"] if ep.dist else "an installed distribution"
+            _register(pm, ep.name, f"entry point {ep.name} = {ep.value} of {dist}", ep.load)
     for plugin in plugins:
         name = getattr(plugin, "name", None) or getattr(plugin, "__name__", None)
         if name is None or not pm.is_blocked(name):
-            pm.register(plugin, name=name)
+            where = f"{name or plugin!r} passed to create_app"
+            _register(pm, name, where, lambda plugin=plugin: plugin)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc
+    check_unmarked(pm)
     return pm
+
+
+def check_unmarked(pm: pluggy.PluginManager) -> None:
+    """A plugin defining a hook function without @hookimpl would be silently ignored."""
+    hooks = {name for name in vars(hookspecs) if name.startswith("pie_")}
+    for plugin in pm.get_plugins():
+        for attr in sorted(hooks):
+            fn = getattr(plugin, attr, None)
+            if callable(fn) and pm.parse_hookimpl_opts(plugin, attr) is None:
+                raise PluginError(
+                    f"plugin {pm.get_name(plugin)}: {attr} is not marked @hookimpl "
+                    "(from pie import hookimpl), so PIE would never call it"
+                )
 
 
 def load_plugin_folders(pm: pluggy.PluginManager, folders: Iterable[str]) -> None:
@@ -122,49 +142,105 @@ def _import(name: str, path: str) -> Any:
     return module
 
 
-def _register(pm: pluggy.PluginManager, name: str, where: str, load: Callable[[], Any]) -> None:
-    """Import and register one folder plugin; any failure names the file."""
-    if pm.is_blocked(name):
+def _register(
+    pm: pluggy.PluginManager, name: str | None, where: str, load: Callable[[], Any]
+) -> None:
+    """Import and register one plugin; any failure names it."""
+    if name is not None and pm.is_blocked(name):
         return  # disabled: not even imported
-    if pm.has_plugin(name):
+    if name is not None and pm.has_plugin(name):
         raise PluginError(f"plugin {where}: the name {name!r} is already registered")
     try:
-        pm.register(load(), name=name)
+        plugin = load()
+        if pm.is_registered(plugin):
+            raise PluginError(
+                f"plugin {where}: already registered as {pm.get_name(plugin)!r} (installed "
+                "plugins load through their entry point; do not pass them again)"
+            )
+        pm.register(plugin, name=name)
     except PluginError:
         raise
     except Exception as exc:  # an import error, a broken hook signature, a duplicate module
         raise PluginError(f"plugin {where} failed to load: {type(exc).__name__}: {exc}") from exc
 
 
+def _results(pm: pluggy.PluginManager, hook: str, app: Flask) -> Iterator[tuple[str, Any]]:
+    """(plugin name, result) of each implementation of `hook`, in registration order; an
+    implementation that raises stops start-up naming its plugin."""
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        try:
+            result = impl.function(*[{"app": app}[arg] for arg in impl.argnames])
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {impl.plugin_name}: {hook} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        yield impl.plugin_name, result
+
+
 def collect_handler_types(pm: pluggy.PluginManager, app: Flask) -> dict[str, type[HandlerType]]:
-    """Every registered HandlerType by name; duplicates and non-HandlerTypes stop start-up."""
+    """Every registered HandlerType by name; duplicates and non-HandlerTypes stop start-up,
+    naming the plugin."""
     found: dict[str, type[HandlerType]] = {}
-    for result in pm.hook.pie_register_handler_types(app=app):
+    owners: dict[str, str] = {}
+    for plugin, result in _results(pm, "pie_register_handler_types", app):
+        if not isinstance(result, list | tuple | type(None)):
+            raise PluginError(
+                f"plugin {plugin}: pie_register_handler_types returned {result!r}, "
+                "not a list of HandlerType classes"
+            )
         for cls in result or ():
-            if not (isinstance(cls, type) and issubclass(cls, HandlerType)):
-                raise PluginError(f"pie_register_handler_types returned {cls!r}, not a HandlerType")
-            if not getattr(cls, "name", None) or not getattr(cls, "schema", None):
-                raise PluginError(f"handler type {cls.__name__} needs a `name` and a `schema`")
-            if getattr(cls, "__abstractmethods__", None):
-                missing = ", ".join(sorted(cls.__abstractmethods__))
-                raise PluginError(f"handler type {cls.__name__} does not implement {missing}")
+            check_handler_type(plugin, cls)
             if cls.name in found:
-                raise PluginError(f"handler type {cls.name!r} is registered twice")
-            found[cls.name] = cls
+                raise PluginError(
+                    f"plugin {plugin}: handler type {cls.name!r} is already registered by "
+                    f"plugin {owners[cls.name]}"
+                )
+            found[cls.name], owners[cls.name] = cls, plugin
     return found
+
+
+def check_handler_type(plugin: str, cls: Any) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, HandlerType)):
+        raise PluginError(
+            f"plugin {plugin}: pie_register_handler_types returned {cls!r}, not a HandlerType "
+            "subclass"
+        )
+    if not getattr(cls, "name", None) or not getattr(cls, "schema", None):
+        raise PluginError(
+            f"plugin {plugin}: handler type {cls.__name__} needs a `name` and a `schema`"
+        )
+    if not (isinstance(cls.schema, type) and issubclass(cls.schema, ma.Schema)):
+        raise PluginError(
+            f"plugin {plugin}: handler type {cls.__name__}: `schema` must be a marshmallow "
+            f"Schema class, not {cls.schema!r}"
+        )
+    if getattr(cls, "__abstractmethods__", None):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise PluginError(
+            f"plugin {plugin}: handler type {cls.__name__} does not implement {missing}"
+        )
 
 
 def collect_in_process_handlers(
     pm: pluggy.PluginManager, app: Flask
 ) -> dict[str, Callable[[dict[str, Any]], Any]]:
     found: dict[str, Callable[[dict[str, Any]], Any]] = {}
-    for result in pm.hook.pie_register_in_process_handlers(app=app):
+    owners: dict[str, str] = {}
+    for plugin, result in _results(pm, "pie_register_in_process_handlers", app):
+        if not isinstance(result, dict | type(None)):
+            raise PluginError(
+                f"plugin {plugin}: pie_register_in_process_handlers returned {result!r}, "
+                "not a dict of name: callable"
+            )
         for name, fn in (result or {}).items():
             if not callable(fn):
-                raise PluginError(f"in-process handler {name!r} is not callable")
+                raise PluginError(f"plugin {plugin}: in-process handler {name!r} is not callable")
             if name in found:
-                raise PluginError(f"in-process handler {name!r} is registered twice")
-            found[name] = fn
+                raise PluginError(
+                    f"plugin {plugin}: in-process handler {name!r} is already registered by "
+                    f"plugin {owners[name]}"
+                )
+            found[name], owners[name] = fn, plugin
     return found
 
 

@@ -44,8 +44,18 @@ class Runtime:
         handler_types: dict[str, type[HandlerType]],
         in_process: dict[str, Callable[[dict[str, Any]], Any]],
     ) -> None:
+        from pie.plugin_manager import PluginError
+
         self.in_process_handlers = in_process
-        self.handler_types = {name: cls(self) for name, cls in handler_types.items()}
+        for name, cls in handler_types.items():
+            try:
+                self.handler_types[name] = cls(self)
+            except Exception as exc:
+                raise PluginError(
+                    f"handler type {name!r} ({cls.__module__}.{cls.__qualname__}) failed to "
+                    f"start: {type(exc).__name__}: {exc} (a type should reach its backend "
+                    "when it first dispatches, not when PIE starts)"
+                ) from exc
 
     def start_background(self) -> None:
         """Start the embedded recovery loop once (PIE_EMBEDDED_WORKER); the loop registers

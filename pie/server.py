@@ -284,6 +284,7 @@ def announcer(
             sys.stderr.write(
                 f"\nPIE {__version__} is listening on {public_url} ({bind})\n"
                 f"  API docs   {docs}\n"
+                f"  console    {public_url}/ui\n"
                 f"  database   {database}\n"
                 f"  workers    {workers} processes, {threads} threads each\n"
                 "Press Ctrl+C to stop.\n\n"
@@ -293,7 +294,13 @@ def announcer(
         log.info(
             "listening on %s",
             public_url,
-            extra={"bind": bind, "url": public_url, "docs_url": docs, "database": database},
+            extra={
+                "bind": bind,
+                "url": public_url,
+                "docs_url": docs,
+                "console_url": f"{public_url}/ui",
+                "database": database,
+            },
         )
 
     return when_ready

@@ -6,7 +6,9 @@ comes later through the callback URL in the payload. `sync` mode: a 2xx answer w
 object is the job's output; anything else fails the attempt, with the status and the first
 characters of the body. A failure of either kind is a DispatchError, retried by the job's
 policy like any other. Requests go only where the destination guard (pie.outbound.guard)
-lets them, to the address it checked, never following a redirect, bounded in time and size.
+lets them, to the address it checked, never following a redirect, bounded in time and size;
+a destination it refuses fails the job at once (DestinationRefused, never retried), while a
+host name that cannot be resolved now (PIE_OUTBOUND_DNS_TIMEOUT_SECONDS) is a DispatchError.
 
 Requests run on a small pool of their own (PIE_HTTP_WORKERS), so a slow receiver never
 holds PIE's dispatch threads: the type starts jobs itself (`starts_itself`)."""
@@ -24,7 +26,7 @@ import marshmallow as ma
 from pie import DispatchDeferred, HandlerType, hookimpl, jsonio
 from pie.config import ConfigurationError
 from pie.errors import PieError
-from pie.outbound import client, guard, signing
+from pie.outbound import client, dns, guard, signing
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,11 @@ class HttpHandlerType(HandlerType):
             "sync": float(config.get("PIE_HTTP_SYNC_TIMEOUT_SECONDS") or 30),
         }
         self.workers = int(config.get("PIE_HTTP_WORKERS") or 8)
+        # One lookup per request at a time, so the pool's size bounds the lookups too (and
+        # the threads of lookups that hang past their timeout).
+        self.resolver = dns.Resolver(
+            float(config.get("PIE_OUTBOUND_DNS_TIMEOUT_SECONDS") or 5), limit=self.workers
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -95,7 +102,15 @@ class HttpHandlerType(HandlerType):
     # --- registration -------------------------------------------------------------------
 
     def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
-        """A URL the guard refuses whatever DNS says (no lookup here)."""
+        """A URL that is not a well-formed http(s) URL (a 400)."""
+        try:
+            guard.parse_url(handler["url"])
+        except guard.InvalidURL as exc:
+            return {"url": [f"{exc}."]}
+        return {}
+
+    def refusals(self, handler: dict[str, Any]) -> dict[str, list[str]]:
+        """A URL whose destination the guard refuses whatever DNS says (a 422; no lookup)."""
         try:
             guard.check_url(handler["url"], self.allowed)
         except guard.DestinationRefused as exc:
@@ -166,11 +181,13 @@ class HttpHandlerType(HandlerType):
         self.runtime.renew_leases({job_id: attempt}, lease)
         timeout = self.timeouts[mode]
         body = jsonio.dumps(payload).encode("utf-8")
-        try:
+        try:  # refused before the job is started; sent to the addresses checked here
             headers = signing.headers(self.signing_secrets(), msg_id, body)
             destination = guard.check_url(handler["url"], self.allowed)
-            guard.resolve(destination, self.allowed)  # refused before the job is started
-        except (guard.DestinationRefused, HttpDispatchError, OSError) as exc:
+            addresses = guard.resolve(destination, self.allowed, self.resolver)
+        except guard.DestinationRefused as exc:
+            return self.refuse(job, str(exc))
+        except (dns.LookupFailed, HttpDispatchError, OSError) as exc:
             return self.fail(job, f"{type(exc).__name__}: {exc}")
         if mode == "sync":
             lease = timeout + self.connect_timeout + LEASE_MARGIN_SECONDS
@@ -178,16 +195,16 @@ class HttpHandlerType(HandlerType):
                 return  # another copy runs it, or it ended
         try:
             response = client.post(
-                handler["url"],
+                destination,
+                addresses,
                 body,
                 headers,
-                self.allowed,
                 timeout=timeout,
                 connect_timeout=self.connect_timeout,
                 max_bytes=MAX_RESPONSE_BYTES,
             )
             output = self.outcome(mode, response)
-        except (guard.DestinationRefused, client.SendError, HttpDispatchError) as exc:
+        except (client.SendError, HttpDispatchError) as exc:
             return self.fail(job, f"{type(exc).__name__}: {exc}")
         if mode == "sync":
             self.runtime.complete_job(job_id, "success", output=output, attempt=attempt)
@@ -236,18 +253,26 @@ class HttpHandlerType(HandlerType):
 
     def fail(self, job: Any, message: str) -> None:
         """The attempt's failure, a DispatchError retried by the job's policy."""
+        self.end(job, "DispatchError", f"dispatch to 'http' failed: {message}", retryable=True)
+
+    def refuse(self, job: Any, reason: str) -> None:
+        """The job's failure, at once: the guard refuses its destination, which no retry
+        changes (until an operator changes PIE_OUTBOUND_ALLOWED_HOSTS)."""
+        self.end(job, "DestinationRefused", f"dispatch to 'http' refused: {reason}", False)
+
+    def end(self, job: Any, error_type: str, message: str, retryable: bool) -> None:
         log.warning(
-            "job %s: dispatch to http failed: %s",
+            "job %s: %s",
             job.job_id,
             message,
-            extra={"job_id": job.job_id, "handler_type": "http"},
+            extra={"job_id": job.job_id, "handler_type": "http", "error_type": error_type},
         )
         self.runtime.complete_job(
             job.job_id,
             "failure",
-            error={"type": "DispatchError", "message": f"dispatch to 'http' failed: {message}"},
+            error={"type": error_type, "message": message},
             attempt=job.attempt,
-            retryable=True,
+            retryable=retryable,
         )
 
     def cancel(

@@ -20,6 +20,7 @@ from pie.schemas.common import Schema
 
 from pie import create_app
 from pie import db as pie_db
+from pie.testing import drop_postgres_schema, postgres_schema_url
 from tests.helpers import SECRET, Client
 
 POSTGRES_URL = os.environ.get("PIE_TEST_DATABASE_URL")
@@ -37,13 +38,7 @@ TEST_SCHEMA = f"pie_test_{os.getpid()}"
 
 def reset_postgres(url: str, schema: str = TEST_SCHEMA) -> str:
     """Recreate this process's schema; return a URL whose connections use it."""
-    conn = pie_db.open_database(url, max_connections=1)
-    conn.connect()
-    conn.execute_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    conn.execute_sql(f'CREATE SCHEMA "{schema}"')
-    conn.close_all()
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
+    return postgres_schema_url(url, schema)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,10 +51,7 @@ def remove_hypothesis_home() -> Iterator[None]:
 def drop_test_schema() -> Iterator[None]:
     yield
     if POSTGRES_URL:
-        conn = pie_db.open_database(POSTGRES_URL, max_connections=1)
-        conn.connect()
-        conn.execute_sql(f'DROP SCHEMA IF EXISTS "{TEST_SCHEMA}" CASCADE')
-        conn.close_all()
+        drop_postgres_schema(POSTGRES_URL, TEST_SCHEMA)
 
 
 class StatementLog(logging.Handler):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -412,6 +413,23 @@ def test_serve_serves_the_docs_page_and_its_assets(server):
     assert b'PACKAGE_VERSION:"5.' in assets["swagger-ui-bundle.js"].content
     assert document.status_code == 200 and document.json()["info"]["title"] == "PIE"
     assert "outbox" in json.dumps(document.json()["components"]["schemas"])
+
+
+def test_serve_serves_the_console(session, server):
+    """Sign in to /ui with a token `pie token` minted, and open a page: its templates and
+    files are in the binary."""
+    token = session.headers["Authorization"].removeprefix("Bearer ")
+    browser = requests.Session()
+    sign_in = browser.get(f"{server}/ui/sign-in", timeout=30)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', sign_in.text).group(1)
+    form = {"token": token, "csrf_token": csrf, "next": "/ui/models"}
+    page = browser.post(f"{server}/ui/sign-in", data=form, timeout=30)
+    htmx = requests.get(f"{server}/ui/static/htmx.min.js", timeout=30)
+
+    assert page.status_code == 200 and page.url.endswith("/ui/models"), page.text
+    assert "<h1>Models</h1>" in page.text and "htmx.min.js" in page.text
+    assert htmx.status_code == 200 and b"htmx" in htmx.content[:2000]
+    assert browser.get(f"{server}/ui/graph", timeout=30).status_code == 200
 
 
 def test_a_token_needs_the_servers_secret(server):

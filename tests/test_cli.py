@@ -208,6 +208,7 @@ def test_serve_logs_where_it_listens_as_json_off_a_terminal(tmp_path, empty):
         stop(proc)
     url = f"http://127.0.0.1:{port}"
     assert line["url"] == url and line["docs_url"] == f"{url}/docs"
+    assert line["console_url"] == f"{url}/ui"
     assert line["database"] == f"sqlite:///{tmp_path}/instance/pie.sqlite"
     assert line["bind"] == f"127.0.0.1:{port}"
 
@@ -242,6 +243,7 @@ def test_serve_shows_a_banner_on_a_terminal(tmp_path, empty):
     url = f"http://127.0.0.1:{port}"
     assert f"is listening on {url}" in text, text
     assert f"API docs   {url}/docs" in text
+    assert f"console    {url}/ui" in text
     assert f"database   sqlite:///{tmp_path}/instance/pie.sqlite" in text
     assert not any(line.startswith("{") for line in text.splitlines())  # text logs, not JSON
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import socket
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks import Webhook
 
 from pie import config
-from pie.outbound import guard, signing
+from pie.outbound import dns, guard, signing
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 
@@ -74,6 +77,14 @@ def test_settings_parse():
         config.load({"PIE_OUTBOUND_ALLOWED_HOSTS": "http://x/"})
     with pytest.raises(config.ConfigurationError, match="PIE_HTTP_SYNC_TIMEOUT_SECONDS"):
         config.load({"PIE_HTTP_SYNC_TIMEOUT_SECONDS": "0"})
+    assert settings["PIE_OUTBOUND_DNS_TIMEOUT_SECONDS"] == 5
+    assert (
+        config.load({"PIE_OUTBOUND_DNS_TIMEOUT_SECONDS": "0.5"})["PIE_OUTBOUND_DNS_TIMEOUT_SECONDS"]
+        == 0.5
+    )
+    for bad in ("0", "61", "soon"):
+        with pytest.raises(config.ConfigurationError, match="PIE_OUTBOUND_DNS_TIMEOUT_SECONDS"):
+            config.load({"PIE_OUTBOUND_DNS_TIMEOUT_SECONDS": bad})
 
 
 @pytest.mark.parametrize(
@@ -127,18 +138,17 @@ def test_check_url_keeps_path_and_query_and_drops_the_fragment():
     assert guard.check_url("http://example.com", guard.Allowed()).target == "/"
 
 
-def test_an_allowed_name_still_may_not_resolve_to_metadata(monkeypatch):
-    import socket
-
-    monkeypatch.setattr(
-        socket,
-        "getaddrinfo",
-        lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))],
+def test_an_allowed_name_still_may_not_resolve_to_metadata():
+    resolver = dns.Resolver(
+        5,
+        lookup=lambda *a, **k: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))
+        ],
     )
     allowed = guard.Allowed.parse(["models.internal"])
     destination = guard.check_url("http://models.internal/", allowed)
     with pytest.raises(guard.DestinationRefused, match="cloud metadata address"):
-        guard.resolve(destination, allowed)
+        guard.resolve(destination, allowed, resolver)
 
 
 @pytest.mark.parametrize(
@@ -156,13 +166,28 @@ def test_an_allowed_name_still_may_not_resolve_to_metadata(monkeypatch):
         ("http://example.com/\x00", "printable ASCII"),
         ("javascript:alert(1)", "scheme must be http or https"),
         ("http://" + "a" * 2050, "longer than 2048"),
-        ("http://[fe80::1%25eth0]/", "link-local address"),
-        ("http://0x7f.1/", "loopback address"),
     ],
 )
 def test_malformed_urls_are_refused_not_crashed_on(url, expected):
-    with pytest.raises(guard.DestinationRefused, match=expected):
+    with pytest.raises(guard.InvalidURL, match=expected):
+        guard.parse_url(url)
+    with pytest.raises(guard.InvalidURL, match=expected):
         guard.check_url(url, guard.Allowed())
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://[fe80::1%25eth0]/", "link-local address"),
+        ("http://0x7f.1/", "loopback address"),
+        ("http://app.localhost:8080/", "names this machine"),
+    ],
+)
+def test_well_formed_urls_to_refused_destinations_are_refusals_not_malformed(url, expected):
+    guard.parse_url(url)  # well-formed: not a 400 at registration
+    with pytest.raises(guard.DestinationRefused, match=expected) as refused:
+        guard.check_url(url, guard.Allowed())
+    assert not isinstance(refused.value, guard.InvalidURL)
 
 
 @pytest.mark.parametrize(
@@ -170,3 +195,45 @@ def test_malformed_urls_are_refused_not_crashed_on(url, expected):
 )
 def test_ordinary_urls_pass(url):
     guard.check_url(url, guard.Allowed())
+
+
+# --- DNS lookups bounded in time ---------------------------------------------------------
+
+
+def test_a_lookup_that_hangs_fails_after_the_timeout_and_its_threads_are_capped():
+    release = threading.Event()
+    calls: list[str] = []
+
+    def hangs(host: str, *args: object, **kwargs: object) -> list:
+        calls.append(host)
+        release.wait(30)
+        return []
+
+    resolver = dns.Resolver(0.2, limit=2, lookup=hangs)
+    try:
+        for host in ("a.example", "b.example", "c.example"):
+            started = time.monotonic()
+            with pytest.raises(
+                dns.LookupFailed, match=f"DNS lookup of {host} timed out after 0.2 s"
+            ):
+                resolver(host, 80)
+            assert time.monotonic() - started < 5
+        # The third waited for one of the two hung lookups' slots and never started its own.
+        assert calls == ["a.example", "b.example"]
+    finally:
+        release.set()
+    # Once the hung lookups return, their slots are free again (waited for up to 5 s).
+    resolver.timeout = 5
+    resolver.lookup = lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("8.8.8.8", 80))]
+    assert resolver("d.example", 80)[0][4] == ("8.8.8.8", 80)
+
+
+def test_a_failed_lookup_is_lookup_failed_not_a_refusal():
+    def nxdomain(*args: object, **kwargs: object) -> list:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    destination = guard.check_url("http://nx.example/", guard.Allowed())
+    with pytest.raises(dns.LookupFailed, match="cannot resolve nx.example: .*not known"):
+        guard.resolve(destination, guard.Allowed(), dns.Resolver(5, lookup=nxdomain))
+    with pytest.raises(dns.LookupFailed, match="resolves to no address"):
+        guard.resolve(destination, guard.Allowed(), dns.Resolver(5, lookup=lambda *a, **k: []))

@@ -44,6 +44,8 @@ def test_the_wheel_claims_only_the_pie_import_name(tmp_path):
     assert "pie/schemas/common.py" in names
     assert "pie/plugins/aws_lambda.py" in names
     assert "pie/static/swagger-ui/swagger-ui-bundle.js" in names  # the /docs page's assets
+    assert "pie/console/static/htmx.min.js" in names  # the console's files and templates
+    assert "pie/console/templates/base.html" in names
     assert not [name for name in names if name.endswith(".map")]
     assert not any(name.startswith(("tests/", "bench/")) for name in names)
 

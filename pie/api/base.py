@@ -144,10 +144,16 @@ def current_principal() -> auth.Principal:
     principal = g.get("principal")
     if principal is None:
         token = auth.bearer_token(request.headers.get("Authorization"))
-        principal = runtime().verifier.verify(token)
-        if principal.tenants and principal.job_id is None and not principal.is_admin:
-            principal = _unless_suspended(principal)
-        g.principal = principal
+        principal = g.principal = principal_for(token)
+    return principal
+
+
+def principal_for(token: str) -> auth.Principal:
+    """The verified principal of a token, its suspended clients found (the console's session
+    token goes through this too)."""
+    principal = runtime().verifier.verify(token)
+    if principal.tenants and principal.job_id is None and not principal.is_admin:
+        principal = _unless_suspended(principal)
     return principal
 
 
@@ -223,6 +229,20 @@ def require_global_change(principal: auth.Principal, client_id: str | None, refu
         raise Forbidden(refusal)
 
 
+def require_job_access(principal: auth.Principal, job: Any, changes: bool) -> None:
+    """403 unless the caller may reach the job's client or, for a change to a job of no
+    client, is not a tenant's token."""
+    if job.client_id:
+        require_job_tenant(principal, job)
+    elif changes:
+        require_global_change(
+            principal,
+            job.client_id,
+            f"job '{job.job_id}' belongs to no client: a client's token cannot "
+            "change it (its callback token, an operator's or an admin's can)",
+        )
+
+
 def requires_job(
     permission: str | Callable[[Any], str],
     *errors: int,
@@ -259,15 +279,8 @@ def requires_job(
                 if not principal.is_admin:  # admins reach every tenant: nothing to read
                     if job is None:
                         job = g.checked_job = jobs.find_job(kwargs["job_id"])
-                    if job is not None and job.client_id:
-                        require_job_tenant(principal, job)
-                    elif job is not None and changes:
-                        require_global_change(
-                            principal,
-                            job.client_id,
-                            f"job '{job.job_id}' belongs to no client: a client's token cannot "
-                            "change it (its callback token, an operator's or an admin's can)",
-                        )
+                    if job is not None:
+                        require_job_access(principal, job, changes)
             elif principal.job_id != kwargs.get("job_id"):
                 raise Forbidden("this callback token belongs to another job")
             return fn(*args, **kwargs)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from pie.api.base import Blueprint, page_of, requires
+from pie.api.base import Blueprint, page_of, requires, runtime
 from pie.schemas.models import JobPolicySchema, ModelCreateSchema, ModelSchema, ModelUpdateSchema
 from pie.services import registry
 
@@ -27,7 +27,7 @@ class Models(MethodView):
     @blp.response(201, ModelSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Register a model (and its version "1")"""
-        return registry.create_model(data)
+        return registry.create_model(data, runtime().handler_types)
 
 
 @blp.route("/models/<model_id>")
@@ -43,7 +43,7 @@ class ModelById(MethodView):
     @blp.response(200, ModelSchema)
     def put(self, data: dict[str, Any], model_id: str) -> Any:
         """Replace a model (an active model gets a new version)"""
-        return registry.update_model(model_id, data)
+        return registry.update_model(model_id, data, runtime().handler_types)
 
     @requires("manage_models", 404, 422)
     @blp.response(204)

@@ -1,6 +1,7 @@
-"""One POST to a checked destination: connected to the address the guard checked (the host
-name is resolved once), TLS verified against the host name, no redirects followed, the whole
-exchange bounded in time and the response body in size."""
+"""One POST to a checked destination: connected to the addresses the guard checked (the
+caller resolved the host name once, with `guard.resolve`), TLS verified against the host
+name, no redirects followed, the whole exchange bounded in time and the response body in
+size."""
 
 from __future__ import annotations
 
@@ -51,18 +52,16 @@ def _pinned(
 
 
 def post(
-    url: str,
+    destination: guard.Destination,
+    addresses: list[guard.IPAddress],
     body: bytes,
     headers: dict[str, str],
-    allowed: guard.Allowed,
     timeout: float,
     connect_timeout: float,
     max_bytes: int,
 ) -> Response:
-    """POST `body` to `url`; DestinationRefused or SendError when it cannot be done. The
-    whole exchange (resolution excepted) ends within `timeout` seconds."""
-    destination = guard.check_url(url, allowed)
-    addresses = guard.resolve(destination, allowed)
+    """POST `body` to `destination` at one of `addresses` (what `guard.resolve` returned for
+    it); SendError when it cannot be done. The whole exchange ends within `timeout` seconds."""
     address = ", ".join(str(a) for a in addresses)
     if destination.url.scheme == "https":
         context = ssl.create_default_context()

@@ -8,10 +8,13 @@ addresses, IPv4 inside IPv6 included (::ffff:10.0.0.1). Host names that only eve
 machine itself or a metadata service (`localhost`, `*.localhost`, `metadata.google.internal`)
 are refused as such.
 
-`check_url` looks at the URL alone (no DNS): at registration, a URL it refuses can never be
-sent to. `resolve` runs at send time: every address the name resolves to must pass, and the
-request then goes to one of those checked addresses (pie.outbound.client), so a second
-lookup cannot change where it goes."""
+`check_url` looks at the URL alone (no DNS): `parse_url` raises InvalidURL for a URL that is
+not a well-formed http(s) URL (a 400 at registration), `check_destination` DestinationRefused
+for one whose destination is refused whatever DNS says (a 422). `resolve` runs at send time,
+each lookup bounded in time (`Resolver`): every address the name resolves to must pass, and
+the request then goes to one of those checked addresses (pie.outbound.client), so a second
+lookup cannot change where it goes. A lookup that fails or times out is LookupFailed
+(pie.outbound.dns): a transient failure, unlike a refusal."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
+
+from pie.outbound.dns import LookupFailed, Resolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,6 +69,11 @@ HOST_NAME = re.compile(
 
 class DestinationRefused(ValueError):
     """A URL or address PIE does not send to; the message says why and what would allow it."""
+
+
+class InvalidURL(DestinationRefused):
+    """A URL that is not a well-formed http(s) URL: malformed input rather than a refused
+    destination (a subclass, as PIE never sends to either)."""
 
 
 @dataclass(frozen=True)
@@ -170,68 +180,76 @@ class Destination:
         return f"{path}?{self.url.query}" if self.url.query else path
 
 
-def check_url(url: str, allowed: Allowed) -> Destination:
-    """The URL's destination, or DestinationRefused: what can be seen without DNS."""
+def parse_url(url: str) -> Destination:
+    """The URL's destination, or InvalidURL when it is not a well-formed http(s) URL."""
     if not isinstance(url, str) or not url:
-        raise DestinationRefused("the URL is empty")
+        raise InvalidURL("the URL is empty")
     if len(url) > MAX_URL_LENGTH:
-        raise DestinationRefused(f"the URL is longer than {MAX_URL_LENGTH} characters")
+        raise InvalidURL(f"the URL is longer than {MAX_URL_LENGTH} characters")
     if any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in url):
-        raise DestinationRefused(
+        raise InvalidURL(
             "the URL may hold only printable ASCII (percent-encode the path; write an "
             "international host name in its xn-- form)"
         )
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # "Invalid IPv6 URL"
-        raise DestinationRefused(f"the URL cannot be read: {exc}") from None
+        raise InvalidURL(f"the URL cannot be read: {exc}") from None
     if parts.scheme not in SCHEMES:
-        raise DestinationRefused(
-            f"the URL's scheme must be http or https, not {parts.scheme or 'none'!r}"
-        )
+        raise InvalidURL(f"the URL's scheme must be http or https, not {parts.scheme or 'none'!r}")
     if "@" in parts.netloc:
-        raise DestinationRefused("the URL may not hold a user name or password")
+        raise InvalidURL("the URL may not hold a user name or password")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise DestinationRefused(f"the URL's port is not valid: {exc}") from None
+        raise InvalidURL(f"the URL's port is not valid: {exc}") from None
     host = normalise_name(parts.hostname or "")
     if not host:
-        raise DestinationRefused("the URL names no host")
+        raise InvalidURL("the URL names no host")
     if not port:
-        raise DestinationRefused("the URL's port may not be 0")
+        raise InvalidURL("the URL's port may not be 0")
     address = literal_address(host)
     if address is None and ("[" in parts.netloc or not HOST_NAME.fullmatch(host)):
-        raise DestinationRefused(f"the URL's host {host!r} is neither a host name nor an address")
-    if address is not None:
-        check_address(address, allowed, host, literal=True)
+        raise InvalidURL(f"the URL's host {host!r} is neither a host name nor an address")
+    return Destination(parts, host, port, address)
+
+
+def check_destination(destination: Destination, allowed: Allowed) -> None:
+    """DestinationRefused when the destination is refused whatever DNS says: an address
+    written in the URL, or a name of this machine or of a metadata service."""
+    host = destination.host
+    if destination.address is not None:
+        check_address(destination.address, allowed, host, literal=True)
     elif not allowed.allows_name(host):
         if host in REFUSED_NAMES or host.endswith(".localhost"):
             raise DestinationRefused(
                 f"{host} names this machine or a metadata service; PIE does not send "
                 "requests there unless PIE_OUTBOUND_ALLOWED_HOSTS allows it"
             )
-    return Destination(parts, host, port, address)
 
 
-def resolve(destination: Destination, allowed: Allowed) -> list[IPAddress]:
+def check_url(url: str, allowed: Allowed) -> Destination:
+    """The URL's destination, or DestinationRefused (InvalidURL when malformed): what can be
+    seen without DNS."""
+    destination = parse_url(url)
+    check_destination(destination, allowed)
+    return destination
+
+
+def resolve(destination: Destination, allowed: Allowed, resolver: Resolver) -> list[IPAddress]:
     """Every address the destination's host has, each checked; DestinationRefused when any
-    is refused (a name that resolves to an internal address is not sent to at all)."""
+    is refused (a name that resolves to an internal address is not sent to at all),
+    LookupFailed when the name cannot be resolved now."""
     if destination.address is not None:
         return [destination.address]
-    try:
-        found = socket.getaddrinfo(
-            destination.host, destination.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    except (OSError, UnicodeError) as exc:
-        raise DestinationRefused(f"cannot resolve {destination.host}: {exc}") from None
+    found = resolver(destination.host, destination.port)
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise DestinationRefused(f"{destination.host} resolves to no address")
+        raise LookupFailed(f"{destination.host} resolves to no address")
     named = allowed.allows_name(destination.host)
     for address in addresses:
         # An allowed name may resolve to internal addresses, but never to a metadata one

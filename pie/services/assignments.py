@@ -94,6 +94,16 @@ def list_revisions(
     return list(query.paginate(page, page_size)), query.count()
 
 
+def domain_revisions(client_id: str, domain_id: str, limit: int) -> list[Assignment]:
+    """Every revision of every assignment of a domain (its own and its services'), archived
+    ones included: by scope and key, newest first."""
+    query = Assignment.select().where(
+        (Assignment.client_id == client_id) & (Assignment.domain_id == domain_id)
+    )
+    order = (Assignment.scope, Assignment.assignment_key, Assignment.created_at.desc())
+    return list(query.order_by(*order, Assignment.assignment_id.desc()).limit(limit))
+
+
 def assignable_version(model_id: str, model_version: str) -> ModelVersion:
     try:
         version = lifecycle.get_version(model_id, model_version)

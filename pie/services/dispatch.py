@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pie import counts, db, metrics
+from pie.daemon_pool import DaemonPool
 from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
@@ -190,7 +190,7 @@ class Dispatcher:
     def __init__(self, runtime: Runtime, workers: int = 4) -> None:
         self.runtime = runtime
         self.workers = workers
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonPool | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._recovery: threading.Thread | None = None
@@ -207,7 +207,7 @@ class Dispatcher:
                 log.info("shutting down; %d job(s) left pending for recovery", len(job_ids))
                 return
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pie-dispatch")
+                self._pool = DaemonPool(self.workers, "pie-dispatch")
             for job_id in job_ids:
                 self._pool.submit(self._dispatch_logged, job_id)
 
@@ -273,7 +273,8 @@ class Dispatcher:
         self._fail(
             job,
             "DispatchError",
-            f"dispatch to '{job.handler_type}' failed: {type(exc).__name__}: {exc}",
+            f"dispatch to '{job.handler_type}' failed: "
+            + (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__),
         )
 
     def _fail(self, job: Job, error_type: str, message: str) -> None:
@@ -356,4 +357,12 @@ class Dispatcher:
         if self._recovery is not None:
             self._recovery.join(timeout=10)
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            grace = self.runtime.config.get("PIE_SHUTDOWN_GRACE_SECONDS", 30)
+            busy = self._pool.shutdown(timeout=grace)
+            if busy:
+                log.warning(
+                    "%d dispatch(es) still running %gs after shutdown began (a handler "
+                    "type's dispatch is blocked); their jobs are left to the recovery loop",
+                    busy,
+                    grace,
+                )

@@ -107,3 +107,15 @@ def _conditions(filters: dict[str, Any]) -> list[Any]:
 def _ms(moment: datetime) -> int:
     """Milliseconds since 1970 of a naive UTC datetime (any year: no overflow)."""
     return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def children(
+    parent_ids: list[str], limit: int, visible_clients: frozenset[str] | None = None
+) -> list[Job]:
+    """The jobs that completions of `parent_ids` started (their `parent_job_id`), oldest
+    first, as callers who see `visible_clients` (None: all) see them: jobs of no client and
+    those clients' own."""
+    query = Job.select().where(Job.parent_job_id.in_(parent_ids))
+    if visible_clients is not None:
+        query = query.where(CLIENT_KEY.in_(["", *sorted(visible_clients)]))
+    return list(query.order_by(Job.job_id).limit(limit))

@@ -29,12 +29,17 @@ def get_version(model_id: str, version: str) -> ModelVersion:
 
 def list_versions(model_id: str, page: int, page_size: int) -> tuple[list[ModelVersion], int]:
     registry.get_model(model_id)
-    query = (
+    query = versions_query(model_id)
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def versions_query(model_id: str) -> Any:
+    """A model's versions, newest first."""
+    return (
         ModelVersion.select()
         .where(ModelVersion.model == model_id)
         .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
     )
-    return list(query.paginate(page, page_size)), query.count()
 
 
 def create_version(model_id: str, data: dict[str, Any]) -> tuple[RegisteredModel, ModelVersion]:

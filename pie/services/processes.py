@@ -34,6 +34,11 @@ def register(process_id: str, kind: str) -> None:
     ).execute()
 
 
+def registered(limit: int) -> list[Process]:
+    """The registered processes, oldest first."""
+    return list(Process.select().order_by(Process.started_at, Process.id).limit(limit))
+
+
 def heartbeat(process_id: str) -> bool:
     """Renew the row; False when it is gone (another process took this one for dead)."""
     return Process.update(heartbeat_at=utcnow()).where(Process.id == process_id).execute() == 1

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import peewee
 
 from pie import contracts, counts
 from pie.db import database
-from pie.errors import Conflict, NotFound, Unprocessable
+from pie.errors import Conflict, NotFound, Unprocessable, flatten_messages
+from pie.handler_types import HandlerType
 from pie.ids import uuid7
 from pie.rows import get_by, insert_row, lock_by, row_instance, update_row
 from pie.services import outbox, subscriptions
@@ -31,15 +33,42 @@ def list_models(page: int, page_size: int) -> tuple[list[RegisteredModel], int]:
     return list(query.paginate(page, page_size)), counts.model_total()
 
 
+def find_models(text: str, limit: int) -> list[RegisteredModel]:
+    """Models whose id, name or description contains `text` (any case), oldest first."""
+    query = RegisteredModel.select().order_by(RegisteredModel.created_at, RegisteredModel.id)
+    if text:
+        query = query.where(
+            RegisteredModel.id.contains(text)
+            | RegisteredModel.name.contains(text)
+            | RegisteredModel.description.contains(text)
+        )
+    return list(query.limit(limit))
+
+
 def check_contracts(handler_contracts: dict[str, Any] | None) -> None:
     problems = contracts.contract_problems(handler_contracts)
     if problems:
         raise Unprocessable("invalid handler_contracts: " + "; ".join(problems))
 
 
-def create_model(data: dict[str, Any]) -> RegisteredModel:
-    """Store a model and its version "1" (pending)."""
+def check_handlers(handler_types: Mapping[str, HandlerType], handlers: dict[str, Any]) -> None:
+    """Unprocessable naming each handler field its type refuses (`HandlerType.refusals`),
+    e.g. `handlers.inference.url: ...`, several joined with "; "."""
+    refused = {kind: handler_types[h["type"]].refusals(h) for kind, h in handlers.items()}
+    problems = flatten_messages({"handlers": {kind: r for kind, r in refused.items() if r}})
+    if problems:
+        raise Unprocessable("; ".join(problems))
+
+
+def check_model(data: dict[str, Any], handler_types: Mapping[str, HandlerType]) -> None:
+    """The 422s of a model body, before anything is stored."""
     check_contracts(data.get("handler_contracts"))
+    check_handlers(handler_types, data["handlers"])
+
+
+def create_model(data: dict[str, Any], handler_types: Mapping[str, HandlerType]) -> RegisteredModel:
+    """Store a model and its version "1" (pending)."""
+    check_model(data, handler_types)
     model_id = data.get("id") or uuid7()
     now = utcnow()
     try:
@@ -151,9 +180,11 @@ def lock_model(model_id: str) -> RegisteredModel:
     return model
 
 
-def update_model(model_id: str, data: dict[str, Any]) -> RegisteredModel:
+def update_model(
+    model_id: str, data: dict[str, Any], handler_types: Mapping[str, HandlerType]
+) -> RegisteredModel:
     """Replace a model's fields: in place while pending, as a new version once active."""
-    check_contracts(data.get("handler_contracts"))
+    check_model(data, handler_types)
     with database.atomic():
         model = lock_model(model_id)
         before = RegisteredModel(handlers=model.handlers, handler_contracts=model.handler_contracts)

@@ -32,12 +32,17 @@ def list_services(
     client_id: str, domain_id: str, page: int, page_size: int
 ) -> tuple[list[Service], int]:
     tenants.get_domain(client_id, domain_id)
-    query = (
+    query = services_query(client_id, domain_id)
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def services_query(client_id: str, domain_id: str) -> Any:
+    """A domain's services, oldest first."""
+    return (
         Service.select()
         .where((Service.client_id == client_id) & (Service.domain_id == domain_id))
         .order_by(Service.created_at, Service.service_id)
     )
-    return list(query.paginate(page, page_size)), query.count()
 
 
 def contract_in_force(domain: Domain, default: Assignment | None) -> list[dict[str, Any]]:

@@ -167,13 +167,29 @@ def list_for(
     `clients` (None: every tenant)."""
     if not RegisteredModel.select().where(RegisteredModel.id == source_model_id).exists():
         raise NotFound(f"model '{source_model_id}' not found")
-    query = Subscription.select().where(Subscription.source_model_id == source_model_id)
+    query = visible(Subscription.source_model_id == source_model_id, clients)
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def of_model(model_id: str, clients: frozenset[str] | None, limit: int) -> list[Subscription]:
+    """The subscriptions from and to a model that callers who see `clients` see."""
+    condition = (Subscription.source_model_id == model_id) | (
+        Subscription.target_model_id == model_id
+    )
+    return list(visible(condition, clients).limit(limit))
+
+
+def visible(condition: Any, clients: frozenset[str] | None) -> Any:
+    """The subscriptions that meet `condition` (None: all) and that callers who see `clients`
+    (None: every tenant) see: global ones and those tenants' own, oldest first."""
+    query = Subscription.select()
+    if condition is not None:
+        query = query.where(condition)
     if clients is not None:
         query = query.where(
             Subscription.client_id.is_null() | Subscription.client_id.in_(["", *clients])
         )
-    query = query.order_by(Subscription.created_at, Subscription.id)
-    return list(query.paginate(page, page_size)), query.count()
+    return query.order_by(Subscription.created_at, Subscription.id)
 
 
 def update(

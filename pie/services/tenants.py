@@ -83,10 +83,16 @@ class SuspendedClients:
 def list_clients(
     visible: frozenset[str] | None, page: int, page_size: int
 ) -> tuple[list[Client], int]:
+    query = clients_query(visible)
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def clients_query(visible: frozenset[str] | None) -> Any:
+    """The clients in `visible` (None: all), oldest first."""
     query = Client.select().order_by(Client.created_at, Client.client_id)
     if visible is not None:
         query = query.where(Client.client_id.in_(list(visible)))
-    return list(query.paginate(page, page_size)), query.count()
+    return query
 
 
 def create_client(data: dict[str, Any]) -> Client:
@@ -130,12 +136,17 @@ def active_domain(client_id: str, domain_id: str) -> Domain:
 
 
 def list_domains(client_id: str, page: int, page_size: int) -> tuple[list[Domain], int]:
-    query = (
+    query = domains_query(client_id)
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def domains_query(client_id: str) -> Any:
+    """A client's domains, oldest first."""
+    return (
         Domain.select()
         .where(Domain.client_id == client_id)
         .order_by(Domain.created_at, Domain.domain_id)
     )
-    return list(query.paginate(page, page_size)), query.count()
 
 
 def check_features(definitions: list[dict[str, Any]]) -> None:

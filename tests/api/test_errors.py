@@ -244,6 +244,13 @@ def test_invalid_handler_contracts_is_422(client):
     assert "handler_contracts.training.input_schema" in assert_envelope(r, 422)["message"]
 
 
+def test_a_handler_destination_the_guard_refuses_is_422(client):
+    handler = {"type": "http", "url": "http://169.254.169.254/latest/meta-data/"}
+    body = model_body("m2", handlers={"training": handler, "inference": handler})
+    message = assert_envelope(client.post("/v2/models", json=body), 422)["message"]
+    assert message.startswith("handlers.training.url: 169.254.169.254 is a cloud metadata")
+
+
 def test_illegal_transition_is_422(client, model):
     r = client.post("/v2/models/m1/versions/1/new_status", json={"status": "active"})
     assert r.status_code == 200

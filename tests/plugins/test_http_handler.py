@@ -267,21 +267,45 @@ def test_a_redirect_is_not_followed(make_app, receiver):
     assert target.received == []
 
 
-def test_a_failed_attempt_is_retried_by_the_job_policy(make_app, receiver):
-    answers = iter([(503, {}, b"busy"), (200, {}, b'{"second": true}')])
-    recv = receiver(lambda r: next(answers))
-    client = http_client(make_app)
-    app = client.raw.application
-    policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
-    create_model(client, {"type": "http", "url": recv.url, "mode": "sync"}, job_policy=policy)
-    job_id = start_inference(client, {"a": 1})
+def resolving(monkeypatch: Any, answers: dict[str, Callable[[], str]]) -> None:
+    """getaddrinfo answers for the host names in `answers`: each call returns the address
+    its function gives (or raises what it raises); other names resolve as usual."""
+    real = socket.getaddrinfo
 
-    def retried() -> Any:
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            address = answers[host]()
+            family, sockaddr = (
+                (socket.AF_INET6, (address, port, 0, 0))
+                if ":" in address
+                else (socket.AF_INET, (address, port))
+            )
+            return [(family, socket.SOCK_STREAM, 6, "", sockaddr)]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def recovered_until_ended(client: Client, job_id: str) -> dict[str, Any]:
+    """The job once it ended, the recovery loop (which dispatches retries) run meanwhile."""
+    app = client.raw.application
+
+    def ended() -> Any:
         app.extensions["pie"].dispatcher.recover_once()
         job = client.get(f"/v2/jobs/{job_id}").get_json()
         return job if job["status"] in ("success", "failure") else None
 
-    job = wait_for(retried)
+    return wait_for(ended, timeout=20)
+
+
+def test_a_failed_attempt_is_retried_by_the_job_policy(make_app, receiver):
+    answers = iter([(503, {}, b"busy"), (200, {}, b'{"second": true}')])
+    recv = receiver(lambda r: next(answers))
+    client = http_client(make_app)
+    policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
+    create_model(client, {"type": "http", "url": recv.url, "mode": "sync"}, job_policy=policy)
+    job_id = start_inference(client, {"a": 1})
+    job = recovered_until_ended(client, job_id)
     assert job["status"] == "success", job
     assert job["output"] == {"second": True} and job["attempt"] == 2
     assert [r.headers["webhook-id"] for r in recv.received] == [f"{job_id}.1", f"{job_id}.2"]
@@ -291,38 +315,93 @@ def test_a_failed_attempt_is_retried_by_the_job_policy(make_app, receiver):
 # --- the destination guard -------------------------------------------------------------
 
 
+def both(handler: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {"training": handler, "inference": handler}
+
+
 @pytest.mark.parametrize(
     "url, expected",
     [
         ("ftp://example.com/x", "scheme must be http or https"),
         ("http://user:pw@example.com/", "user name or password"),
-        ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
-        ("http://[fd00:ec2::254]/", "cloud metadata address"),
-        ("http://10.0.0.1/", "private address"),
-        ("http://192.168.1.20:8080/", "private address"),
-        ("http://127.0.0.1:9/", "loopback address"),
-        ("http://[::1]/", "loopback address"),
-        ("http://[::ffff:10.0.0.1]/", "private address"),
-        ("http://0.0.0.0/", "unspecified address"),
-        ("http://2130706433/", "loopback address"),
-        ("http://localhost/", "names this machine or a metadata service"),
-        ("http://metadata.google.internal/", "names this machine or a metadata service"),
+        ("http://example.com:99999/", "port is not valid"),
+        ("http:///nohost", "names no host"),
+        ("http://[::1/", "cannot be read"),
         ("http://example.com/ünïcode", "printable ASCII"),
     ],
 )
-def test_registration_refuses_urls_that_can_never_be_sent_to(make_app, url, expected):
+def test_registration_refuses_malformed_urls_with_a_400(make_app, url, expected):
     client = Client(make_app().test_client())
-    body = model_body(
-        handlers={
-            "training": {"type": "http", "url": url},
-            "inference": {"type": "http", "url": url},
-        }
-    )
-    r = client.post("/v2/models", json=body)
-    # A handler object check (like an unknown in-process implementation) is a 400 here.
+    r = client.post("/v2/models", json=model_body(handlers=both({"type": "http", "url": url})))
+    # Malformed input, like an unknown in-process implementation: a 400.
     message = assert_envelope(r, 400)["message"]
     assert message.startswith("json.handlers.") and ".url: " in message
     assert expected in message, message
+
+
+REFUSED_URLS = [
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+    ("http://[fd00:ec2::254]/", "cloud metadata address"),
+    ("http://10.0.0.1/", "private address"),
+    ("http://192.168.1.20:8080/", "private address"),
+    ("http://127.0.0.1:9/", "loopback address"),
+    ("http://[::1]/", "loopback address"),
+    ("http://[::ffff:10.0.0.1]/", "private address"),
+    ("http://0.0.0.0/", "unspecified address"),
+    ("http://240.0.0.1/", "private address"),
+    ("http://2130706433/", "loopback address"),
+    ("http://localhost/", "names this machine or a metadata service"),
+    ("http://metadata.google.internal/", "names this machine or a metadata service"),
+]
+
+
+@pytest.mark.parametrize("url, expected", REFUSED_URLS)
+def test_registration_refuses_urls_that_can_never_be_sent_to_with_a_422(make_app, url, expected):
+    client = Client(make_app().test_client())
+    ok_handler = {"type": "http", "url": "https://models.example.com/jobs"}
+    body = model_body(handlers={"training": ok_handler, "inference": {"type": "http", "url": url}})
+    r = client.post("/v2/models", json=body)
+    # Well-formed, semantically refused: a 422 naming the field.
+    message = assert_envelope(r, 422)["message"]
+    assert message.startswith("handlers.inference.url: "), message
+    assert expected in message and "PIE_OUTBOUND_ALLOWED_HOSTS" in message, message
+    assert "training" not in message
+    assert client.get("/v2/models/m1").status_code == 404  # nothing was stored
+
+
+def test_a_422_names_every_refused_field_in_one_message(make_app):
+    client = Client(make_app().test_client())
+    handlers = {
+        "training": {"type": "http", "url": "http://10.0.0.1/"},
+        "inference": {"type": "http", "url": "http://localhost/"},
+    }
+    r = client.post("/v2/models", json=model_body(handlers=handlers))
+    assert assert_envelope(r, 422)["message"] == (
+        "handlers.training.url: 10.0.0.1 is a private address; PIE does not send requests "
+        "there unless PIE_OUTBOUND_ALLOWED_HOSTS allows it.; "
+        "handlers.inference.url: localhost names this machine or a metadata service; PIE does "
+        "not send requests there unless PIE_OUTBOUND_ALLOWED_HOSTS allows it."
+    )
+
+
+def test_replacing_a_model_with_a_refused_url_is_a_422_and_changes_nothing(make_app):
+    client = Client(make_app().test_client())
+    public = {"type": "http", "url": "https://models.example.com/jobs"}
+    assert client.post("/v2/models", json=model_body(handlers=both(public))).status_code == 201
+    for status in ("pending", "active"):  # replaced in place, then as a new version
+        if status == "active":
+            activate(client, "m1")
+        before = client.get("/v2/models/m1").get_json()
+        body = model_body(
+            None, name="renamed", handlers=both({"type": "http", "url": "http://[::1]/"})
+        )
+        r = client.put("/v2/models/m1", json=body)
+        message = assert_envelope(r, 422)["message"]
+        assert "handlers.training.url: ::1 is a loopback address" in message, message
+        assert client.get("/v2/models/m1").get_json() == before
+        versions = client.get("/v2/models/m1/versions").get_json()
+        assert [v["version"] for v in versions] == ["1"], versions
+        assert versions[0]["handlers"] == both({**public, "mode": "callback"})
 
 
 def test_registration_accepts_what_the_setting_allows_but_never_metadata_by_a_range(make_app):
@@ -335,8 +414,8 @@ def test_registration_accepts_what_the_setting_allows_but_never_metadata_by_a_ra
         ("a", "http://10.0.0.1/", 201),
         ("b", "http://localhost:8080/", 201),
         ("c", "https://models.example.com/jobs", 201),
-        ("d", "http://169.254.169.254/", 400),
-        ("e", "http://192.168.0.1/", 400),
+        ("d", "http://169.254.169.254/", 422),
+        ("e", "http://192.168.0.1/", 422),
     ]:
         handler = {"type": "http", "url": url, "mode": "sync"}
         body = model_body(model_id, handlers={"training": handler, "inference": handler})
@@ -355,15 +434,20 @@ def test_registration_refuses_an_unknown_mode(make_app):
 def test_loopback_is_refused_at_dispatch_when_not_allowed(make_app, receiver):
     recv = receiver(ok)
     allowing = Client(make_app(LOOPBACK).test_client())
-    create_model(allowing, {"type": "http", "url": recv.url})
+    policy = {"inference": {"max_attempts": 3, "retry_backoff_seconds": 0}}
+    create_model(allowing, {"type": "http", "url": recv.url}, job_policy=policy)
     # The same database, served without the setting (an operator removed it).
     strict = Client(make_app({"PIE_OUTBOUND_SIGNING_SECRETS": [SECRET_A]}).test_client())
     job_id = start_inference(strict, {"a": 1})
     job = wait_for_job(strict, job_id)
+    # Refused: the job fails at once, attempts left or not (no retry would change it).
     assert job["status"] == "failure", job
-    assert job["error"]["type"] == "DispatchError"
-    assert "127.0.0.1 is a loopback address" in job["error"]["message"]
+    assert job["error"]["type"] == "DestinationRefused"
+    assert job["error"]["message"].startswith("dispatch to 'http' refused: 127.0.0.1 is a loopback")
     assert "PIE_OUTBOUND_ALLOWED_HOSTS" in job["error"]["message"]
+    assert job["attempt"] == 1 and not job["attempts"], job
+    strict.raw.application.extensions["pie"].dispatcher.recover_once()
+    assert strict.get(f"/v2/jobs/{job_id}").get_json() == job
     assert recv.received == []
 
 
@@ -417,23 +501,71 @@ def test_an_allowed_name_is_sent_to(make_app, receiver):
 def test_a_name_resolving_to_an_internal_address_is_refused(
     make_app, receiver, monkeypatch, address, expected
 ):
-    real = socket.getaddrinfo
-
-    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "internal.example.com":
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sockaddr = (address, port, 0, 0) if ":" in address else (address, port)
-            return [(family, socket.SOCK_STREAM, 6, "", sockaddr)]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    resolving(monkeypatch, {"internal.example.com": lambda: address})
     client = http_client(make_app)  # 127.0.0.1 allowed: irrelevant to these addresses
-    job = run(client, "http://internal.example.com/hook", "sync")
+    policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
+    job = run(client, "http://internal.example.com/hook", "sync", job_policy=policy)
     assert job["status"] == "failure", job
+    assert job["error"]["type"] == "DestinationRefused" and job["attempt"] == 1, job
     assert (
         f"internal.example.com resolves to {address}, which is a {expected}"
         in job["error"]["message"]
     )
+
+
+def test_a_dns_failure_is_retried_by_the_job_policy(make_app, receiver, monkeypatch):
+    recv = receiver(json_answer(200, {"resolved": True}))
+    lookups = iter(
+        [socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"), "127.0.0.1"]
+    )
+
+    def flaky() -> str:
+        answer = next(lookups)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    resolving(monkeypatch, {"flaky.example.com": flaky})
+    client = http_client(make_app)  # 127.0.0.1 allowed
+    policy = {"inference": {"max_attempts": 2, "retry_backoff_seconds": 0}}
+    url = recv.url.replace("127.0.0.1", "flaky.example.com")
+    create_model(client, {"type": "http", "url": url, "mode": "sync"}, job_policy=policy)
+    job = recovered_until_ended(client, start_inference(client, {"a": 1}))
+    assert job["status"] == "success" and job["attempt"] == 2, job
+    assert job["output"] == {"resolved": True}
+    first = job["attempts"][0]["error"]
+    assert first["type"] == "DispatchError", first
+    assert "cannot resolve flaky.example.com: " in first["message"]
+    assert "Temporary failure in name resolution" in first["message"]
+    assert len(recv.received) == 1 and recv.received[0].headers["Host"].startswith("flaky.")
+
+
+def test_a_dns_lookup_that_hangs_fails_the_attempt_after_the_dns_timeout(
+    make_app, receiver, monkeypatch
+):
+    recv = receiver(ok)
+    release = threading.Event()
+
+    def hangs() -> str:
+        release.wait(30)
+        return "127.0.0.1"
+
+    resolving(monkeypatch, {"slow.example.com": hangs})
+    client = http_client(make_app, {"PIE_OUTBOUND_DNS_TIMEOUT_SECONDS": 0.5})
+    try:
+        started = time.monotonic()
+        job = run(client, recv.url.replace("127.0.0.1", "slow.example.com"), "callback")
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert job["status"] == "failure", job
+    assert job["error"] == {
+        "type": "DispatchError",
+        "message": "dispatch to 'http' failed: LookupFailed: DNS lookup of slow.example.com "
+        "timed out after 0.5 s",
+    }
+    assert elapsed < 8, elapsed  # not the 30 s the lookup hangs
+    assert recv.received == []
 
 
 def test_sync_mode_fails_on_an_answer_over_a_mebibyte(make_app, receiver):

@@ -294,6 +294,15 @@ def test_a_dispatch_error_fails_the_job_with_its_message(queue_client, queue):
     assert job["external_id"] is None
 
 
+def test_a_dispatch_error_without_a_message_names_its_class(queue_client, queue):
+    create_queue_model(queue_client)
+    queue.fail = TimeoutError()
+
+    job = wait_for_job(queue_client, start_inference(queue_client))
+
+    assert job["error"]["message"] == "dispatch to 'queue' failed: TimeoutError", job
+
+
 def test_a_deferred_dispatch_leaves_the_job_pending_for_recovery(make_app, queue):
     app = make_app({"PIE_DISPATCH_GRACE_SECONDS": 0}, plugins=[queue_plugin(queue)])
     client = Client(app.test_client())

@@ -1,0 +1,1 @@
+"""One module per resource; each class groups the operations on it."""

@@ -1,0 +1,41 @@
+"""The web console at /ui: server-rendered pages over the same services and permission checks
+as the API, signed in with a pasted token."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+
+from pie.console import session
+from pie.console.base import bp
+
+NAV = [
+    ("console.models", "Models"),
+    ("console.graph", "Chain graph"),
+    ("console.jobs", "Jobs"),
+    ("console.clients", "Tenants"),
+    ("console.status", "Status"),
+]
+
+
+def iso(value: datetime | None) -> str:
+    """A stored (naive UTC) time as the API writes it."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else ""
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def init_app(app: Flask) -> None:
+    from pie.console import graph, jobs, models, pages, status, tenants  # noqa: F401 (routes)
+
+    app.register_blueprint(bp)
+    app.jinja_env.filters.update(iso=iso, pretty=pretty)
+    app.jinja_env.globals["csrf_token"] = lambda: session.current().csrf
+    app.jinja_env.globals["nav_links"] = lambda: [
+        (endpoint, label) for endpoint, label in NAV if endpoint in app.view_functions
+    ]
