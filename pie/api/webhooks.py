@@ -69,7 +69,7 @@ class Webhooks(MethodView):
         """List the webhook endpoints this token manages"""
         return page_of(pagination_parameters, webhooks.list_for, reach())
 
-    @requires("manage_webhooks", 404, 413)
+    @requires("manage_webhooks", 404, 413, 422)
     @blp.arguments(WebhookCreateSchema)
     @blp.response(201, WebhookWithSecretSchema)
     def post(self, data: dict[str, Any]) -> Any:
@@ -90,7 +90,7 @@ class WebhookById(MethodView):
         """Read a webhook endpoint"""
         return webhooks.get(webhook_id, reach())
 
-    @requires("manage_webhooks", 404, 413)
+    @requires("manage_webhooks", 404, 413, 422)
     @blp.arguments(WebhookUpdateSchema)
     @blp.response(200, WebhookSchema)
     def put(self, data: dict[str, Any], webhook_id: str) -> Any:

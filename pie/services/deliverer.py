@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pie import config, db, metrics
 from pie.auth import load_or_create_secret
 from pie.config import ConfigurationError
-from pie.outbound import client, guard, signing
+from pie.outbound import client, dns, guard, signing
 from pie.outbound.secretbox import SecretBox, generate_key, parse_key
 from pie.services import deliveries, outbox, webhooks
 from pie.tables import Webhook, WebhookDelivery
@@ -48,6 +48,10 @@ class Deliverer:
         self.workers = int(settings["PIE_WEBHOOK_WORKERS"])
         self.per_endpoint = int(settings["PIE_WEBHOOK_ENDPOINT_CONCURRENCY"])
         self.lease = self.timeout + LEASE_MARGIN_SECONDS
+        # One lookup per request at a time: the pool bounds the lookups' threads too.
+        self.resolver = dns.Resolver(
+            float(settings.get("PIE_OUTBOUND_DNS_TIMEOUT_SECONDS") or 5), limit=self.workers
+        )
         self.interval = float(settings["PIE_RECOVERY_INTERVAL_SECONDS"])
         self._next_void = 0.0
         self._box: SecretBox | None = None
@@ -172,19 +176,21 @@ class Deliverer:
             return (time.monotonic() - started) * 1000
 
         body = row.body.encode("utf-8")
-        try:
+        try:  # sent only to the addresses the guard checked here
             secrets = webhooks.signing_secrets(endpoint, self.box)
             headers = signing.headers(secrets, row.delivery_id, body)
+            destination = guard.check_url(endpoint.url, self.allowed)
+            addresses = guard.resolve(destination, self.allowed, self.resolver)
             response = client.post(
-                endpoint.url,
+                destination,
+                addresses,
                 body,
                 headers,
-                self.allowed,
                 timeout=self.timeout,
                 connect_timeout=self.connect_timeout,
                 max_bytes=MAX_RESPONSE_BYTES,
             )
-        except (guard.DestinationRefused, client.SendError, ValueError, OSError) as exc:
+        except (dns.LookupFailed, client.SendError, ValueError, OSError) as exc:
             return deliveries.Outcome(None, elapsed(), f"{type(exc).__name__}: {exc}"[:500])
         error = None
         if not 200 <= response.status < 300:

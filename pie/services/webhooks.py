@@ -12,7 +12,7 @@ from typing import Any
 from peewee import SQL
 
 from pie.db import database
-from pie.errors import BadRequest, NotFound
+from pie.errors import BadRequest, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.outbound import guard, signing
 from pie.outbound.secretbox import SecretBox
@@ -25,11 +25,16 @@ STATUSES = ("active", "paused", "disabled")
 
 
 def check_url(url: str, allowed: guard.Allowed) -> None:
-    """400 for a URL the destination guard refuses whatever DNS says (no lookup here)."""
+    """As for the `http` handler type: 400 for a URL that is not a well-formed http(s) URL,
+    422 for one whose destination the guard refuses whatever DNS says (no lookup here)."""
+    try:
+        guard.parse_url(url)
+    except guard.InvalidURL as exc:
+        raise BadRequest(f"json.url: {exc}.") from None
     try:
         guard.check_url(url, allowed)
     except guard.DestinationRefused as exc:
-        raise BadRequest(f"json.url: {exc}.") from None
+        raise Unprocessable(f"json.url: {exc}.") from None
 
 
 def create(

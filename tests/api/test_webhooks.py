@@ -132,9 +132,8 @@ def test_a_tenant_manages_only_its_own_clients_endpoints(setup):
 @pytest.mark.parametrize(
     "body, field",
     [
-        ({"url": "http://127.0.0.2/x", "events": ["*"]}, "json.url"),  # loopback, not allowed
-        ({"url": "http://169.254.169.254/latest", "events": ["*"]}, "json.url"),
         ({"url": "ftp://example.com/x", "events": ["*"]}, "json.url"),
+        ({"url": "http://user:pw@example.com/x", "events": ["*"]}, "json.url"),
         ({"url": URL, "events": []}, "json.events"),
         ({"url": URL, "events": ["job.exploded"]}, "json.events"),
         ({"url": URL, "events": ["*", "job.failed"]}, "json.events"),
@@ -147,6 +146,18 @@ def test_bad_bodies_are_400s_naming_the_field(setup, body, field):
     _app, client = setup
     message = assert_envelope(client.post("/v2/webhooks", json=body), 400)["message"]
     assert field in message
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.2/x", "http://169.254.169.254/latest", "http://localhost/x"]
+)
+def test_destinations_the_guard_refuses_are_422s(setup, url):
+    _app, client = setup
+    r = client.post("/v2/webhooks", json={"url": url, "events": ["*"]})
+    assert "json.url" in assert_envelope(r, 422)["message"]
+    made = add_endpoint(client, URL)
+    r = client.put(f"/v2/webhooks/{made['webhook_id']}", json={"url": url, "events": ["*"]})
+    assert "json.url" in assert_envelope(r, 422)["message"]
 
 
 def test_a_suspended_clients_token_cannot_manage_its_endpoints(setup):
