@@ -21,6 +21,11 @@ from tests.server import ServerProcess
 WRITERS = 4
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 resets connections of a burst (then retried)
+
+
 class Receiver:
     """Records each verified delivery: (webhook-id, event); answers after a pause, so some
     requests are always in flight."""
@@ -47,8 +52,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
 
