@@ -93,6 +93,7 @@ def test_every_path_parameter_of_every_route_refuses_a_lookalike(app, tenant):
     parameter in turn gets a look-alike of a value that exists; every method answers 404."""
     hook = {"url": "https://hooks.example.com/x", "events": ["*"]}
     webhook_id = tenant.post("/v2/webhooks", json=hook).get_json()["webhook_id"]
+    assert tenant.post("/v2/models", json=model_body("m2")).status_code == 201  # a delivery
     job_id = tenant.post("/v2/models/m1/versions/1/inference", json={"input": {}}).get_json()[
         "inference_job_id"
     ]
