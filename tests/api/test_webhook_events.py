@@ -214,3 +214,24 @@ def test_paused_endpoints_keep_events_and_disabled_ones_get_none(make_app, recei
     )
     deliver_all(app)
     assert len(recv.received) == (1 if status == "paused" else 0)
+
+
+def test_a_refused_firing_is_announced_with_its_reason(make_app, receiver):  # noqa: F811
+    app, client = hook_app(make_app, PIE_MAX_TRIGGER_DEPTH=0)
+    recv = receiver(ok)
+    hook = add_endpoint(client, recv.url, ["subscription.fired"])
+    assert client.post("/v2/models", json=model_body("m")).status_code == 201
+    activate(client, "m")
+    sub = {
+        "trigger_event": "inference_complete",
+        "target_model_id": "m",
+        "target_action": "inference",
+        "input_source": "trigger_output",
+    }
+    sub_id = client.post("/v2/models/m/event-subscriptions", json=sub).get_json()["id"]
+    r = client.post("/v2/models/m/versions/1/inference", json={"input": {}})
+    wait_for_job(client, r.get_json()["inference_job_id"])
+    deliver_all(app)
+    (fired,) = verified(recv.received, hook["secret"])
+    assert fired["data"]["id"] == sub_id and "job_id" not in fired["data"]
+    assert "PIE_MAX_TRIGGER_DEPTH" in fired["data"]["error"]
