@@ -23,7 +23,7 @@ class ClientUpdateSchema(Schema):
     status = ma.fields.String(validate=ma.validate.OneOf(CLIENT_STATUSES))
 
 
-class ClientSchema(Schema):
+class TenantClientSchema(Schema):
     client_id = ma.fields.String(required=True)
     client_uuid = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
@@ -51,11 +51,11 @@ class DomainSchema(Schema):
     updated_at = Timestamp(required=True)
 
 
-class FeaturesSchema(Schema):
+class FeatureListSchema(Schema):
     features = ma.fields.List(ma.fields.Nested(FeatureDefinitionSchema), required=True)
 
 
-class FeaturesReportSchema(FeaturesSchema):
+class FeaturesReportSchema(FeatureListSchema):
     unchanged_services = ma.fields.List(ma.fields.String(), required=True)
     services_requiring_reinitialization = ma.fields.List(ma.fields.String(), required=True)
 
