@@ -14,47 +14,33 @@ from typing import Any
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
+_VERSION = "/v2/models/{model_id}/versions/{model_version}"
+_DOMAIN = "/v2/clients/{client_id}/domains/{domain_id}"
+_KEY = "assignments/{assignment_key}"
+_SERVICE_KEY = f"{_DOMAIN}/service/{{service_id}}/{_KEY}"
+
 # Where the generated name reads poorly, the name a client author would choose.
 OPERATION_IDS = {
     ("get", "/v2/health"): "getHealth",
     ("put", "/v2/models/{model_id}"): "replaceModel",  # a full replacement, not an update
     ("put", "/v2/models/{model_id}/job_policy"): "setJobPolicy",
     ("post", "/v2/models/{model_id}/new_version"): "createVersion",
-    ("post", "/v2/models/{model_id}/versions/{model_version}/new_status"): "setVersionStatus",
-    ("post", "/v2/models/{model_id}/versions/{model_version}/inference"): "runInference",
-    ("post", "/v2/models/{model_id}/versions/{model_version}/training"): "runTraining",
+    ("post", f"{_VERSION}/new_status"): "setVersionStatus",
+    ("post", f"{_VERSION}/inference"): "runInference",
+    ("post", f"{_VERSION}/training"): "runTraining",
     ("get", "/v2/jobs"): "findJobs",
-    ("get", "/v2/models/{model_id}/versions/{model_version}/jobs"): "listVersionJobs",
-    ("post", "/v2/models/{model_id}/versions/{model_version}/jobs/{job_id}/complete"): (
-        "completeJob"
-    ),
-    ("post", "/v2/models/{model_id}/versions/{model_version}/jobs/{job_id}/heartbeat"): (
-        "sendHeartbeat"
-    ),
+    ("get", f"{_VERSION}/jobs"): "listVersionJobs",
+    ("post", f"{_VERSION}/jobs/{{job_id}}/complete"): "completeJob",
+    ("post", f"{_VERSION}/jobs/{{job_id}}/heartbeat"): "sendHeartbeat",
     ("post", "/v2/jobs/{job_id}/cancel"): "cancelJob",
-    ("put", "/v2/clients/{client_id}/domains/{domain_id}/assignments/{assignment_key}"): (
-        "upsertAssignment"
-    ),
-    ("get", "/v2/clients/{client_id}/domains/{domain_id}/assignments/{assignment_key}/revisions"): (
-        "listAssignmentRevisions"
-    ),
-    ("post", "/v2/clients/{client_id}/domains/{domain_id}/assignments/{assignment_key}/jobs"): (
-        "runAssignmentJob"
-    ),
-    (
-        "put",
-        "/v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments/{assignment_key}",
-    ): "upsertServiceAssignment",
-    (
-        "get",
-        "/v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments/{assignment_key}/revisions",
-    ): "listServiceAssignmentRevisions",
-    (
-        "post",
-        "/v2/clients/{client_id}/domains/{domain_id}/service/{service_id}/assignments/{assignment_key}/jobs",
-    ): "runServiceAssignmentJob",
-    ("post", "/v2/clients/{client_id}/domains/{domain_id}/service/init"): "initService",
-    ("post", "/v2/clients/{client_id}/domains/{domain_id}/services/init"): "reinitServices",
+    ("post", f"{_DOMAIN}/service/init"): "initService",
+    ("post", f"{_DOMAIN}/services/init"): "reinitServices",
+    ("put", f"{_DOMAIN}/{_KEY}"): "upsertAssignment",
+    ("get", f"{_DOMAIN}/{_KEY}/revisions"): "listAssignmentRevisions",
+    ("post", f"{_DOMAIN}/{_KEY}/jobs"): "runAssignmentJob",
+    ("put", _SERVICE_KEY): "upsertServiceAssignment",
+    ("get", f"{_SERVICE_KEY}/revisions"): "listServiceAssignmentRevisions",
+    ("post", f"{_SERVICE_KEY}/jobs"): "runServiceAssignmentJob",
 }
 
 _PARAMETER = re.compile(r"\{[^}]+\}")

@@ -5,11 +5,19 @@ public operations, servers, license, schema names, and request defaults."""
 from __future__ import annotations
 
 import configparser
+import json
 from pathlib import Path
 
 import pytest
 
-from pie.api.openapi import finish, generated_name, operations, reachable, unique_name
+from pie.api.openapi import (
+    OPERATION_IDS,
+    finish,
+    generated_name,
+    operations,
+    reachable,
+    unique_name,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # Names client generators define themselves: a schema with one of them breaks the client.
@@ -33,6 +41,11 @@ def test_every_operation_has_a_unique_readable_operation_id(spec):
     assert by_route[("get", "/v2/models/{model_id}")] == "getModel"
     assert by_route[("post", f"{version}/new_status")] == "setVersionStatus"
     assert by_route[("post", f"{version}/inference")] == "runInference"
+
+
+def test_every_explicit_operation_id_names_a_served_operation(spec):
+    served = {(method, path) for method, path, _ in operations(spec)}
+    assert not set(OPERATION_IDS) - served
 
 
 @pytest.mark.parametrize(
@@ -90,7 +103,11 @@ def test_x_pagination_is_declared_as_json_content(spec):
     assert seen >= 10
 
 
-@pytest.mark.parametrize("component", ["Error", "Unhealthy"])
+def test_no_schema_says_always_false_with_an_enum(spec):
+    assert "[false]" not in json.dumps(spec["components"]["schemas"], separators=(",", ":"))
+
+
+@pytest.mark.parametrize("component", ["Error", "Unhealthy", "BlockedAssignment"])
 def test_success_is_a_plain_boolean_documented_as_always_false(spec, component):
     success = spec["components"]["schemas"][component]["properties"]["success"]
     assert success["type"] == "boolean" and "enum" not in success and "const" not in success
@@ -114,6 +131,35 @@ def test_the_handler_union_is_one_named_component(spec):
     }
     for side in ("training", "inference"):
         assert schemas["Handlers"]["properties"][side] == {"$ref": "#/components/schemas/Handler"}
+
+
+@pytest.mark.parametrize(
+    ("component", "fields"),
+    [
+        ("Model", {"handler_contracts", "latest_version", "job_policy"}),
+        ("ModelVersion", {"handler_contracts", "feature_schema"}),
+        ("Job", {"attempts", "deadline_at", "heartbeat_at", "progress", "progress_message"}),
+    ],
+)
+def test_fields_always_in_responses_are_required(spec, component, fields):
+    """Every response of the suite is checked against these (tests/openapi_check.py)."""
+    schema = spec["components"]["schemas"][component]
+    assert fields <= set(schema["required"])
+    assert set(schema["required"]) == set(schema["properties"])
+
+
+@pytest.mark.parametrize(
+    ("component", "optional"),
+    [
+        ("Subscription", {"input", "warnings", "client_id", "domain_id", "service_id"}),
+        ("CompletionResult", {"warnings"}),
+        ("TriggeredEvent", {"job_id", "error"}),
+        ("ServiceInitResult", {"job_id"}),
+    ],
+)
+def test_fields_only_sometimes_in_responses_stay_optional(spec, component, optional):
+    schema = spec["components"]["schemas"][component]
+    assert set(schema["properties"]) - set(schema.get("required", [])) == optional
 
 
 def test_public_operations_say_security_is_empty(spec):
