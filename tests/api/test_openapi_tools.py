@@ -73,9 +73,12 @@ def test_redocly_recommended_rules_find_no_problem(document):
     folder = document.parent
     (folder / "redocly.yaml").write_text(REDOCLY_CONFIG)
     (folder / ".redocly.lint-ignore.yaml").write_text(REDOCLY_IGNORE)
+    # No telemetry and no update check: the run reaches no host.
+    env = {**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"}
     result = run(
         [redocly, "lint", "openapi.json", "--config", "redocly.yaml", "--format", "json"],
         folder,
+        env=env,
     )
     report = json.loads(result.stdout)
     assert report["totals"] == {"errors": 0, "warnings": 0, "ignored": 1}, report["problems"]
