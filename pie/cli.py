@@ -298,7 +298,7 @@ def openapi() -> None:
 def openapi_document() -> str:
     app = build_app()
     (api,) = (entry["ext_obj"] for entry in app.extensions["flask-smorest"]["apis"].values())
-    return json.dumps(api.spec.to_dict(), indent=2, allow_nan=False)
+    return json.dumps(api.document(), indent=2, allow_nan=False)
 
 
 @openapi.command("print")

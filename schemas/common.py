@@ -182,8 +182,13 @@ def JsonObject(**kwargs: Any) -> ma.fields.Dict:  # noqa: N802
     return ma.fields.Dict(keys=ma.fields.String(), **kwargs)
 
 
+ALWAYS_FALSE = {"description": "Always `false`", "default": False}
+
+
 class ErrorSchema(Schema):
     """The error envelope every error response uses."""
 
-    success = ma.fields.Boolean(required=True, metadata={"enum": [False]})
+    # Always false. Not `enum: [false]`: openapi-generator's Python client then fails to
+    # parse every error body.
+    success = ma.fields.Boolean(required=True, metadata=ALWAYS_FALSE)
     message = ma.fields.String(required=True, metadata={"description": "What failed"})

@@ -96,12 +96,21 @@ def component_names(types: dict[str, HandlerType]) -> dict[str, str]:
     return names
 
 
-def handler_field_documenter(types: dict[str, HandlerType]) -> Any:
-    """An apispec attribute function documenting HandlerField as a discriminated oneOf."""
-    refs = {
-        name: f"#/components/schemas/{component}"
-        for name, component in component_names(types).items()
+HANDLER_COMPONENT = "Handler"
+
+
+def handler_union(names: dict[str, str]) -> dict[str, Any]:
+    """The `Handler` component: one of the registered types' components, told apart by
+    `type` (`names`: component name per type name, from component_names)."""
+    refs = {type_name: f"#/components/schemas/{name}" for type_name, name in names.items()}
+    return {
+        "oneOf": [{"$ref": ref} for ref in refs.values()],
+        "discriminator": {"propertyName": "type", "mapping": refs},
     }
+
+
+def handler_field_documenter(types: dict[str, HandlerType]) -> Any:
+    """An apispec attribute function documenting HandlerField as the `Handler` component."""
 
     def handler_field_properties(
         converter: Any, field: ma.fields.Field, ret: dict, **kwargs: Any
@@ -110,9 +119,6 @@ def handler_field_documenter(types: dict[str, HandlerType]) -> Any:
             return {}
         for key in ("type", "format"):
             ret.pop(key, None)
-        return {
-            "oneOf": [{"$ref": ref} for ref in refs.values()],
-            "discriminator": {"propertyName": "type", "mapping": refs},
-        }
+        return {"$ref": f"#/components/schemas/{HANDLER_COMPONENT}"}
 
     return handler_field_properties

@@ -71,14 +71,21 @@ class JobSchema(Schema):
     attempts = ma.fields.List(
         JsonObject(),
         allow_none=True,
+        required=True,
         metadata={"description": "Earlier attempts: each one's number, error and end time"},
     )
     deadline_at = Timestamp(
-        allow_none=True, metadata={"description": "When the started attempt times out"}
+        allow_none=True,
+        required=True,
+        metadata={"description": "When the started attempt times out"},
     )
-    heartbeat_at = Timestamp(allow_none=True, metadata={"description": "Its last heartbeat"})
-    progress = ma.fields.Float(allow_none=True, metadata={"description": "0.0 to 1.0"})
-    progress_message = ma.fields.String(allow_none=True)
+    heartbeat_at = Timestamp(
+        allow_none=True, required=True, metadata={"description": "Its last heartbeat"}
+    )
+    progress = ma.fields.Float(
+        allow_none=True, required=True, metadata={"description": "0.0 to 1.0"}
+    )
+    progress_message = ma.fields.String(allow_none=True, required=True)
 
 
 class JobFilterSchema(Schema):

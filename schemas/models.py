@@ -88,12 +88,15 @@ class ModelSchema(Schema):
     name = ma.fields.String(required=True)
     description = ma.fields.String(required=True)
     handlers = ma.fields.Nested(HandlersSchema, required=True)
-    handler_contracts = ma.fields.Nested(HandlerContractsSchema, allow_none=True)
+    handler_contracts = ma.fields.Nested(HandlerContractsSchema, allow_none=True, required=True)
     metadata = JsonObject(required=True)
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(MODEL_STATUSES))
-    latest_version = ma.fields.String(allow_none=True)
+    latest_version = ma.fields.String(allow_none=True, required=True)
     job_policy = ma.fields.Nested(
-        JobPolicySchema, allow_none=True, metadata={"description": JOB_POLICY_DESCRIPTION}
+        JobPolicySchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": JOB_POLICY_DESCRIPTION},
     )
     created_at = Timestamp(required=True)
     updated_at = Timestamp(required=True)

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from pie.schemas.common import Identifier, JsonObject, Schema, StrictBoolean, Timestamp
+from pie.schemas.common import (
+    ALWAYS_FALSE,
+    Identifier,
+    JsonObject,
+    Schema,
+    StrictBoolean,
+    Timestamp,
+)
 from pie.schemas.features import FeatureDefinitionSchema
 
 CLIENT_STATUSES = ("active", "suspended")
@@ -23,7 +30,7 @@ class ClientUpdateSchema(Schema):
     status = ma.fields.String(validate=ma.validate.OneOf(CLIENT_STATUSES))
 
 
-class ClientSchema(Schema):
+class TenantClientSchema(Schema):
     client_id = ma.fields.String(required=True)
     client_uuid = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
@@ -51,11 +58,11 @@ class DomainSchema(Schema):
     updated_at = Timestamp(required=True)
 
 
-class FeaturesSchema(Schema):
+class FeatureListSchema(Schema):
     features = ma.fields.List(ma.fields.Nested(FeatureDefinitionSchema), required=True)
 
 
-class FeaturesReportSchema(FeaturesSchema):
+class FeaturesReportSchema(FeatureListSchema):
     unchanged_services = ma.fields.List(ma.fields.String(), required=True)
     services_requiring_reinitialization = ma.fields.List(ma.fields.String(), required=True)
 
@@ -161,7 +168,7 @@ class BlockingServiceSchema(Schema):
 class BlockedAssignmentSchema(Schema):
     """The 422 of 7.5: the error envelope plus the services that block the assignment."""
 
-    success = ma.fields.Boolean(required=True, metadata={"enum": [False]})
+    success = ma.fields.Boolean(required=True, metadata=ALWAYS_FALSE)
     message = ma.fields.String(required=True)
     error = ma.fields.String()
     blocking_services = ma.fields.List(ma.fields.Nested(BlockingServiceSchema))

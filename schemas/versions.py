@@ -26,8 +26,10 @@ class ModelVersionSchema(Schema):
     metadata = JsonObject(required=True)
     status = ma.fields.String(required=True, validate=ma.validate.OneOf(VERSION_STATUSES))
     handlers = ma.fields.Nested(HandlersSchema, required=True)
-    handler_contracts = ma.fields.Nested(HandlerContractsSchema, allow_none=True)
-    feature_schema = ma.fields.List(ma.fields.Nested(FeatureDefinitionSchema), allow_none=True)
+    handler_contracts = ma.fields.Nested(HandlerContractsSchema, allow_none=True, required=True)
+    feature_schema = ma.fields.List(
+        ma.fields.Nested(FeatureDefinitionSchema), allow_none=True, required=True
+    )
     created_at = Timestamp(required=True)
     updated_at = Timestamp(required=True)
 

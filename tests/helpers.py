@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 
 from pie import hookimpl
+from tests.openapi_check import check_exchange
 
 SECRET = "test-secret-for-pie-tests-0123456789abcdef"
 
@@ -46,7 +47,8 @@ def scoped(*names: str, **kwargs: Any) -> str:
 
 
 class Client:
-    """Flask test client wrapper: JSON in, admin token unless told otherwise."""
+    """Flask test client wrapper: JSON in, admin token unless told otherwise; every exchange
+    is checked against the app's OpenAPI document (tests/openapi_check.py)."""
 
     def __init__(self, flask_client: Any, token: str | None = ADMIN) -> None:
         self.raw = flask_client
@@ -61,7 +63,9 @@ class Client:
             headers.setdefault("Authorization", f"Bearer {token}")
         if json is not None:
             kwargs["json"] = json
-        return self.raw.open(path, method=method, headers=headers, **kwargs)
+        response = self.raw.open(path, method=method, headers=headers, **kwargs)
+        check_exchange(self.raw.application, response)
+        return response
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)

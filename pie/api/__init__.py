@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,16 @@ from werkzeug.exceptions import (
 
 from pie import contracts, jsonio
 from pie.api.base import check_path_parameters
+from pie.api.openapi import finish
 from pie.errors import PieError, envelope, flatten_messages
 from pie.schemas.common import ErrorSchema
-from pie.schemas.handlers import component_names, handler_field_documenter, handler_object_schema
+from pie.schemas.handlers import (
+    HANDLER_COMPONENT,
+    component_names,
+    handler_field_documenter,
+    handler_object_schema,
+    handler_union,
+)
 from pie.slow_clients import ClientTimeout
 
 log = logging.getLogger(__name__)
@@ -37,6 +45,15 @@ SWAGGER_UI_CONFIG = {"validatorUrl": None}
 
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
+
+    def document(self) -> dict[str, Any]:
+        """The OpenAPI document PIE serves (/openapi.json, `pie openapi`)."""
+        return finish(self.spec.to_dict())
+
+    def _openapi_json(self) -> Any:
+        return current_app.response_class(
+            json.dumps(self.document(), indent=2, allow_nan=False), mimetype="application/json"
+        )
 
     def handle_http_exception(self, error: HTTPException) -> tuple[dict[str, Any], int, dict]:
         """Render werkzeug/webargs errors (404, 405, 413, 400 from parsing) as the envelope."""
@@ -146,7 +163,12 @@ def init_app(app: Flask) -> Api:
         OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS_URL,
         OPENAPI_SWAGGER_UI_CONFIG=SWAGGER_UI_CONFIG,
         API_SPEC_OPTIONS={
-            "info": {"description": "PIE V2: model registry and job orchestrator."},
+            "info": {
+                "description": "PIE V2: model registry and job orchestrator.",
+                "license": {"name": "MIT", "identifier": "MIT"},  # setup.cfg's
+            },
+            # Relative: the document describes the server that serves it, wherever that is.
+            "servers": [{"url": "/"}],
             "components": {
                 "securitySchemes": {
                     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
@@ -161,6 +183,7 @@ def init_app(app: Flask) -> Api:
     for handler_type in types.values():
         schema = handler_object_schema(type(handler_type))
         api.spec.components.schema(names[handler_type.name], schema=schema)
+    api.spec.components.schema(HANDLER_COMPONENT, handler_union(names))
     api.ma_plugin.converter.add_attribute_function(handler_field_documenter(types))
     for module in (
         health,

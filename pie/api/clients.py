@@ -10,13 +10,13 @@ from pie.api.base import Blueprint, current_principal, page_of, requires, runtim
 from pie.schemas.features import FeatureDefinitionSchema
 from pie.schemas.tenancy import (
     ClientCreateSchema,
-    ClientSchema,
     ClientUpdateSchema,
     DomainCreateSchema,
     DomainSchema,
     DomainUpdateSchema,
+    FeatureListSchema,
     FeaturesReportSchema,
-    FeaturesSchema,
+    TenantClientSchema,
 )
 from pie.services import tenants
 
@@ -32,7 +32,7 @@ DOMAIN = "/<client_id>/domains/<domain_id>"
 @blp.route("")
 class Clients(MethodView):
     @requires("read_domains")
-    @blp.response(200, ClientSchema(many=True))
+    @blp.response(200, TenantClientSchema(many=True))
     @blp.paginate()
     def get(self, pagination_parameters: Any) -> Any:
         """List the clients this token can access"""
@@ -42,7 +42,7 @@ class Clients(MethodView):
 
     @requires("admin", 409, 413)
     @blp.arguments(ClientCreateSchema)
-    @blp.response(201, ClientSchema)
+    @blp.response(201, TenantClientSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a client (admin)"""
         client = tenants.create_client(data)
@@ -53,14 +53,14 @@ class Clients(MethodView):
 @blp.route("/<client_id>")
 class ClientById(MethodView):
     @requires("read_domains", 404, client_route=True)
-    @blp.response(200, ClientSchema)
+    @blp.response(200, TenantClientSchema)
     def get(self, client_id: str) -> Any:
         """Read a client"""
         return tenants.get_client(client_id)
 
     @requires("admin", 404, 413, client_route=True)
     @blp.arguments(ClientUpdateSchema)
-    @blp.response(200, ClientSchema)
+    @blp.response(200, TenantClientSchema)
     def put(self, data: dict[str, Any], client_id: str) -> Any:
         """Rename, suspend or re-activate a client (admin)"""
         client = tenants.update_client(client_id, data)
@@ -110,7 +110,7 @@ class Features(MethodView):
         return tenants.get_domain(client_id, domain_id).features
 
     @requires("manage_domains", 404, 413, 422)
-    @blp.arguments(FeaturesSchema)
+    @blp.arguments(FeatureListSchema)
     @blp.response(200, FeaturesReportSchema)
     def put(self, data: dict[str, Any], client_id: str, domain_id: str) -> Any:
         """Replace the feature definitions; reports which services need re-initialising"""

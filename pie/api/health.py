@@ -10,6 +10,7 @@ from flask.views import MethodView
 
 from pie.api.base import Blueprint
 from pie.db import database
+from pie.schemas.common import ALWAYS_FALSE
 
 blp = Blueprint("health", __name__, url_prefix="/v2", description="Service health")
 
@@ -21,7 +22,7 @@ class HealthSchema(ma.Schema):
 
 
 class UnhealthySchema(HealthSchema):
-    success = ma.fields.Boolean(required=True, metadata={"enum": [False]})
+    success = ma.fields.Boolean(required=True, metadata=ALWAYS_FALSE)
     message = ma.fields.String(required=True)
 
 

@@ -247,7 +247,8 @@ def test_the_openapi_document_lists_the_type_in_the_handler_one_of(queue_client)
     assert set(queue_schema["required"]) == {"type", "queue"}
     assert queue_schema["properties"]["queue"]["type"] == "string"
     for side in ("training", "inference"):
-        field = schemas["Handlers"]["properties"][side]
+        assert schemas["Handlers"]["properties"][side] == {"$ref": "#/components/schemas/Handler"}
+        field = schemas["Handler"]
         refs = [option["$ref"] for option in field["oneOf"]]
         assert len(refs) == 6
         assert field["discriminator"]["propertyName"] == "type"
@@ -364,8 +365,7 @@ def test_a_type_name_close_to_a_built_in_is_documented_apart_or_rejected_clearly
     r = client.post("/v2/models", json=model_body(handlers=handlers(handler)))
     assert r.status_code == 201, r.get_json()
     spec = client.get("/openapi.json").get_json()
-    mapping = spec["components"]["schemas"]["Handlers"]["properties"]["inference"]
-    mapping = mapping["discriminator"]["mapping"]
+    mapping = spec["components"]["schemas"]["Handler"]["discriminator"]["mapping"]
     assert mapping["in-process"] != mapping["in_process"]
 
 
@@ -396,7 +396,7 @@ def test_disabled_plugins_remove_their_types(make_app):
     r = client.post("/v2/models", json=model_body("m2", handlers=handlers(LAMBDA)))
     assert r.status_code == 201, r.get_json()
     schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
-    assert set(schemas["Handlers"]["properties"]["inference"]["discriminator"]["mapping"]) == {
+    assert set(schemas["Handler"]["discriminator"]["mapping"]) == {
         "celery",
         "lambda",
         "in_process",
