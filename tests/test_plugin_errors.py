@@ -94,8 +94,9 @@ def test_a_hook_without_hookimpl_stops_start_up(pie_make_app):
         def pie_register_handler_types(self, app: Any) -> list:
             return [handler_type()]
 
-    with pytest.raises(PluginError, match="plugin unmarked: pie_register_handler_types is not "
-                                          "marked @hookimpl"):
+    with pytest.raises(
+        PluginError, match="plugin unmarked: pie_register_handler_types is not marked @hookimpl"
+    ):
         start(pie_make_app, Unmarked())
 
 
@@ -105,8 +106,10 @@ def test_a_type_that_cannot_start_names_itself(pie_make_app):
 
     broken = plugin("spooler", pie_register_handler_types=[handler_type(__init__=connect)])
 
-    with pytest.raises(PluginError, match="handler type 'spool' .* failed to start: "
-                                          "ConnectionError: spool server down"):
+    with pytest.raises(
+        PluginError,
+        match="handler type 'spool' .* failed to start: ConnectionError: spool server down",
+    ):
         start(pie_make_app, broken)
 
 
@@ -126,8 +129,11 @@ def test_an_entry_point_that_fails_to_import_names_itself(pie_make_app, tmp_path
     (info / "entry_points.txt").write_text("[pie]\nbroken = pie_broken_missing\n")
     monkeypatch.syspath_prepend(str(tmp_path))
 
-    with pytest.raises(PluginError, match="plugin entry point broken = pie_broken_missing of "
-                                          "pie-broken failed to load: ModuleNotFoundError"):
+    with pytest.raises(
+        PluginError,
+        match="plugin entry point broken = pie_broken_missing of "
+        "pie-broken failed to load: ModuleNotFoundError",
+    ):
         pie_make_app({"PIE_LOAD_ENTRY_POINTS": True})
 
 

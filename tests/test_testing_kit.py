@@ -157,8 +157,10 @@ def test_waiting_for_a_status_a_job_ended_without_fails_at_once_saying_why(pie_j
     pie_jobs.cancel(job_id)
 
     began = time.monotonic()
-    with pytest.raises(AssertionError, match=f"job {job_id} ended as 'failure' .*Cancelled.* "
-                                             "while waiting for started"):
+    with pytest.raises(
+        AssertionError,
+        match=f"job {job_id} ended as 'failure' .*Cancelled.* while waiting for started",
+    ):
         pie_jobs.wait(job_id, ["started"], timeout=30)
     assert time.monotonic() - began < 5
 
@@ -219,13 +221,15 @@ def test_the_readme_plugin_example_passes_its_readme_test(tmp_path):
     folder = tmp_path / "plugins"
     folder.mkdir()
     (folder / "pie_queue_handler.py").write_text(plugin.group(1))
-    (tmp_path / "test_queue.py").write_text(f"import sys\nsys.path.insert(0, {str(folder)!r})\n"
-                                            + test.group(1))
+    (tmp_path / "test_queue.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(folder)!r})\n" + test.group(1)
+    )
 
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_queue.py"]
     env = {**os.environ, "PIE_PLUGINS_PATH": str(folder)}
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout

@@ -125,8 +125,15 @@ class PieClient:
         other.token = token
         return other
 
-    def request(self, method: str, path: str, json: Any = None, token: Any = _DEFAULT,
-                headers: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        token: Any = _DEFAULT,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         if self.app.config.get(CLOSED):
             raise RuntimeError(
                 "this PIE app was closed (pie_make_app closes the apps made before it: PIE "

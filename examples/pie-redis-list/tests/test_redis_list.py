@@ -64,8 +64,12 @@ def test_pie_loads_the_plugin_from_its_entry_point(pie_client):
 
 def test_a_bad_list_name_is_refused_at_registration(pie_client):
     bad = handler("a b")
-    body = {"id": "m1", "name": "m1", "description": "", "handlers": {"training": bad,
-                                                                       "inference": bad}}
+    body = {
+        "id": "m1",
+        "name": "m1",
+        "description": "",
+        "handlers": {"training": bad, "inference": bad},
+    }
     r = pie_client.post("/v2/models", json=body)
 
     assert r.status_code == 400
@@ -73,9 +77,7 @@ def test_a_bad_list_name_is_refused_at_registration(pie_client):
     assert "handlers.inference.list" in r.get_json()["message"]
 
 
-def test_a_job_is_queued_on_redis_and_completed_by_callback(
-    pie_jobs, redis_connection, list_name
-):
+def test_a_job_is_queued_on_redis_and_completed_by_callback(pie_jobs, redis_connection, list_name):
     pie_jobs.register_model(handler(list_name))
     job_id = pie_jobs.run_inference("m1", {"text": "hello"})
 
@@ -176,8 +178,12 @@ def test_an_output_pie_refuses_is_reported_as_a_failure(
 def test_the_worker_outlives_bad_items_and_an_unreachable_pie(
     pie_live_app, pie_jobs, start_worker, redis_connection, list_name
 ):
-    lost = {"job_id": "x", "attempt": 1, "input": {},
-            "callback": {"url": "http://127.0.0.1:1/complete", "token": "t"}}
+    lost = {
+        "job_id": "x",
+        "attempt": 1,
+        "input": {},
+        "callback": {"url": "http://127.0.0.1:1/complete", "token": "t"},
+    }
     assert worker.report(lost, {"status": "success", "output": {}}, tries=2) == 0
 
     pie_jobs.register_model(handler(list_name))
