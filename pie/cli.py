@@ -140,6 +140,7 @@ def worker(interval: float | None, metrics_port: int | None, metrics_host: str) 
     if metrics_port:
         metrics.serve_standalone(metrics_port, metrics_host)
     log.info("pie worker: recovery loop running")
+    runtime.deliverer.start()
     runtime.dispatcher.run_recovery(interval)
     if not close_within(runtime, grace):
         log.warning(

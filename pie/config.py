@@ -110,7 +110,34 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "HTTP_CALLBACK_TIMEOUT_SECONDS": (10.0, lambda v: _bounded(v, 0.1, 300)),
     "HTTP_SYNC_TIMEOUT_SECONDS": (30.0, lambda v: _bounded(v, 0.1, 3600)),
     "HTTP_WORKERS": (8, lambda v: int(_bounded(v, 1, 256, whole=True))),
+    # Webhooks (issue 17): the key that encrypts endpoints' secrets at rest (unset: one
+    # generated beside the database), the retry schedule (seconds before each attempt after
+    # the first), one attempt's bound, how long an endpoint may fail before it is disabled,
+    # requests sent at once per process and to one endpoint at once.
+    "WEBHOOK_SECRET_KEY": (None, lambda v: _secret_key(v)),
+    "WEBHOOK_RETRY_SCHEDULE": (
+        [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        lambda v: _schedule(_csv(v)),
+    ),
+    "WEBHOOK_TIMEOUT_SECONDS": (10.0, lambda v: _bounded(v, 0.1, 60)),
+    "WEBHOOK_DISABLE_AFTER_SECONDS": (432000.0, lambda v: _bounded(v, 1, 31_536_000)),
+    "WEBHOOK_WORKERS": (8, lambda v: int(_bounded(v, 1, 256, whole=True))),
+    "WEBHOOK_ENDPOINT_CONCURRENCY": (2, lambda v: int(_bounded(v, 1, 64, whole=True))),
 }
+
+
+def _secret_key(value: str) -> str:
+    from pie.outbound.secretbox import parse_key
+
+    parse_key(value)
+    return value
+
+
+def _schedule(values: list[str]) -> list[float]:
+    """The retry schedule: 1 to 20 delays of 0 to 86,400 seconds each."""
+    if not 1 <= len(values) <= 20:
+        raise ValueError("must list 1 to 20 delays in seconds, comma-separated")
+    return [_bounded(value, 0, 86400) for value in values]
 
 
 def _signing_secrets(values: list[str]) -> list[str]:
@@ -187,6 +214,7 @@ def recovery_bound(config: Mapping[str, Any]) -> float:
 
 SECRET_FILE = "pie-jwt-secret"
 SIGNING_SECRET_FILE = "pie-outbound-signing-secret"
+WEBHOOK_KEY_FILE = "pie-webhook-secret-key"
 
 
 def default_instance_path() -> str:

@@ -102,6 +102,20 @@ VOIDED_CLAIMS = Counter(
     ["status"],
     registry=LOCAL,
 )
+WEBHOOK_DELIVERIES = Counter(
+    "pie_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered (2xx), retry (failed, another attempt "
+    "is scheduled), failed (failed, no attempt left, or 410), lost_claim",
+    ["outcome"],
+    registry=LOCAL,
+)
+WEBHOOKS_DISABLED = Counter(
+    "pie_webhooks_disabled",
+    "Webhook endpoints PIE disabled, by reason (410 Gone, or failing for "
+    "PIE_WEBHOOK_DISABLE_AFTER_SECONDS)",
+    ["reason"],
+    registry=LOCAL,
+)
 SERVER_WORKERS = Gauge(
     "pie_server_worker_processes",
     "Live `pie serve` worker processes (each sets 1; a dead worker's share is dropped)",
@@ -130,6 +144,14 @@ def recovery_pass(redispatched: int, ok: bool = True) -> None:
     RECOVERY_PASSES.labels("ok" if ok else "error").inc()
     RECOVERY_JOBS.inc(redispatched)
     RECOVERY_LAST_PASS.set(time.time())
+
+
+def webhook_delivery(outcome: str) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+def webhook_disabled(reason: str) -> None:
+    WEBHOOKS_DISABLED.labels(reason).inc()
 
 
 def voided(pending: int, started: int, dead: bool) -> None:
@@ -185,6 +207,32 @@ class OpenJobsCollector(Collector):
         yield family
 
 
+class WebhookQueueCollector(Collector):
+    """Webhook deliveries not yet delivered (the whole database), and the age of the oldest,
+    counted at scrape time."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from pie import db
+        from pie.services.deliveries import queue_stats
+
+        try:
+            with db.connection():
+                depth, age = queue_stats()
+        except Exception:  # the database is down (or not yet upgraded): report nothing
+            return
+        yield GaugeMetricFamily(
+            "pie_webhook_queue_depth",
+            "Webhook deliveries pending (due, waiting for a retry, or held by a paused or "
+            "disabled endpoint) in the whole database",
+            value=depth,
+        )
+        yield GaugeMetricFamily(
+            "pie_webhook_oldest_pending_age_seconds",
+            "Age of the oldest pending webhook delivery (0 when none)",
+            value=age,
+        )
+
+
 class _Local(Collector):
     """This process's metrics (single-process mode)."""
 
@@ -195,9 +243,10 @@ class _Local(Collector):
 def exposition_registry() -> CollectorRegistry:
     """What a scrape reports: every process's samples in multiprocess mode (the metric objects
     must stay out of this registry there, or they would be reported twice), this process's
-    otherwise; and the open-jobs backlog."""
+    otherwise; and the open-jobs and webhook-queue backlogs."""
     registry = process_registry()
     registry.register(OpenJobsCollector())
+    registry.register(WebhookQueueCollector())
     return registry
 
 

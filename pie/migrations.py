@@ -204,3 +204,19 @@ def _named(trigger: object) -> dict[str, str | None]:
         name: value if isinstance(value := named.get(name), str) and len(value) <= 36 else None
         for name in tables.TRIGGER_COLUMNS
     }
+
+
+@migration
+def create_webhooks(db: peewee.Database) -> None:
+    # Webhook endpoints and their outbox / delivery log (issue 17). Only open deliveries
+    # are in the partial indexes the deliverer reads: each active endpoint's due ones (a
+    # paused endpoint's backlog is never scanned), and those claimed.
+    db.create_tables(tables.WEBHOOK_TABLES, safe=True)
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "webhook_deliveries_due" ON "webhook_deliveries" '
+        '("webhook_id", "next_attempt_at") WHERE "status" = \'pending\''
+    )
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "webhook_deliveries_claimed" ON "webhook_deliveries" '
+        '("claimed_by") WHERE "claimed_by" IS NOT NULL'
+    )

@@ -21,6 +21,7 @@ class Runtime:
         self, config: dict[str, Any], pm: pluggy.PluginManager, verifier: TokenVerifier
     ) -> None:
         from pie.heartbeat import Registration
+        from pie.services.deliverer import Deliverer
         from pie.services.dispatch import Dispatcher
         from pie.services.tenants import SuspendedClients
 
@@ -34,6 +35,7 @@ class Runtime:
             config.get("PIE_PROCESS_KIND", "app"), config["PIE_PROCESS_HEARTBEAT_SECONDS"]
         )
         self.dispatcher = Dispatcher(self)
+        self.deliverer = Deliverer(self)  # webhook deliveries (issue 17)
         self.suspended_clients = SuspendedClients()  # what tenants' tokens are checked against
         self._background_started = False
 
@@ -61,6 +63,7 @@ class Runtime:
         if not self._background_started:
             self._background_started = True
             self.dispatcher.start_recovery()
+            self.deliverer.start()
 
     @property
     def public_url(self) -> str:
@@ -155,6 +158,7 @@ class Runtime:
         """Stop background work: the recovery loop, then dispatches, then handler pools; then
         leave the process registry."""
         self.dispatcher.close()
+        self.deliverer.close()
         for handler_type in self.handler_types.values():
             handler_type.close()
         self.registration.close()

@@ -17,6 +17,8 @@ GRANTS = {
     "read_domains": "read clients, domains, features, services, assignments",
     "manage_domains": "create/update domains, features, assignments",
     "init_services": "initialise / update / re-initialise services",
+    "manage_webhooks": "create, change, delete and test webhook endpoints, read their "
+    "delivery logs and redeliver (a tenant's token: its own client's endpoints only)",
     "admin": "everything, every tenant, client management",
 }
 PERMISSIONS = frozenset(GRANTS)

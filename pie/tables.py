@@ -312,3 +312,61 @@ class Assignment(BaseModel):
 
 
 TENANCY_TABLES = [Client, Domain, Service, Assignment]
+
+
+class Webhook(BaseModel):
+    """A webhook endpoint (issue 17): where PIE POSTs signed events. `client_id` is the
+    tenant it belongs to (it receives only that client's events), null for a global one.
+    Secrets are stored encrypted (pie.outbound.secretbox); during a rotation the previous
+    one still signs until `previous_secret_expires_at`."""
+
+    webhook_id = peewee.CharField(primary_key=True, max_length=36)
+    url = peewee.TextField()
+    events = JSONField()  # event types, or ["*"]
+    description = peewee.TextField(default="")
+    status = peewee.CharField(max_length=16, default="active")  # active, paused, disabled
+    client_id = peewee.CharField(max_length=128, null=True)
+    secret = peewee.TextField()
+    previous_secret = peewee.TextField(null=True)
+    previous_secret_expires_at = peewee.DateTimeField(null=True)
+    # Since when every attempt has failed (null: the last one succeeded); past
+    # PIE_WEBHOOK_DISABLE_AFTER_SECONDS the endpoint is disabled. `disabled_reason` says why.
+    failing_since = peewee.DateTimeField(null=True)
+    disabled_reason = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "webhooks"
+        indexes = ((("client_id", "created_at"), False),)
+
+
+class WebhookDelivery(BaseModel):
+    """One event for one endpoint: the outbox row, written in the transaction of the change
+    that caused it, then the delivery log. `delivery_id` is the `webhook-id` of every attempt
+    (receivers deduplicate on it); `body` is the exact JSON sent each time."""
+
+    delivery_id = peewee.CharField(primary_key=True, max_length=36)
+    webhook_id = peewee.CharField(max_length=36)
+    event_type = peewee.CharField(max_length=64)
+    body = peewee.TextField()
+    status = peewee.CharField(max_length=16, default="pending")  # pending, delivered, failed
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(null=True)
+    # The claim of the process sending it now (see pie/services/deliveries.py).
+    claimed_until = peewee.DateTimeField(null=True)
+    claimed_by = peewee.CharField(max_length=36, null=True)
+    response_status = peewee.IntegerField(null=True)
+    latency_ms = peewee.DoubleField(null=True)
+    error = peewee.TextField(null=True)
+    history = JSONField(default=list)  # the latest attempts: at, response_status, latency, error
+    created_at = peewee.DateTimeField(default=utcnow)
+    delivered_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "webhook_deliveries"
+        # Migration 13 adds the partial index of open deliveries by next_attempt_at.
+        indexes = ((("webhook_id", "delivery_id"), False),)
+
+
+WEBHOOK_TABLES = [Webhook, WebhookDelivery]

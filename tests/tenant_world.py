@@ -210,6 +210,7 @@ class World:
                 for s in self.all_subscriptions()
                 if s.get("client_id") == A or strings_with_mark(s.get("input"))
             },
+            "webhooks": {hook["webhook_id"]: hook for hook in self.a_webhooks()},
             # What every tenant relies on and no tenant may change for the others.
             "global": {
                 self.global_open_job: call(self.client, "GET", f"/v2/jobs/{self.global_open_job}")
@@ -236,6 +237,10 @@ class World:
             for job in self.all_jobs()
             if job["client_id"] == A and value in json.dumps([job["input"], job["output"]])
         ]
+
+    def a_webhooks(self) -> list[dict[str, Any]]:
+        hooks = call(self.client, "GET", "/v2/webhooks?page_size=1000")
+        return [hook for hook in hooks if hook["client_id"] == A]
 
     @staticmethod
     def is_a_job(job: dict[str, Any]) -> bool:
@@ -327,6 +332,10 @@ def seed_a(world: World) -> None:
 
     domain = f"/v2/clients/{A}/domains/{SHOPS}"
     service = f"{domain}/service/{SHOP1}"
+    # A's webhook endpoint, first: every event of A's below is in its delivery log (no
+    # deliverer runs here, so they stay pending).
+    hook = {"url": f"https://hooks-{MARK}.example.com/a", "events": ["*"], "description": MARK}
+    a("POST", "/v2/webhooks", hook)
     call(
         world.client, "POST", f"/v2/clients/{A}/domains", {"domain_id": VAULT, "status": "inactive"}
     )
@@ -414,12 +423,22 @@ def collect(world: World) -> None:
         world.bindings.append({**version, "job_id": job["job_id"]})
     for sub in world.a_subscriptions.values():
         world.bindings.append({"model_id": sub["source_model_id"], "subscription_id": sub["id"]})
+    delivery_ids = set()
+    for webhook_id in snapshot["webhooks"]:
+        world.bindings.append({"webhook_id": webhook_id})
+        url = f"/v2/webhooks/{webhook_id}/deliveries?page_size=1000"
+        for delivery in call(world.client, "GET", url):
+            world.bindings.append(
+                {"webhook_id": webhook_id, "delivery_id": delivery["delivery_id"]}
+            )
+            delivery_ids.add(delivery["delivery_id"])
     global_job = {"model_id": PARKED, "model_version": "1", "job_id": world.global_open_job}
     world.bindings.append(global_job)
     # Server-assigned ids from A's own records only: a job's trigger names a global
     # subscription and possibly another tenant's parent job, which are not A's.
     world.markers = strings_with_mark(snapshot) | ids_in(snapshot["tenant"])
-    world.markers |= set(world.a_jobs) | set(world.a_subscriptions)
+    world.markers |= set(world.a_jobs) | set(world.a_subscriptions) | set(snapshot["webhooks"])
+    world.markers |= delivery_ids
     assert all(MARK in m or len(m) >= 32 for m in world.markers), world.markers
 
 

@@ -11,6 +11,7 @@ from pie_client.resources.services import Services
 from pie_client.resources.subscriptions import Subscriptions
 from pie_client.resources.tenants import Clients, Domains
 from pie_client.resources.versions import Versions
+from pie_client.resources.webhooks import Webhooks
 from pie_client.transport import Transport
 from pie_client.types import Health
 
@@ -39,6 +40,7 @@ class Client:
         self.versions = Versions(self.transport)
         self.jobs = Jobs(self.transport)
         self.subscriptions = Subscriptions(self.transport)
+        self.webhooks = Webhooks(self.transport)
         self.clients = Clients(self.transport)
         self.domains = Domains(self.transport)
         self.features = Features(self.transport)

@@ -59,6 +59,22 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str, type[Record] | None]] = {
     ("DELETE", SV): ("services", "delete", None),
 }
 
+W = "/v2/webhooks/{webhook_id}"
+OPERATIONS.update(
+    {
+        ("GET", "/v2/webhooks"): ("webhooks", "list", t.Webhook),
+        ("POST", "/v2/webhooks"): ("webhooks", "create", t.Webhook),
+        ("GET", W): ("webhooks", "get", t.Webhook),
+        ("PUT", W): ("webhooks", "update", t.Webhook),
+        ("DELETE", W): ("webhooks", "delete", None),
+        ("POST", W + "/rotate-secret"): ("webhooks", "rotate_secret", t.Webhook),
+        ("POST", W + "/test"): ("webhooks", "test", t.Delivery),
+        ("GET", W + "/deliveries"): ("webhooks", "deliveries", t.Delivery),
+        ("GET", W + "/deliveries/{delivery_id}"): ("webhooks", "delivery", t.Delivery),
+        ("POST", W + "/deliveries/{delivery_id}/redeliver"): ("webhooks", "redeliver", t.Delivery),
+    }
+)
+
 # The assignment routes exist in two scopes, the domain's and one service's: one method each.
 for _scope in (D, SV):
     _a = _scope + "/assignments"

@@ -15,6 +15,7 @@ __all__ = [
     "InferenceStarted", "Job", "JobStarted", "Model", "ModelVersion", "NewVersionResult",
     "CompletionResult", "ReinitResult", "Record", "Service", "ServiceInitResult", "Subscription",
     "Tenant", "TrainingStarted", "TransitionResult", "Trigger", "TriggeredEvent",
+    "Webhook", "Delivery", "DeliveryAttempt",
 ]  # fmt: skip
 
 
@@ -253,3 +254,47 @@ class Assignment(Record):
     metadata: JSON
     created_at: str
     archived_at: str | None
+
+
+@dataclass(kw_only=True)
+class Webhook(Record):
+    """A webhook endpoint; `secret` only in the answers that make or rotate it."""
+
+    webhook_id: str
+    url: str
+    events: list[str]
+    description: str
+    status: str
+    client_id: str | None
+    created_at: str
+    updated_at: str
+    disabled_reason: str | None = None
+    secret: str | None = None
+
+
+@dataclass(kw_only=True)
+class DeliveryAttempt(Record):
+    at: str
+    response_status: int | None
+    latency_ms: float
+    error: str | None
+
+
+@dataclass(kw_only=True)
+class Delivery(Record):
+    """One event for one endpoint: its attempts so far and the event as sent (`payload`)."""
+
+    NESTED: ClassVar[dict[str, type[Record]]] = {"history": DeliveryAttempt}
+    delivery_id: str
+    webhook_id: str
+    event_type: str
+    status: str
+    attempts: int
+    response_status: int | None
+    latency_ms: float | None
+    error: str | None
+    next_attempt_at: str | None
+    created_at: str
+    delivered_at: str | None
+    history: list[DeliveryAttempt] = field(default_factory=list)
+    payload: JSON | None = None

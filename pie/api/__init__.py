@@ -150,6 +150,7 @@ def init_app(app: Flask) -> Api:
         subscriptions,
         tenant_services,
         versions,
+        webhooks,
     )
 
     app.config.update(
@@ -193,6 +194,7 @@ def init_app(app: Flask) -> Api:
         clients,
         tenant_services,
         assignments,
+        webhooks,
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(docs_assets_blueprint())

@@ -19,7 +19,7 @@ from pie.daemon_pool import DaemonPool
 from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
-from pie.services import control, jobs, processes
+from pie.services import control, jobs, outbox, processes
 from pie.tables import Job, utcnow
 
 if TYPE_CHECKING:
@@ -102,7 +102,11 @@ def mark_started(
     if job is not None and config is not None:
         fields.update(control.start_fields(job, config, now))
         condition &= Job.attempt == job.attempt
-    return Job.update(**fields).where(condition).execute() == 1
+    with db.transaction():  # the job.started event commits with the change
+        started = Job.update(**fields).where(condition).execute() == 1
+        if started and outbox.has_receivers("job.started"):
+            outbox.emit("job.started", *outbox.job_event(Job.get(Job.job_id == job_id)))
+    return started
 
 
 def renew_leases(attempts: dict[str, int], lease_seconds: float, owner: str | None = None) -> None:

@@ -8,7 +8,7 @@ from pie import contracts
 from pie.db import database, transaction
 from pie.errors import NotFound, Unprocessable
 from pie.rows import get_by, get_with, update_row
-from pie.services import registry
+from pie.services import outbox, registry
 from pie.tables import ModelVersion, RegisteredModel, utcnow
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -90,6 +90,7 @@ def set_status(
             if not moved:
                 continue  # another caller moved it first: decide again from what it wrote
             row.status, row.updated_at = status, now
+            outbox.version_status_changed(row, previous)
             return model, row, previous
 
 

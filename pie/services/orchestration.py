@@ -11,7 +11,7 @@ from pie import contracts, metrics
 from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.rows import lock_by
-from pie.services import control, jobs, lifecycle, registry, subscriptions, triggers
+from pie.services import control, jobs, lifecycle, outbox, registry, subscriptions, triggers
 from pie.tables import TENANT_FIELDS, Job, ModelVersion, RegisteredModel, Service
 
 if TYPE_CHECKING:
@@ -263,12 +263,24 @@ def _record_outcome(
     fired: list[str] = []
     jobs.record_outcome(job, status, output, error, warnings)
     if job.service_id is not None:  # a service's status follows its init job
-        Service.update(
-            status="available" if status == "success" else "failed", updated_at=job.completed_at
-        ).where(Service.init_job_id == job.job_id).execute()
+        follow_init_job(job, "available" if status == "success" else "failed")
     if status == "success" and job.job_type == "inference":
         job.triggered_events, fired = triggers.fire(
             runtime, job.model_id, "inference_complete", output or {}, parent=job
         )
     jobs.save_outcome(job)
+    outbox.job_ended(job)
     return fired
+
+
+def follow_init_job(job: Job, status: str) -> None:
+    """The status of the services whose init job this is (and their events)."""
+    watched = outbox.has_receivers("service.status_changed")
+    before = list(Service.select().where(Service.init_job_id == job.job_id)) if watched else []
+    Service.update(status=status, updated_at=job.completed_at).where(
+        Service.init_job_id == job.job_id
+    ).execute()
+    for service in before:
+        if service.status != status:
+            previous, service.status, service.updated_at = service.status, status, job.completed_at
+            outbox.service_status_changed(service, previous)

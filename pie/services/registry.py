@@ -15,7 +15,7 @@ from pie.errors import Conflict, NotFound, Unprocessable, flatten_messages
 from pie.handler_types import HandlerType
 from pie.ids import uuid7
 from pie.rows import get_by, insert_row, lock_by, row_instance, update_row
-from pie.services import subscriptions
+from pie.services import outbox, subscriptions
 from pie.tables import Assignment, ModelVersion, RegisteredModel, utcnow
 
 INT_VERSION = re.compile(r"[0-9]{1,18}")  # fullmatch: a "7\n" is no integer
@@ -97,6 +97,7 @@ def create_model(data: dict[str, Any], handler_types: Mapping[str, HandlerType])
                 created_at=now,
                 updated_at=now,
             )
+            outbox.model_changed("model.created", model)
     except peewee.IntegrityError as exc:
         raise Conflict(f"model '{model_id}' already exists") from exc
     return model
@@ -203,6 +204,7 @@ def update_model(
                 handler_contracts=model.handler_contracts,
                 updated_at=model.updated_at,
             ).where((ModelVersion.model == model) & (ModelVersion.status == "pending")).execute()
+        outbox.model_changed("model.updated", model)
     return model
 
 
@@ -245,3 +247,4 @@ def delete_model(model_id: str) -> None:
         ModelVersion.delete().where(ModelVersion.model == model).execute()
         subscriptions.delete_for_model(model_id)
         model.delete_instance()
+        outbox.model_changed("model.deleted", model)

@@ -9,6 +9,7 @@ from pie.db import database
 from pie.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import lock_by
+from pie.services import outbox
 from pie.tables import TENANT_FIELDS, Client, RegisteredModel, Subscription, utcnow
 
 MAX_OWNED = "PIE_MAX_CLIENT_SUBSCRIPTIONS"
@@ -290,11 +291,17 @@ def mark_stale(old: RegisteredModel, new: RegisteredModel) -> int:
     where = conditions[0]
     for condition in conditions[1:]:
         where |= condition
-    return (
-        Subscription.update(status="stale", updated_at=utcnow())
-        .where(where & (Subscription.status != "stale"))
-        .execute()
-    )
+    where &= Subscription.status != "stale"
+    watched = outbox.has_receivers("subscription.stale")
+    staled = list(Subscription.select().where(where)) if watched else []
+    now = utcnow()
+    count = Subscription.update(status="stale", updated_at=now).where(where).execute()
+    items = []
+    for sub in staled:
+        previous, sub.status, sub.updated_at = sub.status, "stale", now
+        items.append((sub, sub.client_id, {"previous_status": previous, "model_id": new.id}))
+    outbox.subscriptions_event("subscription.stale", items)
+    return count
 
 
 def delete_for_model(model_id: str) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pie.errors import PieError, Unprocessable
 from pie.ids import uuid7
 from pie.rows import find_all, insert_rows
-from pie.services import chains, jobs, policy, registry
+from pie.services import chains, jobs, outbox, policy, registry
 from pie.tables import TENANT_FIELDS, Client, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
@@ -90,7 +90,9 @@ def fire(
     tenants = {sub.id: tenant_of(sub, parent) for sub in subs}
     if depth > max_depth:
         reason = f"trigger depth limit reached (PIE_MAX_TRIGGER_DEPTH={max_depth})"
-        return [_event(sub, tenants[sub.id], error=reason) for sub in subs], []
+        refused = [_event(sub, tenants[sub.id], error=reason) for sub in subs]
+        announce(subs, refused, event)
+        return refused, []
     budget = chains.Budget(parent.trigger if parent else None, runtime.config[MAX_JOBS])
     refusals = _refusals(subs, parent, tenants)
     budget.hold(owner_of(sub) for sub in subs if refusals[sub.id] is None)
@@ -116,7 +118,18 @@ def fire(
     for start in range(0, len(rows), BATCH):
         insert_rows(Job, rows[start : start + BATCH])
     _log_refusals(source_model_id, event, parent, budget)
+    announce(subs, events, event)
     return events, [row["job_id"] for row in rows]
+
+
+def announce(subs: list[Subscription], events: list[dict[str, Any]], event: str) -> None:
+    """subscription.fired for each subscription: its TriggeredEvent (a job, or why not), to
+    the client the job runs for (else the subscription's) and to global endpoints."""
+    fired = [
+        (sub, found.get("client_id") or sub.client_id, {"event": event, **found})
+        for sub, found in zip(subs, events, strict=True)
+    ]
+    outbox.subscriptions_event("subscription.fired", fired)
 
 
 def owner_of(sub: Subscription) -> str:

@@ -91,6 +91,9 @@ def test_handler_values_with_a_trailing_newline_are_400(client, handler, field):
 def test_every_path_parameter_of_every_route_refuses_a_lookalike(app, tenant):
     """Generated from the route table, so a route added later is covered: each /v2 path
     parameter in turn gets a look-alike of a value that exists; every method answers 404."""
+    hook = {"url": "https://hooks.example.com/x", "events": ["*"]}
+    webhook_id = tenant.post("/v2/webhooks", json=hook).get_json()["webhook_id"]
+    assert tenant.post("/v2/models", json=model_body("m2")).status_code == 201  # a delivery
     job_id = tenant.post("/v2/models/m1/versions/1/inference", json={"input": {}}).get_json()[
         "inference_job_id"
     ]
@@ -115,6 +118,10 @@ def test_every_path_parameter_of_every_route_refuses_a_lookalike(app, tenant):
         "domain_id": "d1",
         "service_id": "s1",
         "assignment_key": "default",
+        "webhook_id": webhook_id,
+        "delivery_id": tenant.get(f"/v2/webhooks/{webhook_id}/deliveries").get_json()[0][
+            "delivery_id"
+        ],
     }
     checked = 0
     for rule in app.url_map.iter_rules():

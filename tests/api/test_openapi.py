@@ -63,6 +63,13 @@ EXTENSION_ROUTES: dict[str, set[str]] = {
     "/v2/models/{model_id}/job_policy": {"put"},
     f"{_V}/jobs/{{job_id}}/heartbeat": {"post"},
     "/v2/jobs/{job_id}/cancel": {"post"},
+    "/v2/webhooks": {"get", "post"},
+    "/v2/webhooks/{webhook_id}": {"get", "put", "delete"},
+    "/v2/webhooks/{webhook_id}/rotate-secret": {"post"},
+    "/v2/webhooks/{webhook_id}/test": {"post"},
+    "/v2/webhooks/{webhook_id}/deliveries": {"get"},
+    "/v2/webhooks/{webhook_id}/deliveries/{delivery_id}": {"get"},
+    "/v2/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {"post"},
 }
 ROUTES = {**CONTRACT_ROUTES, **EXTENSION_ROUTES}
 HANDLER_SCHEMAS = {

@@ -77,6 +77,12 @@ BODIES: dict[tuple[str, str], Any] = {
         "input": {"note": B_VALUE},
     },
     ("put", f"{_SUB}/{{subscription_id}}"): {"label": "beta's"},
+    ("post", "/v2/webhooks"): {"url": "https://hooks.example.com/beta", "events": ["*"]},
+    ("put", "/v2/webhooks/{webhook_id}"): {
+        "url": "https://hooks.example.com/beta",
+        "events": ["job.failed"],
+        "status": "paused",
+    },
     ("post", "/v2/clients"): {"client_id": "planted", "name": "Planted"},
     ("put", "/v2/clients/{client_id}"): {"name": "Taken over"},
     ("post", "/v2/clients/{client_id}/domains"): {"domain_id": "planted"},

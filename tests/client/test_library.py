@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from pie_client import Client, ConflictError
-from pie_client.types import Job, Model
+from pie_client.types import Delivery, Job, Model, Webhook
 
 from tests.client.conftest import ECHO, SLOW, active_model, unique
 from tests.helpers import scoped
@@ -230,3 +230,24 @@ def test_tenancy(api: Client, server: ServerProcess) -> None:
 def test_health(api: Client) -> None:
     health = api.health()
     assert (health.status, health.database) == ("ok", "ok")
+
+
+def test_webhooks(api: Client) -> None:
+    made = api.webhooks.create(url="https://hooks.example.com/pie", events=["model.created"])
+    assert isinstance(made, Webhook) and made.secret and made.secret.startswith("whsec_")
+    assert api.webhooks.get(made.webhook_id).secret is None  # shown only when made
+    assert made.webhook_id in [w.webhook_id for w in api.webhooks.list()]
+    api.models.create(
+        id=unique("m"), name="M", description="d", handlers={"training": ECHO, "inference": ECHO}
+    )
+    (delivery,) = list(api.webhooks.deliveries(made.webhook_id, event_type="model.created"))
+    assert isinstance(delivery, Delivery) and delivery.payload
+    assert delivery.payload["type"] == "model.created"
+    rotated = api.webhooks.rotate_secret(made.webhook_id)
+    assert rotated.secret and rotated.secret != made.secret
+    paused = api.webhooks.update(
+        made.webhook_id, url="https://hooks.example.com/pie", events=["*"], status="paused"
+    )
+    assert paused.status == "paused" and paused.events == ["*"]
+    api.webhooks.delete(made.webhook_id)
+    assert made.webhook_id not in [w.webhook_id for w in api.webhooks.list()]
