@@ -24,6 +24,11 @@ SLOW = {"type": "in_process", "value": "slow"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: Any) -> Iterator[ServerProcess]:
+    yield from serve(tmp_path_factory)
+
+
+def serve(tmp_path_factory: Any, **settings: str) -> Iterator[ServerProcess]:
+    """A `pie serve` for a module's tests, with these settings beside the usual ones."""
     folder = tmp_path_factory.mktemp("pie-serve")
     (folder / "plugins").mkdir()
     shutil.copy(TESTS / "slow_plugin.py", folder / "plugins" / "slow_plugin.py")
@@ -33,6 +38,7 @@ def server(tmp_path_factory: Any) -> Iterator[ServerProcess]:
         "PIE_JWT_SECRET": SECRET,
         "PIE_PLUGINS_PATH": str(folder / "plugins"),
         "PIE_SHUTDOWN_GRACE_SECONDS": "1",
+        **settings,
     }
     proc = ServerProcess(env, log_path=str(folder / "server.log"))
     proc.start()

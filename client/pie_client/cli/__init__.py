@@ -14,6 +14,7 @@ from pie_client.cli.registry import models, versions
 from pie_client.cli.services import assignments, services
 from pie_client.cli.subscriptions import subscriptions
 from pie_client.cli.tenants import clients, domains, features
+from pie_client.cli.webhooks import webhooks
 
 COMMANDS: tuple[click.Command, ...] = (
     login,
@@ -21,6 +22,7 @@ COMMANDS: tuple[click.Command, ...] = (
     versions,
     jobs,
     subscriptions,
+    webhooks,
     clients,
     domains,
     features,

@@ -21,6 +21,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "FeatureDefinition": ("name", "mandatory", "json_schema"),
     "Service": ("service_id", "domain_id", "status", "resolved_features"),
     "Assignment": ("assignment_key", "model_id", "model_version", "status", "service_id"),
+    "Webhook": ("webhook_id", "url", "events", "status", "client_id", "updated_at"),
+    "Delivery": (
+        "delivery_id",
+        "event_type",
+        "status",
+        "attempts",
+        "response_status",
+        "created_at",
+    ),
 }
 WIDEST = 60
 
