@@ -8,35 +8,34 @@ import re
 
 import pytest
 
+from tests.api.test_webhooks import TENANT_A as ACME
+from tests.api.test_webhooks import URL, setup  # noqa: F401  (the fixture)
 from tests.console.helpers import signed_in
 from tests.helpers import ADMIN, scoped
 from tests.plugins.test_http_handler import ok, receiver  # noqa: F401  (the fixture)
 from tests.webhooks import add_endpoint, deliver_all, hook_app
 
-URL = "http://127.0.0.1:9/hooks"
-ACME = scoped("manage_webhooks", client_id="acme")
-BETA = scoped("manage_webhooks", client_id="beta")
-
 
 @pytest.fixture
-def setup(make_app):
-    app, client = hook_app(make_app)
-    for name in ("acme", "beta"):
-        assert client.post("/v2/clients", json={"client_id": name, "name": name}).status_code == 201
-    hooks = {
+def endpoints(setup):  # noqa: F811  (the API tests' app with clients acme and beta)
+    """A global endpoint, acme's and beta's."""
+    app, client = setup
+    made = {
         "global": add_endpoint(client, URL, description="every client's"),
         "acme": add_endpoint(client, URL + "/a", ["job.failed"], token=ACME, description="A's"),
-        "beta": add_endpoint(client, URL + "/b", ["job.succeeded"], token=BETA),
+        "beta": add_endpoint(
+            client, URL + "/b", ["job.succeeded"], token=scoped("manage_webhooks", client_id="beta")
+        ),
     }
-    return app, client, hooks
+    return app, client, made
 
 
 def listed(page: str) -> list[str]:
     return re.findall(r'<a href="/ui/webhooks/([^"/]+)"><code>', page)
 
 
-def test_the_list_shows_what_get_v2_webhooks_does_in_one_statement(setup, statements):
-    app, _client, hooks = setup
+def test_the_list_shows_what_get_v2_webhooks_does_in_one_statement(endpoints, statements):
+    app, _client, hooks = endpoints
     console = signed_in(app, ADMIN)
     statements.clear()
     page = console.text("/ui/webhooks")
@@ -49,8 +48,8 @@ def test_the_list_shows_what_get_v2_webhooks_does_in_one_statement(setup, statem
         assert hook["secret"] not in page
 
 
-def test_a_tenant_sees_and_acts_on_its_own_clients_endpoints_only(setup):
-    app, client, hooks = setup
+def test_a_tenant_sees_and_acts_on_its_own_clients_endpoints_only(endpoints):
+    app, client, hooks = endpoints
     console = signed_in(app, ACME)
     assert listed(console.text("/ui/webhooks")) == [hooks["acme"]["webhook_id"]]
     console.text(f"/ui/webhooks/{hooks['acme']['webhook_id']}")
@@ -67,8 +66,8 @@ def test_a_tenant_sees_and_acts_on_its_own_clients_endpoints_only(setup):
     assert client.get(f"/v2/webhooks/{hooks['beta']['webhook_id']}/deliveries").get_json() == []
 
 
-def test_the_permission_is_the_apis(setup):
-    app, _client, hooks = setup
+def test_the_permission_is_the_apis(endpoints):
+    app, _client, hooks = endpoints
     hook_id = hooks["acme"]["webhook_id"]
     console = signed_in(app, scoped("read_models", "manage_models", client_id="acme"))
     for path in ("/ui/webhooks", f"/ui/webhooks/{hook_id}"):
@@ -113,8 +112,8 @@ def test_test_fire_then_redeliver_against_a_real_receiver(make_app, receiver, st
     assert console.post(f"/ui/webhooks/{hook_id}/deliveries/nope/redeliver").status_code == 404
 
 
-def test_pause_and_resume(setup):
-    app, client, hooks = setup
+def test_pause_and_resume(endpoints):
+    app, client, hooks = endpoints
     hook_id = hooks["acme"]["webhook_id"]
     console = signed_in(app, ACME)
     assert ">Pause</button>" in console.text(f"/ui/webhooks/{hook_id}")
