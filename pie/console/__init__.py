@@ -17,6 +17,7 @@ NAV = [
     ("console.graph", "Chain graph"),
     ("console.jobs", "Jobs"),
     ("console.clients", "Tenants"),
+    ("console.webhooks_page", "Webhooks"),
     ("console.status", "Status"),
 ]
 
@@ -31,7 +32,15 @@ def pretty(value: Any) -> str:
 
 
 def init_app(app: Flask) -> None:
-    from pie.console import graph, jobs, models, pages, status, tenants  # noqa: F401 (routes)
+    from pie.console import (  # noqa: F401 (routes)
+        graph,
+        jobs,
+        models,
+        pages,
+        status,
+        tenants,
+        webhooks,
+    )
 
     app.register_blueprint(bp)
     app.jinja_env.filters.update(iso=iso, pretty=pretty)

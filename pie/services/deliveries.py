@@ -266,13 +266,18 @@ def list_for(
     webhook_id: str, filters: dict[str, Any], page: int, page_size: int
 ) -> tuple[list[WebhookDelivery], int]:
     """An endpoint's deliveries, newest first, filtered by status and event type."""
+    query = listed(webhook_id, filters)
+    return list(query.paginate(page, page_size)), query.count()
+
+
+def listed(webhook_id: str, filters: dict[str, Any]) -> Any:
+    """The query of an endpoint's delivery log, newest first, by status and event type."""
     where = WebhookDelivery.webhook_id == webhook_id
     if filters.get("status"):
         where &= WebhookDelivery.status == filters["status"]
     if filters.get("event_type"):
         where &= WebhookDelivery.event_type == filters["event_type"]
-    query = WebhookDelivery.select().where(where).order_by(WebhookDelivery.delivery_id.desc())
-    return list(query.paginate(page, page_size)), query.count()
+    return WebhookDelivery.select().where(where).order_by(WebhookDelivery.delivery_id.desc())
 
 
 def get(webhook_id: str, delivery_id: str) -> WebhookDelivery:

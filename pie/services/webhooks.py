@@ -74,14 +74,19 @@ def get(webhook_id: str, clients: frozenset[str] | None) -> Webhook:
     return row
 
 
-def list_for(
-    clients: frozenset[str] | None, page: int, page_size: int
-) -> tuple[list[Webhook], int]:
-    query = (
+def listed(clients: frozenset[str] | None) -> Any:
+    """The endpoints a caller reaching `clients` manages, newest first (one statement)."""
+    return (
         Webhook.select()
         .where(visible(clients))
         .order_by(Webhook.created_at.desc(), Webhook.webhook_id.desc())
     )
+
+
+def list_for(
+    clients: frozenset[str] | None, page: int, page_size: int
+) -> tuple[list[Webhook], int]:
+    query = listed(clients)
     return list(query.paginate(page, page_size)), query.count()
 
 

@@ -1,11 +1,13 @@
 """The console in a real Chromium against a real server, every other host unreachable: sign
-in, each page, the graph, a cancel, sign out; a screenshot of each page is saved (the folder
-is printed; PIE_CONSOLE_SCREENSHOTS names another)."""
+in, each page, the graph, a cancel, a webhook test-fired at a real receiver on loopback and
+redelivered, sign out; a screenshot of each page is saved (the folder is printed;
+PIE_CONSOLE_SCREENSHOTS names another)."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import requests
 from werkzeug.serving import make_server
 
 from tests.helpers import ADMIN, Implementations, model_body
+from tests.plugins.test_http_handler import ok, receiver  # noqa: F401 (a fixture)
 from tests.test_docs_browser import TIMEOUT_MS, Traffic, browser  # noqa: F401 (a fixture)
 
 PHONE = {"width": 390, "height": 844}
@@ -38,7 +41,9 @@ def implementations() -> Iterator[Implementations]:
 
 @pytest.fixture(scope="module")
 def server(make_module_app: Any, implementations: Implementations) -> Iterator[str]:
-    app = make_module_app(plugins=[implementations])
+    # Webhooks may reach the test's receiver on loopback; the deliverer runs as in `pie serve`.
+    app = make_module_app({"PIE_OUTBOUND_ALLOWED_HOSTS": ["127.0.0.1"]}, plugins=[implementations])
+    app.extensions["pie"].deliverer.start()
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -264,6 +269,51 @@ def test_tenants_and_status(page, server, shots):
     page.get_by_role("link", name="Status").click()
     page.get_by_role("heading", name="Queue depths").wait_for()
     page.screenshot(path=shots / "status.png", full_page=True)
+
+
+def test_webhooks_test_fire_and_redeliver(page, server, world, shots, receiver):  # noqa: F811
+    recv = receiver(ok)
+    hook = {"url": recv.url, "events": ["model.deleted"], "description": "ops pager"}
+    made = world("POST", "/v2/webhooks", hook)
+    other = {"url": "http://127.0.0.1:9/acme", "events": ["*"], "client_id": "acme"}
+    world("POST", "/v2/webhooks", {**other, "status": "paused", "description": "Acme's audit"})
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_role("heading", name="Webhooks").wait_for()
+    assert page.locator("tr", has_text="Acme's audit").locator(".status-paused").count() == 1
+    page.screenshot(path=shots / "webhooks.png", full_page=True)
+    page.get_by_role("link", name=made["webhook_id"]).click()
+    page.get_by_role("heading", name=f"Webhook {made['webhook_id']}").wait_for()
+    page.get_by_role("button", name="Send a test event").click()
+    page.get_by_role("heading", name="Delivery").wait_for()
+    page.locator("dd .status-delivered").wait_for()
+    assert len(recv.received) == 1 and recv.received[0].verify(made["secret"])
+    delivery_id = recv.received[0].headers["webhook-id"]
+    page.get_by_role("link", name=made["webhook_id"]).click()
+    row = page.locator("tr", has_text=delivery_id)
+    row.locator(".status-delivered").wait_for()
+    assert "webhook.test" in row.inner_text()
+    page.locator("select[name=status]").select_option("delivered")
+    page.get_by_role("button", name="Filter").click()
+    page.locator("tr", has_text=delivery_id).wait_for()
+    page.screenshot(path=shots / "webhook.png", full_page=True)
+    page.get_by_role("button", name=f"Redeliver {delivery_id}").click()
+    page.get_by_role("heading", name=f"Delivery {delivery_id}").wait_for()
+    deadline = time.monotonic() + 20
+    while page.locator("table tbody tr").count() < 2:  # the attempts: the test, then again
+        assert time.monotonic() < deadline, "the redelivery was not sent"
+        time.sleep(0.2)
+        page.reload()
+    assert len(recv.received) == 2
+    assert recv.received[1].headers["webhook-id"] == delivery_id
+    page.locator("dd .status-delivered").wait_for()
+    page.screenshot(path=shots / "delivery.png", full_page=True)
+    assert made["secret"] not in page.content()
+    page.set_viewport_size(PHONE)
+    for path in ("/ui/webhooks", f"/ui/webhooks/{made['webhook_id']}"):
+        page.goto(f"{server}{path}")
+        assert made["secret"] not in page.content()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} scrolls sideways at phone width ({width}px)"
 
 
 def test_every_page_reads_at_phone_width_and_by_keyboard(page, server, world, shots):

@@ -17,7 +17,11 @@ def section() -> str:
 
 def test_the_screenshots_are_in_the_repository():
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", section())
-    assert {"docs/screenshots/graph.png", "docs/screenshots/job.png"} <= set(images)
+    assert {
+        "docs/screenshots/graph.png",
+        "docs/screenshots/job.png",
+        "docs/screenshots/webhook.png",
+    } <= set(images)
     for image in images:
         assert (ROOT / image).stat().st_size > 10_000, image
 

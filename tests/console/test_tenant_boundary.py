@@ -92,15 +92,34 @@ def test_the_walk_finds_a_tenants_data_with_its_own_session(world):
     for page in ("/ui/jobs", "/ui/clients", "/ui/graph", f"/ui/jobs/{world.open_job}"):
         assert any(url.startswith(page) for url in shown), page
     assert "/ui/clients/" in holding
+    hooks = [b["webhook_id"] for b in world.bindings if set(b) == {"webhook_id"}]
+    assert hooks and "/ui/webhooks" in shown
+    for hook in hooks:
+        assert any(url.startswith(f"/ui/webhooks/{hook}/deliveries/") for url in shown), hook
+
+
+def a_deliveries(world: World) -> dict[str, Any]:
+    return {
+        hook: world.client.get(f"/v2/webhooks/{hook}/deliveries?page_size=1000").get_json()
+        for hook in world.snapshot()["webhooks"]
+    }
 
 
 def test_another_tenants_forms_change_nothing(world):
-    before = world.snapshot()
+    before, delivered = world.snapshot(), a_deliveries(world)
     for token in (machine(B), human(B)):
         console = signed_in(world.client.raw.application, token)
         for job_id in (world.open_job, *world.a_jobs):
             assert console.post(f"/ui/jobs/{job_id}/cancel").status_code == 403
+        for hook, log in delivered.items():
+            for action, form in (("test", {}), ("status", {"status": "paused"})):
+                response = console.post(f"/ui/webhooks/{hook}/{action}", form)
+                assert response.status_code in (403, 404), (hook, action)
+            for delivery in log:
+                url = f"/ui/webhooks/{hook}/deliveries/{delivery['delivery_id']}/redeliver"
+                assert console.post(url).status_code in (403, 404), url
     assert world.snapshot() == before
+    assert a_deliveries(world) == delivered
     job = world.client.get(f"/v2/jobs/{world.open_job}").get_json()
     assert job["status"] == "started"
 
