@@ -56,3 +56,19 @@ def test_the_repository_folders_import_under_pie():
 
     assert Path(pie.schemas.common.__file__).parent == ROOT / "schemas"
     assert Path(pie.plugins.in_process.__file__).parent == ROOT / "plugins"
+
+
+def test_no_module_imports_the_source_trees_top_level_names():
+    """schemas/ and plugins/ are pie.schemas and pie.plugins once installed: an import of the
+    bare names works from a checkout's root and nowhere else."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    bare = re.compile(r"^\s*(from|import)\s+(schemas|plugins)(\.|\s|$)", re.M)
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("pie", "plugins", "schemas")
+        for path in (root / folder).rglob("*.py")
+        if bare.search(path.read_text())
+    ]
+    assert not offenders, offenders

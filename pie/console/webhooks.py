@@ -14,9 +14,9 @@ from pie.api.base import requires, runtime
 from pie.api.webhooks import reach
 from pie.console.base import LIST_LIMIT, bp, load, render
 from pie.errors import BadRequest
+from pie.schemas.webhooks import DELIVERY_STATUSES, DeliveryFilterSchema, WebhookUpdateSchema
 from pie.services import deliveries, webhooks
 from pie.services.outbox import EVENT_TYPES, TEST_EVENT
-from schemas.webhooks import DELIVERY_STATUSES, DeliveryFilterSchema, WebhookUpdateSchema
 
 FILTERS = ("status", "event_type")
 # What the pause and resume buttons move an endpoint to (a disabled one resumes as active).
