@@ -7,18 +7,19 @@ import json
 from datetime import datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
 
 from pie.console import session
 from pie.console.base import bp
 
+# (endpoint, label, the permission the page needs: its link is shown only to those who have it)
 NAV = [
-    ("console.models", "Models"),
-    ("console.graph", "Chain graph"),
-    ("console.jobs", "Jobs"),
-    ("console.clients", "Tenants"),
-    ("console.webhooks_page", "Webhooks"),
-    ("console.status", "Status"),
+    ("console.models", "Models", None),
+    ("console.graph", "Chain graph", None),
+    ("console.jobs", "Jobs", None),
+    ("console.clients", "Tenants", None),
+    ("console.webhooks_page", "Webhooks", "manage_webhooks"),
+    ("console.status", "Status", None),
 ]
 
 
@@ -46,5 +47,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(iso=iso, pretty=pretty)
     app.jinja_env.globals["csrf_token"] = lambda: session.current().csrf
     app.jinja_env.globals["nav_links"] = lambda: [
-        (endpoint, label) for endpoint, label in NAV if endpoint in app.view_functions
+        (endpoint, label)
+        for endpoint, label, permission in NAV
+        if endpoint in app.view_functions
+        and (permission is None or g.get("principal") is None or g.principal.has(permission))
     ]

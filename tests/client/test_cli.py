@@ -97,6 +97,35 @@ def test_login_refuses_a_server_that_does_not_answer(tmp_path: Path, server: Ser
     assert result.stderr.startswith("error: ") and not run.config.exists()
 
 
+def test_login_refuses_no_token_and_a_token_the_server_refuses(
+    tmp_path: Path, server: ServerProcess
+):
+    run = Run(tmp_path, server)
+    result = run("login", "--url", server.url, "--token", "", code=2)
+    assert "no token" in result.stderr
+    result = run("login", "--url", server.url, "--token", "garbage", code=4)
+    assert result.stderr.startswith("error: 401") and not run.config.exists()
+    # a token piped in is read from stdin; a valid one that may not read models is kept
+    piped = subprocess.run(
+        [PIE, "login", "--url", server.url],
+        input=scoped("run_inference") + "\n",
+        env=run.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(run.config.read_text())["profiles"]["default"]["token"]
+
+
+def test_a_body_file_missing_a_required_field_is_a_validation_error(pie: Run, tmp_path: Path):
+    (tmp_path / "partial.json").write_text(json.dumps({"id": unique("m"), "name": "n"}))
+
+    result = pie("models", "create", "-f", "partial.json", code=5)
+
+    assert result.stderr.strip() == "error: partial.json: missing field(s) description, handlers"
+
+
 def test_models_verbs(pie: Run, tmp_path: Path) -> None:
     model_id = unique("m")
     body = {

@@ -126,3 +126,13 @@ def test_pause_and_resume(endpoints):
     after = client.get(f"/v2/webhooks/{hook_id}").get_json()
     assert after["status"] == "active" and after["url"] == URL + "/a"
     assert after["events"] == ["job.failed"] and after["description"] == "A's"
+
+
+def test_the_webhooks_link_shows_only_to_tokens_that_manage_webhooks(endpoints):
+    app, _client, _hooks = endpoints
+    link = 'href="/ui/webhooks"'
+
+    assert link in signed_in(app, ADMIN).text("/ui/status")
+    assert link in signed_in(app, ACME).text("/ui/status")
+    reader = signed_in(app, scoped("read_models", client_id="acme"))
+    assert link not in reader.text("/ui/status")

@@ -159,6 +159,15 @@ def body_call(function: Callable[..., T], *args: Any, body: Any, source: str) ->
     unknown = sorted(set(body) - set(accepted))
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         fail(ValueError(f"{source}: unknown field(s) {', '.join(unknown)}"), EXIT_VALIDATION)
+    missing = sorted(
+        name
+        for name, p in list(accepted.items())[len(args) :]
+        if p.default is p.empty
+        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and name not in body
+    )
+    if missing:
+        fail(ValueError(f"{source}: missing field(s) {', '.join(missing)}"), EXIT_VALIDATION)
     return function(*args, **body)
 
 
