@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pie import config, db, metrics
 from pie.auth import load_or_create_secret
 from pie.config import ConfigurationError
+from pie.errors import Conflict
 from pie.outbound import client, dns, guard, signing
 from pie.outbound.secretbox import SecretBox, generate_key, parse_key
 from pie.services import deliveries, outbox, webhooks
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 64 * 1024  # of an answer's body, read and dropped
 LEASE_MARGIN_SECONDS = 30.0  # a claim outlasts its request by this much
 MIN_PASS_GAP_SECONDS = 0.02  # passes start at most this often, however often woken
+# Test events are sent on the request's thread: at most this many at once per process, so a
+# caller firing them at an endpoint that never answers cannot hold every request thread.
+TEST_FIRES_AT_ONCE = 2
 
 
 class Deliverer:
@@ -57,6 +61,7 @@ class Deliverer:
         self._box: SecretBox | None = None
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
+        self._test_fires = threading.BoundedSemaphore(TEST_FIRES_AT_ONCE)
         self._pool: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -203,14 +208,23 @@ class Deliverer:
         )
 
     def test_fire(self, endpoint: Webhook) -> WebhookDelivery:
-        """Send a `webhook.test` event to the endpoint now; the recorded delivery."""
-        owner = self.runtime.registration.ensure()
-        with db.transaction():
-            delivery_id = outbox.record_test(endpoint.webhook_id)
-        row = WebhookDelivery.get(WebhookDelivery.delivery_id == delivery_id)
-        if deliveries.claim_one(delivery_id, owner, self.lease):
-            self.send(row, owner)
-        return WebhookDelivery.get(WebhookDelivery.delivery_id == delivery_id)
+        """Send a `webhook.test` event to the endpoint now; the recorded delivery. A 409 when
+        TEST_FIRES_AT_ONCE test events are already being sent by this process."""
+        if not self._test_fires.acquire(blocking=False):
+            raise Conflict(
+                f"{TEST_FIRES_AT_ONCE} test events are being sent by this server already; "
+                "send this one when they have ended"
+            )
+        try:
+            owner = self.runtime.registration.ensure()
+            with db.transaction():
+                delivery_id = outbox.record_test(endpoint.webhook_id)
+            row = WebhookDelivery.get(WebhookDelivery.delivery_id == delivery_id)
+            if deliveries.claim_one(delivery_id, owner, self.lease):
+                self.send(row, owner)
+            return WebhookDelivery.get(WebhookDelivery.delivery_id == delivery_id)
+        finally:
+            self._test_fires.release()
 
     # --- the background thread ------------------------------------------------------------
 

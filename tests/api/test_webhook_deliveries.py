@@ -234,3 +234,53 @@ def test_metrics_count_outcomes_and_the_queue(make_app, receiver):  # noqa: F811
     with connection():
         WebhookDelivery.update(status="delivered").execute()
     assert "pie_webhook_queue_depth 0.0" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_an_unreadable_retry_after_counts_as_absent(make_app, receiver):  # noqa: F811
+    """'²' is a digit to str.isdigit but not to float(): it raised inside the deliverer, the
+    delivery was never recorded and was sent again forever (an attacker's review)."""
+    app, client = hook_app(make_app)
+    answers = iter([(503, {"Retry-After": "\u00b2"})])
+    recv = receiver(lambda r: answer(*next(answers, (200, {})))(r))
+    hook = add_endpoint(client, recv.url)
+    make_event(client)
+
+    assert deliver(app) == 1
+    (pending,) = deliveries(client, hook["webhook_id"])
+    assert pending["status"] == "pending" and pending["attempts"] == 1
+    assert pending["response_status"] == 503
+    assert seconds_until(pending["next_attempt_at"]) <= 0.25  # the schedule's, not a hint's
+
+
+def test_test_events_cannot_hold_every_request_thread(make_app, receiver):  # noqa: F811
+    """Test events are sent while the request waits: past two at once in a process, another
+    is a 409 at once, so a tenant firing them at an endpoint that never answers cannot take
+    the server's threads (an attacker's review: 12 of them held /v2/health for 29 s)."""
+    app, client = hook_app(make_app)
+    release = threading.Event()
+
+    def slow(received):
+        release.wait(20)
+        return answer(200)(received)
+
+    hook = add_endpoint(client, receiver(slow).url)
+    path = f"/v2/webhooks/{hook['webhook_id']}/test"
+    answers: list[int] = []
+    firing = [
+        threading.Thread(target=lambda: answers.append(client.post(path).status_code))
+        for _ in range(2)
+    ]
+    for thread in firing:
+        thread.start()
+    wait_for(lambda: len(deliveries(client, hook["webhook_id"])) == 2)
+
+    began = time.monotonic()
+    refused = client.post(path)
+    assert_envelope(refused, 409)
+    assert "test events are being sent" in refused.get_json()["message"]
+    assert time.monotonic() - began < 5
+    release.set()
+    for thread in firing:
+        thread.join(30)
+    assert answers == [200, 200]
+    assert client.post(path).status_code == 200  # free again
