@@ -1,15 +1,20 @@
-"""The console's session: the pasted token, signed into an HttpOnly SameSite=Strict cookie, and
-the CSRF token every state-changing form carries."""
+"""The console's session: the pasted token, sealed (encrypted and authenticated) into an
+HttpOnly SameSite=Strict cookie, and the CSRF token every state-changing form carries."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
 import secrets
+import time
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Response, current_app, g, request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from pie import auth
 from pie.api.base import principal_for
@@ -29,12 +34,30 @@ class Session:
     token: str | None = None
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    """Cookies are signed with a key derived from the HS256 secret (never the secret itself),
-    so a cookie cannot be forged or altered, and a new secret ends every session."""
+def _box() -> AESGCM:
+    """Cookies are encrypted and authenticated (AES-256-GCM) with a key derived from the HS256
+    secret (never the secret itself): a cookie cannot be forged, altered or read — it holds
+    the bearer token — and a new secret ends every session."""
     secret = current_app.config["PIE_JWT_SECRET"].encode("utf-8")
-    key = hmac.new(secret, b"pie console session cookie", hashlib.sha256).hexdigest()
-    return URLSafeTimedSerializer(key, salt="pie-console")
+    return AESGCM(hmac.new(secret, b"pie console session cookie", hashlib.sha256).digest())
+
+
+def _seal(data: dict) -> str:
+    nonce = secrets.token_bytes(12)
+    sealed = _box().encrypt(nonce, json.dumps(data).encode("utf-8"), COOKIE.encode())
+    return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def _open(cookie: str) -> dict:
+    """The cookie's data; ValueError when it was not sealed here or is older than MAX_AGE."""
+    try:
+        raw = base64.urlsafe_b64decode(cookie.encode("ascii"))
+        data = json.loads(_box().decrypt(raw[:12], raw[12:], COOKIE.encode()))
+    except (InvalidTag, binascii.Error, UnicodeError, ValueError) as exc:
+        raise ValueError("not a console cookie") from exc
+    if not isinstance(data, dict) or not 0 <= time.time() - data.get("at", -1e18) <= MAX_AGE:
+        raise ValueError("an expired console cookie")
+    return data
 
 
 def current() -> Session:
@@ -48,16 +71,16 @@ def current() -> Session:
 def _read(cookie: str | None) -> Session:
     if cookie:
         try:
-            data = _serializer().loads(cookie, max_age=MAX_AGE)
+            data = _open(cookie)
             return Session(csrf=str(data["c"]), token=data.get("t"))
-        except (BadSignature, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             pass
     g.console_fresh = True
     return Session(csrf=secrets.token_urlsafe(32))
 
 
 def store(response: Response, session: Session) -> None:
-    value = _serializer().dumps({"c": session.csrf, "t": session.token})
+    value = _seal({"c": session.csrf, "t": session.token, "at": time.time()})
     response.set_cookie(
         COOKIE,
         value,

@@ -195,3 +195,32 @@ def test_failures_are_html_pages_that_tell_nothing(app, monkeypatch, error, stat
     assert response.content_type.startswith("text/html")
     text = response.get_data(as_text=True)
     assert f"<h1>{status} " in text and str(error) not in text
+
+
+def test_the_cookie_does_not_hold_the_token_readably(app):
+    """The cookie was signed only: base64 and zlib gave back the bearer token (an attacker's
+    review). It is sealed with AES-GCM now."""
+    import base64
+    import zlib
+
+    console = signed_in(app, ADMIN)
+    value = console.raw.get_cookie("pie_console", path="/ui").value
+    claims = ADMIN.split(".")[1]
+    for part in value.replace(".", " ").split():
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        assert claims.encode() not in raw and b"eyJ" not in raw
+        try:
+            assert b"eyJ" not in zlib.decompress(raw)
+        except zlib.error:
+            pass
+
+
+def test_a_cookie_older_than_a_working_day_is_no_session(app, monkeypatch):
+    import time
+
+    from pie.console import session
+
+    console = signed_in(app, ADMIN)
+    later = time.time() + session.MAX_AGE + 60
+    monkeypatch.setattr(session.time, "time", lambda: later)
+    assert console.raw.get("/ui/models").status_code == 302
