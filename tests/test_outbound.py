@@ -109,6 +109,10 @@ def test_settings_parse():
         ("fd00:ec2::254", "a cloud metadata address"),
         ("::ffff:127.0.0.1", "a loopback address (inside IPv6)"),
         ("64:ff9b::a00:1", "a private address (inside IPv6)"),
+        ("2002:7f00:2::", "a loopback address (inside IPv6)"),  # 6to4 of 127.0.0.2
+        ("2002:a9fe:a9fe::1", "a cloud metadata address (inside IPv6)"),
+        ("fec0::1", "a site-local address"),
+        ("2002:808:808::1", None),  # 6to4 of a public address
         ("8.8.8.8", None),
         ("2606:4700:4700::1111", None),
     ],

@@ -60,6 +60,10 @@ REFUSED_NAMES = frozenset(
     }
 )
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# 6to4 (RFC 3056: the IPv4 address is bits 16-48) and the deprecated site-local range, both
+# global to Python's ipaddress but able to reach inside a network with the right relays.
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")
 # Dot-separated labels of letters, digits, hyphens and underscores (some internal names have
 # them), 1 to 63 characters each, 253 in all.
 HOST_NAME = re.compile(
@@ -122,9 +126,13 @@ def refusal(address: IPAddress) -> str | None:
         embedded = address.ipv4_mapped
         if embedded is None and address in NAT64:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is None and address in SIX_TO_FOUR:
+            embedded = ipaddress.IPv4Address((int(address) >> 80) & 0xFFFFFFFF)
         if embedded is not None:
             inner = refusal(embedded)
             return f"{inner} (inside IPv6)" if inner else None
+        if address in SITE_LOCAL:
+            return "a site-local address"
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     for kind, refused in (
