@@ -8,6 +8,7 @@ from pie_client.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ConflictError,
     JobTimeout,
     NotFoundError,
@@ -38,7 +39,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ApiError", "AuthenticationError", "BadRequestError", "Client", "ConflictError",
+    "ApiError", "AuthenticationError", "BadRequestError", "Client", "ConfigurationError",
+    "ConflictError",
     "JobTimeout", "NotFoundError", "Pager", "PermissionDeniedError", "PieConnectionError",
     "PieError", "ServerError", "UnprocessableError",
 ]  # fmt: skip

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pie_client.errors import ConfigurationError
+
 DEFAULT_PROFILE = "default"
 
 
@@ -32,8 +34,10 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {"current": DEFAULT_PROFILE, "profiles": {}}
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not a PIE client config file: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("profiles"), dict):
-        raise ValueError(f"{path} is not a PIE client config file")
+        raise ConfigurationError(f"{path} is not a PIE client config file")
     return data
 
 
@@ -66,10 +70,12 @@ def resolve(
         name = profile or os.environ.get("PIE_PROFILE") or data.get("current") or DEFAULT_PROFILE
         stored = data["profiles"].get(name)
         if stored is None and profile:
-            raise ValueError(f"no profile {profile!r} in {config_path()} (run `pie login`)")
+            raise ConfigurationError(f"no profile {profile!r} in {config_path()} (run `pie login`)")
         stored = stored or {}
         url = url or stored.get("url")
         token = token or stored.get("token")
     if not url:
-        raise ValueError("no server URL: pass one, set PIE_URL, or run `pie login --url URL`")
+        raise ConfigurationError(
+            "no server URL: pass one, set PIE_URL, or run `pie login --url URL`"
+        )
     return Settings(url.rstrip("/"), token)

@@ -9,6 +9,11 @@ class PieError(Exception):
     """Any failure of a PIE call."""
 
 
+class ConfigurationError(PieError, ValueError):
+    """No usable server URL or token: nothing configured, a URL that is not http(s), a config
+    file that is not one (a ValueError too, as it was)."""
+
+
 class PieConnectionError(PieError):
     """The server could not be reached (refused, reset, timed out), after any retries."""
 

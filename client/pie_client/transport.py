@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from pie_client.errors import PieConnectionError, error_for
+from pie_client.errors import ConfigurationError, PieConnectionError, error_for
 
 REQUEST_ID_HEADER = "X-Request-ID"  # PIE echoes it (pie/logs.py) and logs it on every line
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -42,7 +42,7 @@ class Transport:
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ConfigurationError(f"not an http(s) URL: {url!r}")
         self.url = url.rstrip("/")
         self.prefix = parts.path.rstrip("/")
         self.token = token

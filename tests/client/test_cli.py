@@ -375,3 +375,10 @@ def test_the_readme_lists_every_verb() -> None:
             if not row or not re.search(rf"(^|[\s`|\\]){re.escape(name)}(\s|\\|\||`|$)", row):
                 missing.append(f"{command.name} {name}".strip())
     assert missing == []
+
+
+def test_bad_json_input_says_what_is_wrong_as_json(pie: Run) -> None:
+    result = pie("jobs", "run", "m@1", "--input", "{bad json", code=2)
+
+    assert "the argument is not valid JSON: Expecting property name" in result.stderr
+    assert "flow mapping" not in result.stderr  # not YAML's parser error

@@ -46,9 +46,15 @@ def test_arguments_then_environment_then_profile(
 
 
 def test_no_server_url_is_an_error_that_says_what_to_do(config: Path) -> None:
-    with pytest.raises(ValueError, match="pie login"):
+    from pie_client import ConfigurationError, PieError
+
+    with pytest.raises(ConfigurationError, match="pie login"):
         Client()
-    with pytest.raises(ValueError, match="no profile 'absent'"):
+    with pytest.raises(ConfigurationError, match="no profile 'absent'"):
         Client(profile="absent")
-    with pytest.raises(ValueError, match="not an http"):
+    with pytest.raises(PieError, match="not an http"):  # `except PieError` catches them all
         Client("ftp://x.example", "t")
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("{broken")
+    with pytest.raises(ConfigurationError, match=f"{config} is not a PIE client config file"):
+        Client()

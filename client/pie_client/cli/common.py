@@ -131,8 +131,9 @@ def json_argument(value: str) -> Any:
 def parse_text(text: str, source: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
-        pass
+    except ValueError as exc:
+        if text.lstrip()[:1] in ("{", "["):  # meant as JSON: say what is wrong as JSON
+            raise click.BadParameter(f"{source} is not valid JSON: {exc}") from exc
     import yaml
 
     try:
