@@ -42,8 +42,6 @@ def build_plugin_manager(
     environment), then entry points, then `plugins`; disabled names are skipped everywhere."""
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
-    if isinstance(disabled, str):  # "a,b", as PIE_DISABLED_PLUGINS is written
-        disabled = [name.strip() for name in disabled.split(",") if name.strip()]
     for name in disabled:
         pm.set_blocked(name)
     for name, module in DEFAULT_PLUGINS.items():

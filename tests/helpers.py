@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 
 from pie import hookimpl
+from pie.testing import wait_for  # noqa: F401  (tests import it from here)
 from tests.openapi_check import check_exchange
 
 SECRET = "test-secret-for-pie-tests-0123456789abcdef"
@@ -140,18 +141,6 @@ def _strings(value: Any) -> list[str]:
         elif isinstance(item, list):
             stack.extend(item)
     return found
-
-
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll until `predicate()` returns something truthy; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        time.sleep(interval)
 
 
 def wait_for_job(

@@ -31,23 +31,22 @@ CLOSED = "PIE_TESTING_CLOSED"  # set in an app's config by close_app
 def postgres_schema_url(url: str, schema: str) -> str:
     """Recreate `schema` (empty) in the Postgres database at `url`; return a URL whose
     connections use it, so parallel test processes never share tables."""
-    from pie import db
-
-    conn = db.open_database(url, max_connections=1)
-    conn.connect()
-    conn.execute_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    conn.execute_sql(f'CREATE SCHEMA "{schema}"')
-    conn.close_all()
+    _execute(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE', f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 def drop_postgres_schema(url: str, schema: str) -> None:
+    _execute(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _execute(url: str, *statements: str) -> None:
     from pie import db
 
     conn = db.open_database(url, max_connections=1)
     conn.connect()
-    conn.execute_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    for sql in statements:
+        conn.execute_sql(sql)
     conn.close_all()
 
 
