@@ -38,6 +38,10 @@ SQLITE_PRAGMAS = {
 }
 
 
+# Statements that never write; any other outside a transaction takes the write locks.
+_READS = ("SELECT", "PRAGMA", "EXPLAI")
+
+
 class SerializedSqliteDatabase(PooledSqliteDatabase):
     """SQLite with write transactions queued on locks that wake the next writer at once.
 
@@ -64,7 +68,18 @@ class SerializedSqliteDatabase(PooledSqliteDatabase):
             weakref.finalize(self, os.close, fd)
         return self._lock_file[1]
 
-    def begin(self, lock_type: str | None = None) -> None:
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        """A write outside a transaction (an autocommit UPDATE: a claim, a lease renewal)
+        queues on the same locks as a transaction, not in SQLite's sleeping busy handler."""
+        if self.in_transaction() or sql.lstrip()[:6].upper() in _READS:
+            return super().execute_sql(sql, params)
+        self._acquire()
+        try:
+            return super().execute_sql(sql, params)
+        finally:
+            self._release()
+
+    def _acquire(self) -> None:
         self._writer.acquire()
         try:
             fd = self._lock_fd()
@@ -74,6 +89,9 @@ class SerializedSqliteDatabase(PooledSqliteDatabase):
             self._writer.release()
             raise
         self._holding.value = fd if fd is not None else -1
+
+    def begin(self, lock_type: str | None = None) -> None:
+        self._acquire()
         try:
             super().begin(lock_type)
         except BaseException:

@@ -8,7 +8,10 @@ not start, renew or give back a job that is now another's."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import operator
 import threading
 from collections.abc import Mapping
 from datetime import timedelta
@@ -19,6 +22,7 @@ from pie.daemon_pool import DaemonPool
 from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
+from pie.rows import update_row
 from pie.services import control, jobs, outbox, processes
 from pie.tables import Job, utcnow
 
@@ -60,6 +64,21 @@ def claim(job_id: str, lease_seconds: float = LEASE_SECONDS, owner: str | None =
     return claimed == 1
 
 
+# A claim taken at insert is dispatched without a claim write only while this much of it is
+# left; an older one (a queue that stalled) is claimed again, conditionally, as any other.
+HELD_MARGIN = timedelta(seconds=5)
+
+
+def holds(job: Job, owner: str | None) -> bool:
+    """Whether this row, as inserted, carries `owner`'s claim with time left on it."""
+    return (
+        owner is not None
+        and job.claimed_by == owner
+        and job.claimed_until is not None
+        and job.claimed_until > utcnow() + HELD_MARGIN
+    )
+
+
 def release(job_id: str, owner: str | None = None) -> None:
     """Give a claim back so the recovery loop may dispatch the job again at once (if it is
     still this owner's)."""
@@ -85,27 +104,40 @@ def mark_started(
     now = utcnow()
     if config is not None and job is None:  # a handler type that starts jobs itself
         job = Job.get_or_none(Job.job_id == job_id)
-    if external_id is not None:
-        # The attempt's own: an earlier attempt's dispatch returning late must not replace
-        # the id of the attempt that runs now (a cancel would stop the wrong task).
-        this_attempt = Job.job_id == job_id
-        if job is not None:
-            this_attempt &= Job.attempt == job.attempt
-        Job.update(external_id=external_id).where(this_attempt).execute()
     fields: dict[str, Any] = {"status": "started", "started_at": now}
-    condition = (Job.job_id == job_id) & (Job.status == "pending")
+    if external_id is not None:
+        fields["external_id"] = external_id
+    where: dict[str, Any] = {"job_id": job_id, "status": "pending"}
     if lease_seconds:
         fields["claimed_until"] = now + timedelta(seconds=lease_seconds)
-        condition &= owned_by(owner)
     else:
         fields.update(claimed_until=None, claimed_by=None)
     if job is not None and config is not None:
         fields.update(control.start_fields(job, config, now))
-        condition &= Job.attempt == job.attempt
-    with db.transaction():  # the job.started event commits with the change
-        started = Job.update(**fields).where(condition).execute() == 1
-        if started and outbox.has_receivers("job.started"):
-            outbox.emit("job.started", *outbox.job_event(Job.get(Job.job_id == job_id)))
+        where["attempt"] = job.attempt
+    watched = outbox.has_receivers("job.started")
+    # One UPDATE is atomic by itself; with an endpoint for job.started, its event commits
+    # with the change.
+    with db.transaction() if watched else contextlib.nullcontext():
+        if lease_seconds and owner is None:  # a closed registration: unowned claims only
+            condition = functools.reduce(
+                operator.and_, [getattr(Job, n) == v for n, v in where.items()]
+            )
+            started = Job.update(**fields).where(condition & owned_by(None)).execute() == 1
+        else:
+            if lease_seconds:
+                where["claimed_by"] = owner
+            started = update_row(Job, fields, **where) == 1
+        if started and watched:
+            outbox.emit("job.started", *outbox.job_event(jobs.get_job(job_id)))
+    if external_id is not None and not started:
+        # Not started here (cancelled meanwhile, or another's): the id is still the
+        # attempt's own, for a cancel to stop; an earlier attempt's dispatch returning late
+        # must not replace the id of the attempt that runs now.
+        this_attempt = Job.job_id == job_id
+        if job is not None:
+            this_attempt &= Job.attempt == job.attempt
+        Job.update(external_id=external_id).where(this_attempt).execute()
     return started
 
 
@@ -195,38 +227,59 @@ class Dispatcher:
         self._stop = threading.Event()
         self._recovery: threading.Thread | None = None
 
-    def submit(self, job_ids: list[str]) -> None:
-        """Dispatch these jobs once the current transaction commits (at once outside one);
-        nothing is dispatched if it rolls back."""
-        if job_ids:
-            database.after_commit(lambda: self._submit_now(job_ids))
+    def claim_columns(self) -> dict[str, Any]:
+        """The claim a new job's row takes at its insert when this process dispatches it after
+        commit: the dispatch then needs neither a claim write nor a read of the row (see
+        `submit`). None before this process registered (its first dispatch registers it) or
+        once it is stopping; then the job is claimed when dispatched, as any other."""
+        owner = self.runtime.registration.id
+        if owner is None or self._stop.is_set():
+            return {}
+        lease = self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)
+        return {
+            "claimed_by": owner,
+            "claimed_until": utcnow() + timedelta(seconds=lease),
+            "dispatch_attempts": 1,
+        }
 
-    def _submit_now(self, job_ids: list[str]) -> None:
+    def submit(self, jobs: list[str] | list[Job]) -> None:
+        """Dispatch these jobs (ids, or rows as inserted) once the current transaction
+        commits (at once outside one); nothing is dispatched if it rolls back."""
+        if jobs:
+            database.after_commit(lambda: self._submit_now(jobs))
+
+    def _submit_now(self, jobs: list[str] | list[Job]) -> None:
         with self._lock:
             if self._stop.is_set():  # shutting down: the rows are durable, recovery sends them
-                log.info("shutting down; %d job(s) left pending for recovery", len(job_ids))
+                log.info("shutting down; %d job(s) left pending for recovery", len(jobs))
                 return
             if self._pool is None:
                 self._pool = DaemonPool(self.workers, "pie-dispatch")
-            for job_id in job_ids:
-                self._pool.submit(self._dispatch_logged, job_id)
+            for job in jobs:
+                self._pool.submit(self._dispatch_logged, job)
 
-    def _dispatch_logged(self, job_id: str) -> None:
+    def _dispatch_logged(self, job: str | Job) -> None:
         try:
             with db.connection():
-                self.dispatch(job_id)
+                self.dispatch(job)
         except Exception:  # a background thread must never die silently
+            job_id = job if isinstance(job, str) else job.job_id
             log.exception(
                 "dispatch of job %s failed unexpectedly", job_id, extra={"job_id": job_id}
             )
 
-    def dispatch(self, job_id: str) -> bool:
-        """Dispatch one job if this caller wins its claim; returns whether it did."""
+    def dispatch(self, job: str | Job) -> bool:
+        """Dispatch one job if this caller wins its claim; returns whether it did. A row
+        inserted with this process's claim (`claim_columns`), still valid, is dispatched as
+        it is: nobody else may claim it before the claim runs out."""
         owner = self.runtime.registration.ensure()
-        lease = self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)
-        if not claim(job_id, lease, owner):
-            return False
-        job = Job.get(Job.job_id == job_id)
+        if isinstance(job, str) or not holds(job, owner):
+            job_id = job if isinstance(job, str) else job.job_id
+            lease = self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)
+            if not claim(job_id, lease, owner):
+                return False
+            job = jobs.get_job(job_id)
+        job_id = job.job_id
         handler_type = self.runtime.handler_types.get(job.handler_type)
         try:
             if handler_type is None:
@@ -256,7 +309,7 @@ class Dispatcher:
         if not handler_type.starts_itself and not mark_started(
             job_id, external_id, job=job, config=self.runtime.config
         ):
-            now = Job.get(Job.job_id == job_id)
+            now = jobs.get_job(job_id)
             if control.ended_by_pie(now):  # cancelled while the backend was handed it
                 control.stop_on_backend(self.runtime, now, external_id, now.error["type"])
         log.info(

@@ -74,8 +74,15 @@ def check_input_against(schema: Any, job_type: str, job_input: dict[str, Any]) -
         )
 
 
-def new_job(version: ModelVersion, job_type: str, job_input: dict[str, Any], **context: Any) -> Job:
-    """Insert a pending job for `version` (the caller owns the transaction)."""
+def new_job(
+    version: ModelVersion,
+    job_type: str,
+    job_input: dict[str, Any],
+    claim: dict[str, Any] | None = None,
+    **context: Any,
+) -> Job:
+    """Insert a pending job for `version` (the caller owns the transaction); `claim`: the
+    dispatch claim it starts with (Dispatcher.claim_columns), if any."""
     handler = version.handlers[job_type]
     return insert_row(
         Job,
@@ -92,6 +99,7 @@ def new_job(version: ModelVersion, job_type: str, job_input: dict[str, Any], **c
             "policy": policy.of_type(version.job_policy, job_type),
             "created_at": utcnow(),
             **trigger_columns(context.get("trigger")),
+            **(claim or {}),
             **context,
         },
     )

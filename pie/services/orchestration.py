@@ -49,11 +49,13 @@ def start_inference(
         with database.atomic():
             if subscribe and not jobs.same_json(subscriptions.replay_schema(model_id), schema):
                 continue
-            job = jobs.new_job(version, "inference", job_input, **context)
+            job = jobs.new_job(
+                version, "inference", job_input, runtime.dispatcher.claim_columns(), **context
+            )
             if subscribe:
                 subscriptions.subscribe_replay(model_id, job_input, tenant, warnings, max_owned)
         break
-    runtime.dispatcher.submit([job.job_id])
+    runtime.dispatcher.submit([job])
     return job
 
 
@@ -73,8 +75,10 @@ def add_checked_inference(
 ) -> Job:
     """An inference job, in the caller's transaction, whose input the caller has checked
     against `version` before that transaction began; dispatched once it commits."""
-    job = jobs.new_job(version, "inference", job_input, **context)
-    runtime.dispatcher.submit([job.job_id])
+    job = jobs.new_job(
+        version, "inference", job_input, runtime.dispatcher.claim_columns(), **context
+    )
+    runtime.dispatcher.submit([job])
     return job
 
 
@@ -92,8 +96,10 @@ def start_training(
         _model, version, previous = lifecycle.set_status(model_id, model_version, "training")
         if previous not in TRAINABLE:  # a racing request moved it first
             raise Unprocessable(f"version '{model_version}' is already training")
-        job = jobs.new_job(version, "training", job_input, **context)
-    runtime.dispatcher.submit([job.job_id])
+        job = jobs.new_job(
+            version, "training", job_input, runtime.dispatcher.claim_columns(), **context
+        )
+    runtime.dispatcher.submit([job])
     return job
 
 
@@ -114,9 +120,11 @@ def train_new_version(
             ):
                 continue
             version = registry.add_version(model, None, status="training")
-            job = jobs.new_job(version, "training", job_input, **context)
+            job = jobs.new_job(
+                version, "training", job_input, runtime.dispatcher.claim_columns(), **context
+            )
         break
-    runtime.dispatcher.submit([job.job_id])
+    runtime.dispatcher.submit([job])
     return job
 
 
