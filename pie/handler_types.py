@@ -29,6 +29,13 @@ class HandlerType(abc.ABC):
     # True when `dispatch` only queues the job here and the type itself marks it started
     # (with a lease, through `runtime.mark_started`) once it really runs.
     starts_itself: ClassVar[bool] = False
+    # True when `dispatch` returns at once without I/O (it hands the job to a queue of this
+    # process): PIE then calls it on the thread that committed the job, after the commit,
+    # instead of passing the job to a dispatch thread first.
+    dispatches_inline: ClassVar[bool] = False
+    # False when the type completes its jobs through the runtime (`runtime.complete_job`),
+    # never over HTTP: its payload's `callback` then carries no token (none is signed).
+    needs_callback_token: ClassVar[bool] = True
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -50,6 +51,21 @@ class JobContext:
 
 
 def takes_context(implementation: Callable[..., Any]) -> bool:
+    """`wants_context`, asked once per implementation (inspecting a signature costs more
+    than running a small one)."""
+    try:
+        return _TAKES_CONTEXT[implementation]
+    except KeyError:
+        answer = _TAKES_CONTEXT[implementation] = wants_context(implementation)
+        return answer
+    except TypeError:  # not hashable
+        return wants_context(implementation)
+
+
+_TAKES_CONTEXT: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def wants_context(implementation: Callable[..., Any]) -> bool:
     """Whether an implementation wants a second positional argument (the JobContext): it
     has two without a default, or takes *args. `f(job_input, threshold=0.5)` does not."""
     try:
@@ -71,6 +87,8 @@ class InProcessHandlerType(HandlerType):
     schema = InProcessHandlerSchema
     description = "A Python callable registered with pie_register_in_process_handlers."
     starts_itself = True
+    dispatches_inline = True
+    needs_callback_token = False
 
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)

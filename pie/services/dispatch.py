@@ -249,14 +249,29 @@ class Dispatcher:
             database.after_commit(lambda: self._submit_now(jobs))
 
     def _submit_now(self, jobs: list[str] | list[Job]) -> None:
+        owner = self.runtime.registration.id
+        inline: list[str | Job] = []
+        queued: list[str | Job] = []
+        for job in jobs:
+            (inline if self._inline(job, owner) else queued).append(job)
         with self._lock:
             if self._stop.is_set():  # shutting down: the rows are durable, recovery sends them
                 log.info("shutting down; %d job(s) left pending for recovery", len(jobs))
                 return
-            if self._pool is None:
+            if queued and self._pool is None:
                 self._pool = DaemonPool(self.workers, "pie-dispatch")
-            for job in jobs:
+            for job in queued:
                 self._pool.submit(self._dispatch_logged, job)
+        for job in inline:  # no I/O: on this thread, right after the commit
+            self._dispatch_logged(job)
+
+    def _inline(self, job: str | Job, owner: str | None) -> bool:
+        """Whether to dispatch on this thread: a row inserted with this process's claim,
+        of a type whose dispatch only queues it here."""
+        if isinstance(job, str) or not holds(job, owner):
+            return False
+        handler_type = self.runtime.handler_types.get(job.handler_type)
+        return handler_type is not None and handler_type.dispatches_inline
 
     def _dispatch_logged(self, job: str | Job) -> None:
         try:
@@ -284,7 +299,8 @@ class Dispatcher:
         try:
             if handler_type is None:
                 raise LookupError(f"handler type '{job.handler_type}' is not loaded")
-            external_id = handler_type.dispatch(job.handler, job, jobs.payload(self.runtime, job))
+            payload = jobs.payload(self.runtime, job, handler_type.needs_callback_token)
+            external_id = handler_type.dispatch(job.handler, job, payload)
         except DispatchDeferred as exc:
             log.info(
                 "job %s: dispatch deferred (%s); left pending for recovery",

@@ -127,9 +127,16 @@ def callback_url(public_url: str, job: Job, action: str = "complete") -> str:
     )
 
 
-def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
+def payload(runtime: Runtime, job: Job, token: bool = True) -> dict[str, Any]:
     """What every backend receives (contract 6.4), with a fresh callback token for this
-    attempt of the job; `attempt` and the heartbeat URL are PIE extensions."""
+    attempt of the job (`token` False: none, for a type that never calls back over HTTP);
+    `attempt` and the heartbeat URL are PIE extensions."""
+    callback = {
+        "url": callback_url(runtime.public_url, job),
+        "heartbeat_url": callback_url(runtime.public_url, job, "heartbeat"),
+    }
+    if token:
+        callback["token"] = runtime.callback_token(job.job_id, job.attempt)
     return {
         "job_id": job.job_id,
         "job_type": job.job_type,
@@ -144,11 +151,7 @@ def payload(runtime: Runtime, job: Job) -> dict[str, Any]:
             "assignment_id": job.assignment_id,
             "trigger": public_trigger(job.trigger),
         },
-        "callback": {
-            "url": callback_url(runtime.public_url, job),
-            "heartbeat_url": callback_url(runtime.public_url, job, "heartbeat"),
-            "token": runtime.callback_token(job.job_id, job.attempt),
-        },
+        "callback": callback,
     }
 
 
