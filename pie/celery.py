@@ -17,12 +17,16 @@ server (no Flask, no peewee, not even celery itself: `app` is the worker's own C
 
 from __future__ import annotations
 
+import http.client
 import inspect
+import io
 import json
 import logging
+import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -94,14 +98,72 @@ class JobContext:
 
 
 def post(url: str, token: str, body: dict[str, Any], timeout: float) -> Any:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode("utf-8"),
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.load(response)
+    """POST `body` as JSON and return the parsed answer; an error status raises
+    urllib.error.HTTPError, a network problem OSError. Over a connection kept per thread and
+    server (a task's heartbeats and completion, and the next task's, reuse it), or through
+    urllib where the environment configures a proxy for the URL."""
+    data = json.dumps(body).encode("utf-8")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or _proxied(url):
+        request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.load(response)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    key = (os.getpid(), parts.scheme, parts.netloc, timeout)
+    connections = _connections()
+    for fresh in (key not in connections, True):
+        connection = connections.pop(key, None) or _connect(parts, timeout)
+        try:
+            connection.request("POST", target, data, headers)
+            response = connection.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            if fresh:
+                raise exc if isinstance(exc, OSError) else urllib.error.URLError(exc) from exc
+            continue  # a kept connection the server had closed meanwhile: once on a new one
+        if not response.will_close:
+            connections[key] = connection
+        else:
+            connection.close()
+        if response.status >= 400:
+            raise urllib.error.HTTPError(
+                url, response.status, response.reason, response.headers, io.BytesIO(answer)
+            )
+        return json.loads(answer)
+    raise AssertionError("unreachable")
+
+
+_local = threading.local()
+_PROXIES: dict[str, str] | None = None
+
+
+def _connections() -> dict[tuple[Any, ...], http.client.HTTPConnection]:
+    if not hasattr(_local, "connections"):
+        _local.connections = {}
+    return _local.connections
+
+
+def _connect(parts: urllib.parse.SplitResult, timeout: float) -> http.client.HTTPConnection:
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(parts.netloc, timeout=timeout)
+    return http.client.HTTPConnection(parts.netloc, timeout=timeout)
+
+
+def _proxied(url: str) -> bool:
+    """Whether the environment (http_proxy and the like, read once) sends `url` through a
+    proxy, as urllib would."""
+    global _PROXIES
+    if _PROXIES is None:
+        _PROXIES = urllib.request.getproxies()
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in _PROXIES:
+        return False
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return not urllib.request.proxy_bypass(host)
 
 
 def takes_context(fn: Callable[..., Any]) -> bool:
