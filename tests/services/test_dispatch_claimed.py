@@ -15,7 +15,7 @@ from pie.db import connection, database, is_postgres
 from pie.services import dispatch, jobs, lifecycle
 from pie.tables import Job, utcnow
 from tests.helpers import Client, model_body, wait_for_job
-from tests.services.test_dispatch import Recorded, recorder_app  # noqa: F401  (fixture)
+from tests.services.conftest import Recorded
 
 
 def start(app, model: str = "rec") -> str:

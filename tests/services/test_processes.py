@@ -21,7 +21,8 @@ from pie.ids import uuid7
 from pie.services import dispatch, jobs, lifecycle, processes
 from pie.tables import Job, Process, utcnow
 from tests.helpers import Client, model_body, wait_for, wait_for_job
-from tests.services.test_dispatch import Recorded, RecorderPlugin, orphan_jobs
+from tests.services.conftest import Recorded, RecorderPlugin
+from tests.services.test_dispatch import orphan_jobs
 
 GATED = {"type": "in_process", "value": "gated"}
 
