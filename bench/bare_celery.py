@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.http import free_port, start, stop
+from bench.http import free_port, shielded, start, stop
 
 BROKER = "redis://127.0.0.1:6379/13"
 
@@ -56,10 +56,10 @@ def measure(
         seconds = time.perf_counter() - began
         return {"rate": tasks / seconds, "seconds": seconds}
     finally:
-        stop([worker])
-        for result in warm + results:
-            result.forget()
-        with Connection(broker, connect_timeout=3) as connection:
+        with shielded(), Connection(broker, connect_timeout=3) as connection:
+            stop([worker])
+            for result in warm + results:
+                result.forget()
             connection.default_channel.queue_delete(queue)
 
 

@@ -17,7 +17,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.http import ROOT, SECRET, Http, free_port, percentile, settle, start, stop, successes
+from bench.http import (
+    ROOT,
+    SECRET,
+    Http,
+    free_port,
+    percentile,
+    settle,
+    shielded,
+    start,
+    stop,
+    successes,
+)
 from bench.http import wait_healthy as wait_up
 
 
@@ -114,10 +125,10 @@ def measure(
             "request_p99": percentile(requests, 0.99),
         }
     finally:
-        stop(processes)
         from kombu import Connection
 
-        with Connection(broker, connect_timeout=3) as connection:
+        with shielded(), Connection(broker, connect_timeout=3) as connection:
+            stop(processes)
             connection.default_channel.queue_delete(queue)  # RabbitMQ keeps declared queues
 
 

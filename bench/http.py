@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,25 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     )
 
 
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Clean-up that Ctrl-C or SIGTERM cannot cut short: one arriving meanwhile is held back
+    and raised again once it ends. (The main thread only, as any signal handling.)"""
+    caught: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda signum, frame: caught.append(signum))
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            if handler is not None:
+                signal.signal(number, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 def stop(processes: list[subprocess.Popen]) -> None:
     """End each process's whole group (servers and workers fork children): SIGTERM, SIGKILL
     for what is left after 20 s."""
@@ -475,7 +495,8 @@ def measure(
             }
         return result
     finally:
-        stop(servers)
+        with shielded():
+            stop(servers)
 
 
 def main() -> None:
