@@ -24,9 +24,11 @@ run's wall time; --json writes the same rows (and the raw figures) so that two r
 compared. A measurement that fails is a FAIL row with its error; the others still run.
 Every process started is ended, also on errors and Ctrl-C, and the Celery queues deleted.
 
-On the 2-core development machine growing to 1,000,000 jobs takes about GROW s and the
-whole default run about WALL min; --quick (1 s wrk runs, 1 round, 300 jobs, 20,000 jobs for
-scale) about QUICK min."""
+Bare Celery gets twice --jobs tasks (2,000 by default, as the prototype measured). On the
+2-core development machine (2026-11-30, with another benchmark running beside it) growing
+to 1,000,000 jobs took 127 s and the whole default run 12 min (Celery 13 s, each HTTP
+configuration 2-3 min, scale 2.3 min); --quick (1 s wrk runs, 1 round, 300 jobs, 20,000
+jobs for scale) took 2.7 min."""
 
 from __future__ import annotations
 
