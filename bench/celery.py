@@ -2,7 +2,7 @@
 each job to the broker, N `celery worker` processes run an echo task (bench/celery_tasks.py,
 made with pie.celery.pie_task) and call back over HTTP.
 
-    python -m bench.celery [--jobs 500] [--workers 2] [--concurrency 4]
+    python -m bench.celery [--jobs 500] [--workers 2] [--concurrency 4] [--pool threads]
                            [--broker redis://127.0.0.1:6379/14]
 
 Prints jobs per second (first request to last success) and p50/p99 of each job's
@@ -17,17 +17,31 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.http import ROOT, SECRET, Http, free_port, percentile, settle, start, successes
+from bench.http import (
+    ROOT,
+    SECRET,
+    Http,
+    free_port,
+    percentile,
+    settle,
+    shielded,
+    start,
+    stop,
+    successes,
+)
 from bench.http import wait_healthy as wait_up
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=500)
-    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=4, help="threads per worker")
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/14")
-    args = parser.parse_args()
+def measure(
+    jobs: int = 500,
+    workers: int = 2,
+    concurrency: int = 4,
+    broker: str = "redis://127.0.0.1:6379/14",
+    pool: str = "threads",
+) -> dict[str, float]:
+    """Celery jobs end to end with `workers` `celery worker` commands, each a `pool` of
+    `concurrency`: {rate (jobs/s), job_p50, job_p99 (created → completed), request_p50,
+    request_p99} in seconds. Every process is ended and the queue deleted afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="pie-bench-celery-"))
     port = free_port()
     url = f"sqlite:///{folder}/pie.sqlite"
@@ -37,26 +51,28 @@ def main() -> None:
         "PIE_JWT_SECRET": SECRET,
         "PIE_INSTANCE_PATH": str(folder),
         "PIE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "PIE_CELERY_BROKER_URL": args.broker,
+        "PIE_CELERY_BROKER_URL": broker,
     }
-    processes = [
-        start(
-            [sys.executable, "-m", "pie", "serve", "--port", str(port), "--workers", "2"],
-            pie_env,
-            folder / "pie.log",
-        )
-    ]
-    for n in range(args.workers):
+    processes = []
+    try:
         processes.append(
             start(
-                [sys.executable, "-m", "celery", "-A", "bench.celery_tasks", "worker"]
-                + ["-Q", queue, "-P", "threads", "-c", str(args.concurrency), "-n", f"w{n}@%h"]
-                + "--loglevel WARNING --without-gossip --without-mingle".split(),
-                {"PIE_BENCH_CELERY_BROKER": args.broker},
-                folder / f"worker{n}.log",
+                [sys.executable, "-m", "pie", "serve", "--port", str(port), "--workers", "2"],
+                pie_env,
+                folder / "pie.log",
             )
         )
-    try:
+        for n in range(workers):
+            processes.append(
+                start(
+                    [sys.executable, "-m", "celery", "-A", "bench.celery_tasks", "worker"]
+                    + ["-Q", queue, "-P", pool, "-c", str(concurrency), "-n", f"w{n}-{port}@%h"]
+                    + "--loglevel WARNING --without-gossip --without-mingle".split()
+                    + ["--without-heartbeat"],
+                    {"PIE_BENCH_CELERY_BROKER": broker},
+                    folder / f"worker{n}.log",
+                )
+            )
         wait_up(f"http://127.0.0.1:{port}/v2/health")
         sys.path.insert(0, str(ROOT))
         from pie.auth import TokenVerifier
@@ -92,34 +108,46 @@ def main() -> None:
 
         before = successes(api)
         began = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            job_ids = list(pool.map(start_one, range(args.jobs)))
-        settle(api, before + args.jobs)
-        rate = args.jobs / (time.perf_counter() - began)
+        with ThreadPoolExecutor(8) as executor:
+            job_ids = list(executor.map(start_one, range(jobs)))
+        settle(api, before + jobs)
+        rate = jobs / (time.perf_counter() - began)
         database.initialize(open_database(url))
         with database.connection_context():
             rows = Job.select(Job.created_at, Job.completed_at).where(Job.job_id.in_(job_ids))
             ends = [(row.completed_at - row.created_at).total_seconds() for row in rows]
         database.close_all()
-        print(
-            f"celery ({args.broker.split(':')[0]}, {args.workers} workers × {args.concurrency} "
-            f"threads): {args.jobs} jobs, {rate:.0f} jobs/s; created → completed "
-            f"p50 {percentile(ends, 0.5) * 1000:.0f} / p99 {percentile(ends, 0.99) * 1000:.0f} ms;"
-            f" request p50 {percentile(requests, 0.5) * 1000:.1f} / "
-            f"p99 {percentile(requests, 0.99) * 1000:.1f} ms"
-        )
+        return {
+            "rate": rate,
+            "job_p50": percentile(ends, 0.5),
+            "job_p99": percentile(ends, 0.99),
+            "request_p50": percentile(requests, 0.5),
+            "request_p99": percentile(requests, 0.99),
+        }
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(20)
-            except Exception:
-                process.kill()
         from kombu import Connection
 
-        with Connection(args.broker, connect_timeout=3) as connection:
+        with shielded(), Connection(broker, connect_timeout=3) as connection:
+            stop(processes)
             connection.default_channel.queue_delete(queue)  # RabbitMQ keeps declared queues
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2, help="celery worker commands")
+    parser.add_argument("--concurrency", type=int, default=4, help="pool size per worker")
+    parser.add_argument("--pool", default="threads", help="celery's -P: threads, prefork, ...")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    figures = measure(args.jobs, args.workers, args.concurrency, args.broker, args.pool)
+    print(
+        f"celery ({args.broker.split(':')[0]}, {args.workers} workers × {args.concurrency} "
+        f"{args.pool}): {args.jobs} jobs, {figures['rate']:.0f} jobs/s; created → completed "
+        f"p50 {figures['job_p50'] * 1000:.0f} / p99 {figures['job_p99'] * 1000:.0f} ms;"
+        f" request p50 {figures['request_p50'] * 1000:.1f} / "
+        f"p99 {figures['request_p99'] * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

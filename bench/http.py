@@ -1,23 +1,29 @@
 """PIE against the ceiling, over real HTTP, in one run.
 
-    python -m bench.http [--duration 10] [--connections 8]
+    python -m bench.http [--duration 3] [--connections 8] [--rounds 5] [--workers 2]
+                         [--database postgresql://...]
 
-Starts `pie serve` (SQLite, 2 workers) and a bare Flask + peewee + SQLite app on the same
-WSGI server (bench/bare_app.py), drives both with wrk (Debian package `wrk`) and prints each
-figure with its ratio to the bare read or insert, and p50/p99 latency."""
+Starts `pie serve` (SQLite unless --database, 2 worker processes unless --workers) and a
+bare Flask + peewee + SQLite app on the same WSGI server (bench/bare_app.py; SQLite whatever
+PIE's database: the ceiling), drives both with wrk (Debian package `wrk`) and prints each
+figure with its ratio to the bare read or insert, and p50/p99 latency; then in-process echo
+jobs end to end and fan-out per subscription. `measure` returns the same figures."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -169,7 +175,8 @@ def seed_database(url: str, threads: int, per_thread: int, rounds: int) -> None:
             for start in range(0, len(versions), 500):
                 ModelVersion.insert_many(versions[start : start + 500]).execute()
                 Job.insert_many(jobs[start : start + 500]).execute()
-        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # as a settled server has
+        if url.startswith("sqlite"):
+            database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # as a settled server has
     database.close_all()
 
 
@@ -294,16 +301,63 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Clean-up that Ctrl-C or SIGTERM cannot cut short: one arriving meanwhile is held back
+    and raised again once it ends. (The main thread only, as any signal handling.)"""
+    caught: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda signum, frame: caught.append(signum))
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            if handler is not None:
+                signal.signal(number, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """End each process's whole group (servers and workers fork children): SIGTERM, SIGKILL
+    for what is left after 20 s."""
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, if any
+        process.wait()
+
+
+def measure(
+    url: str | None = None,
+    workers: int = 2,
+    *,
+    duration: int = 3,
+    connections: int = 8,
+    threads: int = 2,
+    rounds: int = 5,
+    echo_jobs: int = 1000,
+    fanout_sizes: tuple[int, ...] = (100, 1000),
+) -> dict[str, Any]:
+    """Every figure of `pie serve --workers {workers}` on the database at `url` (None: a new
+    SQLite file), each HTTP figure beside the bare app's (always SQLite, 2 gunicorn workers);
+    `echo_jobs` 0 leaves the echo figure out. Returns {"figures": {name: {rps, ceiling, ratio,
+    p50, p99, non2xx, low, high}}, "echo": echo_throughput's or None, "fanout": {size: {median,
+    fastest, slowest, repeats}}} (times in seconds but wrk's p50/p99, in ms)."""
+    args = argparse.Namespace(
+        duration=duration, connections=connections, threads=threads, rounds=rounds
+    )
     folder = Path(tempfile.mkdtemp(prefix="pie-bench-"))
     pie_port, bare_port = free_port(), free_port()
-    pie_url = f"sqlite:///{folder}/pie.sqlite"
+    pie_url = url or f"sqlite:///{folder}/pie.sqlite"
     pie_env = {
         "PIE_DATABASE_URL": pie_url,
         "PIE_JWT_SECRET": SECRET,
@@ -317,12 +371,9 @@ def main() -> None:
         cwd=ROOT,
         check=True,
     )
-    servers = [
-        start(
-            [sys.executable, "-m", "pie", "serve", "--port", str(pie_port), "--workers", "2"],
-            pie_env,
-            folder / "pie.log",
-        ),
+    serve = [sys.executable, "-m", "pie", "serve", "--port", str(pie_port)]
+    servers = [start(serve + ["--workers", str(workers)], pie_env, folder / "pie.log")]
+    servers.append(
         start(
             [
                 sys.executable,
@@ -340,8 +391,8 @@ def main() -> None:
             ],
             bare_env,
             folder / "bare.log",
-        ),
-    ]
+        )
+    )
     try:
         pie, bare = f"http://127.0.0.1:{pie_port}", f"http://127.0.0.1:{bare_port}"
         wait_healthy(f"{pie}/v2/health")
@@ -357,7 +408,8 @@ def main() -> None:
         api.call("POST", "/v2/models/m/versions/1/new_status", {"status": "active"})
         _, started, _ = api.call("POST", "/v2/models/m/versions/1/inference", {"input": {"a": 1}})
         job_id = started["inference_job_id"]
-        seed_database(pie_url, args.threads, 15_000, args.rounds)
+        # Rows enough for 5,000 writes a second per wrk thread
+        seed_database(pie_url, args.threads, 5_000 * args.duration, args.rounds)
 
         ceilings = {
             "read": lambda: wrk(f"{bare}/items/item-1", args),
@@ -410,47 +462,85 @@ def main() -> None:
         wrk(f"{bare}/items", warm, post_script({"name": "x", "body": {"a": 1}}))
         wrk(f"{pie}/v2/models/m", warm, token=token)
         wrk(f"{pie}/v2/models/m/new_version", warm, post_script({}), token=token)
-        print(
-            f"{'figure':<28}{'req/s':>9}{'ceiling':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
-            f"{'non-2xx':>8}{'ratio range':>14}   (medians of {args.rounds} rounds, "
-            "each beside its ceiling)"
-        )
-        for name, kind, measure in figures:
+        result: dict[str, Any] = {"figures": {}, "echo": None, "fanout": {}}
+        for name, kind, run in figures:
             rounds = []
             for round_no in range(args.rounds):
                 # Adjacent in time, so that the machine's noise hits both alike; the order
                 # alternates, so that a drift favours neither.
                 if round_no % 2:
-                    figure, ceiling = measure(round_no), ceilings[kind]()
+                    figure, ceiling = run(round_no), ceilings[kind]()
                 else:
-                    ceiling, figure = ceilings[kind](), measure(round_no)
+                    ceiling, figure = ceilings[kind](), run(round_no)
                 rounds.append((figure["rps"] / ceiling["rps"], figure, ceiling))
             rounds.sort(key=lambda r: r[0])
             ratio, figure, ceiling = rounds[len(rounds) // 2]
-            print(
-                f"{name:<28}{figure['rps']:>9.0f}{ceiling['rps']:>9.0f}{ratio:>7.2f}"
-                f"{figure['p50']:>8.2f}{figure['p99']:>8.2f}{figure['non2xx']:>8}"
-                f"{rounds[0][0]:>8.2f}–{rounds[-1][0]:.2f}"
-            )
-        echo = echo_throughput(api, pie_url)
-        print(
-            f"in-process echo jobs end to end: {echo['rate']:.0f} jobs/s; starting request "
-            f"p50 {echo['request_p50'] * 1000:.2f} ms, p99 {echo['request_p99'] * 1000:.2f} ms; "
-            f"created -> completed p50 {echo['job_p50'] * 1000:.0f} ms, "
-            f"p99 {echo['job_p99'] * 1000:.0f} ms"
-        )
-        for size in (100, 1000):
+            result["figures"][name] = {
+                **figure,
+                "kind": kind,
+                "ceiling": ceiling["rps"],
+                "ratio": ratio,
+                "low": rounds[0][0],
+                "high": rounds[-1][0],
+            }
+        if echo_jobs:
+            result["echo"] = echo_throughput(api, pie_url, echo_jobs)
+        for size in fanout_sizes:
             times = fan_out(api, pie_url, size)
-            median = times[len(times) // 2]
-            print(
-                f"training -> active with {size} subscriptions: {median * 1000:.0f} ms, "
-                f"{median / size * 1000:.3f} ms per subscription (median of {len(times)}; "
-                f"fastest {times[0] * 1000:.0f} ms, slowest {times[-1] * 1000:.0f} ms)"
-            )
+            result["fanout"][size] = {
+                "median": times[len(times) // 2],
+                "fastest": times[0],
+                "slowest": times[-1],
+                "repeats": len(times),
+            }
+        return result
     finally:
-        for server in servers:
-            os.killpg(server.pid, 15)
-            server.wait(30)
+        with shielded():
+            stop(servers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2, help="`pie serve` worker processes")
+    parser.add_argument("--database", help="PIE's database URL (default: a new SQLite file)")
+    args = parser.parse_args()
+    result = measure(
+        args.database,
+        args.workers,
+        duration=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+        rounds=args.rounds,
+    )
+    print(
+        f"{'figure':<28}{'req/s':>9}{'ceiling':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'non-2xx':>8}{'ratio range':>14}   (medians of {args.rounds} rounds, "
+        "each beside its ceiling)"
+    )
+    for name, figure in result["figures"].items():
+        print(
+            f"{name:<28}{figure['rps']:>9.0f}{figure['ceiling']:>9.0f}{figure['ratio']:>7.2f}"
+            f"{figure['p50']:>8.2f}{figure['p99']:>8.2f}{figure['non2xx']:>8}"
+            f"{figure['low']:>8.2f}–{figure['high']:.2f}"
+        )
+    echo = result["echo"]
+    print(
+        f"in-process echo jobs end to end: {echo['rate']:.0f} jobs/s; starting request "
+        f"p50 {echo['request_p50'] * 1000:.2f} ms, p99 {echo['request_p99'] * 1000:.2f} ms; "
+        f"created -> completed p50 {echo['job_p50'] * 1000:.0f} ms, "
+        f"p99 {echo['job_p99'] * 1000:.0f} ms"
+    )
+    for size, times in result["fanout"].items():
+        median = times["median"]
+        print(
+            f"training -> active with {size} subscriptions: {median * 1000:.0f} ms, "
+            f"{median / size * 1000:.3f} ms per subscription (median of {times['repeats']}; "
+            f"fastest {times['fastest'] * 1000:.0f} ms, slowest {times['slowest'] * 1000:.0f} ms)"
+        )
 
 
 if __name__ == "__main__":

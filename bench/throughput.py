@@ -1,0 +1,220 @@
+"""Every throughput figure of issue 20 in one run, each with its peer, ratio, target and
+PASS/FAIL.
+
+    python -m bench.throughput [--quick] [--postgres URL] [--scale-jobs 1000000]
+                               [--json PATH] [--duration 3] [--rounds 3] [--jobs 1000]
+
+In this order:
+1. bare Celery + Redis echo tasks (bench.bare_celery: one prefork worker of 2 processes),
+   the peer of the job figures;
+2. PIE's `celery` handler type end to end (bench.celery, the same worker shape as 1),
+   target >= 0.7 of 1;
+3. bench.http's figures against `pie serve` with 1 and with 2 worker processes, on SQLite
+   and on Postgres (a schema of its own, dropped afterwards): the reads (target >= 0.85 of
+   the bare read), the writes (>= 0.8 of the bare insert) and fan-out per subscription at
+   100 and 1,000 subscriptions (<= 0.2 ms); the bare app (bench/bare_app.py) runs on SQLite
+   with 2 gunicorn workers in every case: the ceiling for all rows. With 2 workers, PIE's
+   in-process echo jobs end to end (bench.http.echo_throughput): on SQLite target >= 1.0 of
+   1 and created -> completed p99 <= 50 ms, on Postgres for information;
+4. bench.scale's reads at 1,000 rows and after growing to --scale-jobs jobs (and a tenth as
+   many models), target large/small <= 1.5.
+
+Prints one line per figure (name, value, unit, peer, ratio, target, PASS/FAIL), then the
+run's wall time; --json writes the same rows (and the raw figures) so that two runs can be
+compared. A measurement that fails is a FAIL row with its error; the others still run.
+Every process started is ended, also on errors and Ctrl-C, and the Celery queues deleted.
+
+Bare Celery gets twice --jobs tasks (2,000 by default, as the prototype measured). On the
+2-core development machine (2026-11-30, with another benchmark running beside it) growing
+to 1,000,000 jobs took 127 s and the whole default run 12 min (Celery 13 s, each HTTP
+configuration 2-3 min, scale 2.3 min); --quick (1 s wrk runs, 1 round, 300 jobs, 20,000
+jobs for scale) took 2.7 min."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from bench import bare_celery, celery, http, scale
+from bench.targets import failed, figure, table
+
+READS = {"GET /v2/models/{id}", "GET /v2/jobs/{id}"}
+
+
+def celery_rows(args: argparse.Namespace, raw: dict) -> list[dict]:
+    bare = raw["bare_celery"] = bare_celery.measure(args.jobs * 2)
+    handler = raw["celery"] = celery.measure(args.jobs, 1, 2, pool="prefork")
+    return [
+        figure("bare Celery+Redis echo, 2 procs", bare["rate"], "tasks/s"),
+        figure(
+            "PIE celery handler, 2 procs",
+            handler["rate"],
+            "jobs/s",
+            bare["rate"],
+            ratio_at_least=0.7,
+        ),
+        figure("PIE celery created -> completed p99", handler["job_p99"] * 1000, "ms"),
+    ]
+
+
+def http_rows(args: argparse.Namespace, raw: dict, database: str, workers: int) -> list[dict]:
+    label = f"[{database}, {workers} proc{'s' if workers > 1 else ''}]"
+    url, schema = None, f"pie_bench_{os.getpid()}_{workers}"
+    if database == "Postgres":
+        from pie.testing import postgres_schema_url
+
+        url = postgres_schema_url(args.postgres, schema)
+    try:
+        result = raw[label] = http.measure(
+            url,
+            workers,
+            duration=args.duration,
+            rounds=args.rounds,
+            echo_jobs=args.jobs if workers == 2 else 0,
+        )
+    finally:
+        if url:
+            from pie.testing import drop_postgres_schema
+
+            with http.shielded():
+                drop_postgres_schema(args.postgres, schema)
+    rows = []
+    for name, one in result["figures"].items():
+        bound = 0.85 if name in READS else 0.8
+        rows.append(
+            figure(f"{name} {label}", one["rps"], "req/s", one["ceiling"], ratio_at_least=bound)
+        )
+    for size, times in result["fanout"].items():
+        per = times["median"] / size * 1000
+        rows.append(figure(f"fan-out per sub, {size} subs {label}", per, "ms", at_most=0.2))
+    echo = result["echo"]
+    if echo:
+        peer = raw.get("bare_celery", {}).get("rate")
+        info = database != "SQLite"  # the target is SQLite's; Postgres for information
+        rows += [
+            figure(
+                f"PIE echo jobs {label}",
+                echo["rate"],
+                "jobs/s",
+                peer,
+                ratio_at_least=None if info else 1.0,
+            ),
+            figure(
+                f"PIE echo created -> completed p99 {label}",
+                echo["job_p99"] * 1000,
+                "ms",
+                at_most=None if info else 50,
+            ),
+            figure(f"PIE echo created -> completed p50 {label}", echo["job_p50"] * 1000, "ms"),
+        ]
+    return rows
+
+
+def scale_rows(args: argparse.Namespace, raw: dict) -> list[dict]:
+    models = max(1000, args.scale_jobs // 10)
+    result = raw["scale"] = scale.measure(args.scale_jobs, models, args.scale_repeats)
+    rows = [figure(f"scale: grow to {args.scale_jobs:,} jobs", result["grow_seconds"], "s")]
+    for name, small in result["small"].items():
+        rows.append(
+            figure(
+                f"scale: {name}, {args.scale_jobs:,} jobs",
+                result["large"][name],
+                "ms",
+                small,
+                ratio_at_most=1.5,
+            )
+        )
+    return rows
+
+
+def sections(args: argparse.Namespace) -> list[tuple[str, Callable[[dict], list[dict]]]]:
+    parts = [("Celery", lambda raw: celery_rows(args, raw))]
+    databases = ["SQLite"] + (["Postgres"] if args.postgres else [])
+    for database in databases:
+        for workers in (1, 2):
+            parts.append(
+                (
+                    f"HTTP {database} {workers}",
+                    lambda raw, d=database, w=workers: http_rows(args, raw, d, w),
+                )
+            )
+    parts.append(("scale", lambda raw: scale_rows(args, raw)))
+    return parts
+
+
+def grouped(rows: list[dict]) -> list[dict]:
+    """The rows of one figure (`name [database, processes]`) together, so that scaling per
+    process and per database reads down the table; groups in the order they first came."""
+    order: dict[str, int] = {}
+    for row in rows:
+        order.setdefault(row["name"].split(" [")[0], len(order))
+    return sorted(rows, key=lambda row: order[row["name"].split(" [")[0]])
+
+
+def interrupted(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # so that every `finally` ends its processes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="Postgres for the HTTP figures ('' leaves them out)",
+    )
+    parser.add_argument("--scale-jobs", type=int, help="default 1,000,000 (--quick 20,000)")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (default 3)")
+    parser.add_argument("--rounds", type=int, help="wrk rounds per HTTP figure (default 3)")
+    parser.add_argument("--jobs", type=int, help="echo and celery jobs (default 1000)")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    defaults = (1, 1, 300, 20_000, 20) if args.quick else (3, 3, 1000, 1_000_000, 200)
+    for name, value in zip(
+        ("duration", "rounds", "jobs", "scale_jobs", "scale_repeats"), defaults, strict=True
+    ):
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where started ignoring it
+    began = time.perf_counter()
+    raw: dict[str, Any] = {}
+    rows: list[dict] = []
+    for name, run in sections(args):
+        print(f"[{time.perf_counter() - began:6.0f} s] {name}", file=sys.stderr, flush=True)
+        try:
+            rows += run(raw)
+        except Exception as error:
+            traceback.print_exc()
+            rows.append(failed(name, error))
+    wall = time.perf_counter() - began
+    rows = grouped(rows)
+    print(table(rows))
+    passed = sum(row["pass"] is True for row in rows)
+    targets = sum(row["pass"] is not None for row in rows)
+    print(
+        f"{passed} of {targets} targets met; the bare app (the HTTP rows' peer) ran on SQLite "
+        f"with 2 gunicorn workers in every case; wall time {wall:.0f} s ({wall / 60:.1f} min)"
+    )
+    if args.json:
+        with open(args.json, "w") as handle:
+            options = {k: v for k, v in vars(args).items() if k != "json"}
+            json.dump(
+                {"options": options, "wall_seconds": wall, "figures": rows, "raw": raw},
+                handle,
+                indent=2,
+                default=str,
+            )
+
+
+if __name__ == "__main__":
+    main()
