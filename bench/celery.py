@@ -21,6 +21,7 @@ from bench.http import (
     ROOT,
     SECRET,
     Http,
+    KeepAlive,
     free_port,
     percentile,
     settle,
@@ -97,9 +98,11 @@ def measure(
         settle(api, 10, timeout=60)
         requests: list[float] = []
 
+        client = KeepAlive(api.base, api.token)
+
         def start_one(n: int) -> str:
             began = time.perf_counter()
-            status, body, _ = api.call(
+            status, body = client.call(
                 "POST", "/v2/models/m/versions/1/inference", {"input": {"n": n}}
             )
             requests.append(time.perf_counter() - began)

@@ -2,7 +2,7 @@
 PASS/FAIL.
 
     python -m bench.throughput [--quick] [--postgres URL] [--scale-jobs 1000000]
-                               [--json PATH] [--duration 3] [--rounds 3] [--jobs 1000]
+                               [--json PATH] [--duration 3] [--rounds 3] [--jobs 2000]
 
 In this order:
 1. bare Celery + Redis echo tasks (bench.bare_celery: one prefork worker of 2 processes),
@@ -49,7 +49,7 @@ READS = {"GET /v2/models/{id}", "GET /v2/jobs/{id}"}
 
 
 def celery_rows(args: argparse.Namespace, raw: dict) -> list[dict]:
-    bare = raw["bare_celery"] = bare_celery.measure(args.jobs * 2)
+    bare = raw["bare_celery"] = bare_celery.measure(args.jobs)
     handler = raw["celery"] = celery.measure(args.jobs, 1, 2, pool="prefork")
     return [
         figure("bare Celery+Redis echo, 2 procs", bare["rate"], "tasks/s"),
@@ -175,10 +175,12 @@ def main() -> None:
     parser.add_argument("--scale-jobs", type=int, help="default 1,000,000 (--quick 20,000)")
     parser.add_argument("--duration", type=int, help="seconds per wrk run (default 3)")
     parser.add_argument("--rounds", type=int, help="wrk rounds per HTTP figure (default 3)")
-    parser.add_argument("--jobs", type=int, help="echo and celery jobs (default 1000)")
+    parser.add_argument(
+        "--jobs", type=int, help="jobs (and bare Celery tasks) per job figure (default 2000)"
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
-    defaults = (1, 1, 300, 20_000, 20) if args.quick else (3, 3, 1000, 1_000_000, 200)
+    defaults = (1, 1, 300, 20_000, 20) if args.quick else (3, 3, 2000, 1_000_000, 200)
     for name, value in zip(
         ("duration", "rounds", "jobs", "scale_jobs", "scale_repeats"), defaults, strict=True
     ):
