@@ -54,6 +54,14 @@ def main() -> None:
     """
 
 
+def default_workers() -> int:
+    """`pie serve`'s worker processes unless told: one per CPU core, plus one. Each process
+    runs Python under one interpreter lock, its request threads beside its dispatch and
+    in-process job threads; one more process than cores keeps every core busy while a
+    process waits for that lock or SQLite's writer (bench.throughput, issue 20)."""
+    return (os.cpu_count() or 1) + 1
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
@@ -67,7 +75,7 @@ def main() -> None:
     "--workers",
     default=None,
     type=click.IntRange(min=1),
-    help="Worker processes [default: one per CPU core].",
+    help="Worker processes [default: one per CPU core, plus one].",
 )
 @click.option(
     "--threads",
@@ -94,7 +102,7 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
         close_all()  # no connection may be shared with the forked workers
         run(
             f"{host}:{port}",
-            workers or os.cpu_count() or 1,
+            workers or default_workers(),
             threads,
             settings["PIE_SHUTDOWN_GRACE_SECONDS"],
             public_url=f"http://{public_host}:{port}",

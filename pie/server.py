@@ -300,6 +300,8 @@ def announcer(
                 "docs_url": docs,
                 "console_url": f"{public_url}/ui",
                 "database": database,
+                "workers": workers,
+                "threads": threads,
             },
         )
 

@@ -185,9 +185,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_serve_logs_where_it_listens_as_json_off_a_terminal(tmp_path, empty):
+    """Also: without --workers, one worker process per CPU core plus one."""
     port = free_port()
     proc = subprocess.Popen(
-        [PIE, "serve", "--port", str(port), "--workers", "1"],
+        [PIE, "serve", "--port", str(port)],
         cwd=empty,
         env={**os.environ, **serve_env(tmp_path)},
         stdout=subprocess.DEVNULL,
@@ -211,6 +212,7 @@ def test_serve_logs_where_it_listens_as_json_off_a_terminal(tmp_path, empty):
     assert line["console_url"] == f"{url}/ui"
     assert line["database"] == f"sqlite:///{tmp_path}/instance/pie.sqlite"
     assert line["bind"] == f"127.0.0.1:{port}"
+    assert line["workers"] == (os.cpu_count() or 1) + 1 and line["threads"] == 4
 
 
 def test_serve_shows_a_banner_on_a_terminal(tmp_path, empty):
