@@ -39,9 +39,11 @@ def measure(
     concurrency: int = 4,
     broker: str = "redis://127.0.0.1:6379/14",
     pool: str = "threads",
+    pie_workers: int | None = 2,
 ) -> dict[str, float]:
     """Celery jobs end to end with `workers` `celery worker` commands, each a `pool` of
-    `concurrency`: {rate (jobs/s), job_p50, job_p99 (created → completed), request_p50,
+    `concurrency`, against `pie serve --workers {pie_workers}` (None: its default):
+    {rate (jobs/s), job_p50, job_p99 (created → completed), request_p50,
     request_p99} in seconds. Every process is ended and the queue deleted afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="pie-bench-celery-"))
     port = free_port()
@@ -58,7 +60,8 @@ def measure(
     try:
         processes.append(
             start(
-                [sys.executable, "-m", "pie", "serve", "--port", str(port), "--workers", "2"],
+                [sys.executable, "-m", "pie", "serve", "--port", str(port)]
+                + (["--workers", str(pie_workers)] if pie_workers else []),
                 pie_env,
                 folder / "pie.log",
             )
