@@ -41,19 +41,24 @@ def start_inference(
     tenant = {name: context.get(name) for name in TENANT_FIELDS}
     if not tenant["client_id"]:
         tenant = {"client_id": subscriber}
+    if not subscribe:  # one INSERT, atomic by itself: no transaction around it
+        job = jobs.new_job(
+            version, "inference", job_input, runtime.dispatcher.claim_columns(), **context
+        )
+        runtime.dispatcher.submit([job])
+        return job
     while True:
         # A replay subscription's warnings apply the model's input_schema: outside the
         # transaction, which starts over if that schema changed meanwhile.
-        schema = subscriptions.replay_schema(model_id) if subscribe else None
+        schema = subscriptions.replay_schema(model_id)
         warnings = subscriptions.replay_warnings(schema, job_input)
         with database.atomic():
-            if subscribe and not jobs.same_json(subscriptions.replay_schema(model_id), schema):
+            if not jobs.same_json(subscriptions.replay_schema(model_id), schema):
                 continue
             job = jobs.new_job(
                 version, "inference", job_input, runtime.dispatcher.claim_columns(), **context
             )
-            if subscribe:
-                subscriptions.subscribe_replay(model_id, job_input, tenant, warnings, max_owned)
+            subscriptions.subscribe_replay(model_id, job_input, tenant, warnings, max_owned)
         break
     runtime.dispatcher.submit([job])
     return job
