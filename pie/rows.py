@@ -69,6 +69,36 @@ def get_with(
     return row_instance(table, row[:split]), row_instance(parent, row[split:])
 
 
+def lock_with_column(
+    table: type[peewee.Model], other: Any, on: dict[str, str], /, **where: Any
+) -> tuple[Any, Any] | None:
+    """`lock_by`'s row of `table`, and the value of column `other` (a field of another
+    table) in the row its `on` columns ({other table column: table column}) match, or None
+    when there is none: one statement (cached SQL), where the two reads would be two."""
+    names = tuple(where)
+    key = ("lock-with", table, other, tuple(on.items()), names, type(database.obj))
+    sql = _SELECT_SQL.get(key)
+    if sql is None:
+        joined = other.model
+        condition = functools.reduce(
+            operator.and_,
+            [getattr(joined, mine) == getattr(table, theirs) for mine, theirs in on.items()],
+        )
+        query = (
+            table.select(table, other)
+            .join(joined, peewee.JOIN.LEFT_OUTER, on=condition)
+            .where(_equal(table, where))
+        )
+        if database.for_update:
+            query = query.for_update(of=table)
+        sql = _SELECT_SQL[key] = query.sql()[0]
+    row = database.execute_sql(sql, _params(table, where)).fetchone()
+    if row is None:
+        return None
+    value = row[-1]
+    return row_instance(table, row[:-1]), value if value is None else other.python_value(value)
+
+
 def find_all(table: type[peewee.Model], /, order_by: tuple[str, ...], **where: Any) -> list:
     """Rows whose columns equal `where`, ordered by the named columns; cached SQL."""
     return _select(table, where, order_by=order_by)

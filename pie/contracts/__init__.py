@@ -144,8 +144,12 @@ def violations(schema: Any, instance: Any, label: str = "input") -> list[str]:
 
 def contract_schema(holder: Any, kind: str, side: str) -> Any:
     """`handler_contracts[kind][side]` of a model or version (None when it has none)."""
-    contracts = getattr(holder, "handler_contracts", None) or {}
-    return (contracts.get(kind) or {}).get(side)
+    return schema_in(getattr(holder, "handler_contracts", None), kind, side)
+
+
+def schema_in(handler_contracts: Any, kind: str, side: str) -> Any:
+    """`handler_contracts[kind][side]` (None when there is none)."""
+    return ((handler_contracts or {}).get(kind) or {}).get(side)
 
 
 def feature_definition_problems(features: list[dict[str, Any]] | None) -> list[str]:

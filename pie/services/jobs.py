@@ -9,7 +9,7 @@ from urllib.parse import quote
 from pie import contracts, counts
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
-from pie.rows import get_by, insert_row, update_row
+from pie.rows import get_by, insert_row, lock_with_column, update_row
 from pie.services import lifecycle, policy
 from pie.tables import TRIGGER_COLUMNS, Job, ModelVersion, utcnow
 
@@ -155,12 +155,24 @@ def payload(runtime: Runtime, job: Job, token: bool = True) -> dict[str, Any]:
     }
 
 
-def output_schema(job: Job, output: Any) -> Any:
-    """The output_schema a completion's `output` is checked against (None: nothing to check)."""
+def output_schema(job: Job, output: Any, handler_contracts: Any) -> Any:
+    """The output_schema a completion's `output` is checked against (None: nothing to check),
+    from the `handler_contracts` of the job's version (read with the job: lock_for_completion)."""
     if output is None:
         return None
-    version = get_by(ModelVersion, model=job.model_id, version=job.model_version)
-    return contracts.contract_schema(version, job.job_type, "output_schema")
+    return contracts.schema_in(handler_contracts, job.job_type, "output_schema")
+
+
+def lock_for_completion(job_id: str) -> tuple[Job | None, Any]:
+    """The job's row, locked (`lock_by`), and its version's handler_contracts (None: no
+    version, or none declared), read in one statement."""
+    found = lock_with_column(
+        Job,
+        ModelVersion.handler_contracts,
+        {"model": "model_id", "version": "model_version"},
+        job_id=job_id,
+    )
+    return found if found is not None else (None, None)
 
 
 def output_warnings(job_id: str, schema: Any, output: Any) -> list[str]:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from pie import contracts, metrics
 from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
-from pie.rows import lock_by
 from pie.services import control, jobs, lifecycle, outbox, registry, subscriptions, triggers
 from pie.tables import TENANT_FIELDS, Job, ModelVersion, RegisteredModel, Service
 
@@ -211,7 +210,7 @@ def complete_job(
     retried: float | None = None
     while True:
         with database.atomic():
-            job = lock_by(Job, job_id=job_id)
+            job, handler_contracts = jobs.lock_for_completion(job_id)
             if job is None or (
                 model_id is not None
                 and (job.model_id, job.model_version) != (model_id, model_version)
@@ -233,7 +232,7 @@ def complete_job(
                 retried = control.retry(job, error, runtime.config)
                 fired: list[str] = []
                 break
-            schema = jobs.output_schema(job, output)
+            schema = jobs.output_schema(job, output, handler_contracts)
             if jobs.same_json(schema, applied):
                 fired = _record_outcome(runtime, job, status, output, error, warnings)
                 break
