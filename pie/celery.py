@@ -122,14 +122,14 @@ def post(url: str, token: str, body: dict[str, Any], timeout: float) -> Any:
             answer = response.read()
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
-            if fresh:
+            if fresh or not isinstance(exc, STALE):
                 raise exc if isinstance(exc, OSError) else urllib.error.URLError(exc) from exc
             continue  # a kept connection the server had closed meanwhile: once on a new one
         if not response.will_close:
             connections[key] = connection
         else:
             connection.close()
-        if response.status >= 400:
+        if not 200 <= response.status < 300:  # redirects too: a callback is not moved
             raise urllib.error.HTTPError(
                 url, response.status, response.reason, response.headers, io.BytesIO(answer)
             )
@@ -137,6 +137,14 @@ def post(url: str, token: str, body: dict[str, Any], timeout: float) -> Any:
     raise AssertionError("unreachable")
 
 
+# What a kept connection that the server closed while it idled fails with (and only that
+# is sent again on a new one: a timeout is not, it may have been received).
+STALE = (
+    http.client.RemoteDisconnected,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
 _local = threading.local()
 _PROXIES: dict[str, str] | None = None
 

@@ -79,6 +79,18 @@ def holds(job: Job, owner: str | None) -> bool:
     )
 
 
+def retake(job: Job, lease_seconds: float, owner: str) -> bool:
+    """Confirm and renew `owner`'s claim on a pending job it inserted claimed (one
+    conditional UPDATE); False when the claim was voided, or the job is no longer pending."""
+    until = utcnow() + timedelta(seconds=lease_seconds)
+    if update_row(
+        Job, {"claimed_until": until}, job_id=job.job_id, status="pending", claimed_by=owner
+    ):
+        job.claimed_until = until
+        return True
+    return False
+
+
 def release(job_id: str, owner: str | None = None) -> None:
     """Give a claim back so the recovery loop may dispatch the job again at once (if it is
     still this owner's)."""
@@ -284,16 +296,26 @@ class Dispatcher:
             )
 
     def dispatch(self, job: str | Job) -> bool:
-        """Dispatch one job if this caller wins its claim; returns whether it did. A row
-        inserted with this process's claim (`claim_columns`), still valid, is dispatched as
-        it is: nobody else may claim it before the claim runs out."""
+        """Dispatch one job if this caller wins its claim; returns whether it did.
+
+        A row inserted with this process's claim (`claim_columns`) needs no re-read. Its
+        claim may have been voided meanwhile (this process taken for dead, the job given to
+        another), so before a backend is handed it the claim is confirmed, conditionally,
+        as still this process's (`retake`, which also renews it). Only a type that starts
+        its jobs itself goes without that write while the claim has time left: its start
+        (`mark_started`) is conditional on the claim, so a voided one never runs."""
         owner = self.runtime.registration.ensure()
-        if isinstance(job, str) or not holds(job, owner):
+        lease = self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)
+        if isinstance(job, str) or owner is None or job.claimed_by != owner:
             job_id = job if isinstance(job, str) else job.job_id
-            lease = self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)
             if not claim(job_id, lease, owner):
                 return False
             job = jobs.get_job(job_id)
+        else:
+            known = self.runtime.handler_types.get(job.handler_type)
+            starts_itself = known is not None and known.starts_itself
+            if not (starts_itself and holds(job, owner)) and not retake(job, lease, owner):
+                return False  # voided and another's now, or no longer pending
         job_id = job.job_id
         handler_type = self.runtime.handler_types.get(job.handler_type)
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import urllib.error
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +24,7 @@ class Receiver(ThreadingHTTPServer):
         self.bodies: list[dict] = []
         self.status = 200
         self.close_after_answer = False
+        self.delay = 0.0
         super().__init__(("127.0.0.1", 0), Handler)
 
     @property
@@ -40,6 +42,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers["Content-Length"])
         self.server.bodies.append(json.loads(self.rfile.read(length)))
+        time.sleep(self.server.delay)
         answer = json.dumps({"status": self.server.status}).encode()
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
@@ -92,3 +95,18 @@ def test_a_server_that_is_not_there_is_an_os_error():
         port = sock.getsockname()[1]  # nothing listens there once closed
     with pytest.raises(OSError):
         pie_celery.post(f"http://127.0.0.1:{port}/v2/jobs/j/complete", "t", {}, 5)
+
+
+def test_a_redirect_is_an_http_error_not_followed(receiver):
+    receiver.status = 307
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        pie_celery.post(receiver.url, "t", {}, 5)
+    assert raised.value.code == 307 and len(receiver.bodies) == 1
+
+
+def test_a_timeout_on_a_kept_connection_is_not_sent_again(receiver):
+    pie_celery.post(receiver.url, "t", {"n": 0}, 5)  # the connection is kept
+    receiver.delay = 1.0
+    with pytest.raises(TimeoutError):
+        pie_celery.post(receiver.url, "t", {"n": 1}, 0.3)
+    assert [body["n"] for body in receiver.bodies] == [0, 1]  # sent once

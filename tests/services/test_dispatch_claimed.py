@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from pie.db import connection, database, is_postgres
-from pie.services import dispatch, jobs, lifecycle
+from pie.services import dispatch, jobs, lifecycle, processes
 from pie.tables import Job, utcnow
 from tests.helpers import Client, model_body, wait_for_job
 from tests.services.conftest import Recorded
@@ -73,7 +73,9 @@ def test_a_claimed_job_whose_process_is_gone_is_dispatched_by_recovery(recorder_
     assert row(orphan).dispatch_attempts == 2
 
 
-def test_a_row_whose_claim_ran_out_is_claimed_again(recorder_app):
+def test_a_row_whose_claim_ran_out_or_low_is_retaken(recorder_app):
+    """This process's own claim, run out or nearly: confirmed and renewed with one
+    conditional write (no attempt counted), then dispatched."""
     runtime = recorder_app.extensions["pie"]
     owner = runtime.registration.ensure()
     with connection():
@@ -86,12 +88,34 @@ def test_a_row_whose_claim_ran_out_is_claimed_again(recorder_app):
             version, "inference", {}, {**held, "claimed_until": utcnow() + timedelta(seconds=2)}
         )
         assert not dispatch.holds(expired, owner) and not dispatch.holds(running_low, owner)
-        assert runtime.dispatcher.dispatch(expired) is True  # claimed again, conditionally
-        # Its claim still stands in the table: not dispatched now, left to run out.
-        assert runtime.dispatcher.dispatch(running_low) is False
-    assert Recorded.calls == [expired.job_id]
-    assert row(expired.job_id).dispatch_attempts == 2
-    assert row(running_low.job_id).status == "pending"
+        assert runtime.dispatcher.dispatch(expired) is True
+        assert runtime.dispatcher.dispatch(running_low) is True
+    assert Recorded.calls == [expired.job_id, running_low.job_id]
+    assert row(expired.job_id).dispatch_attempts == 1
+
+
+def test_a_queued_row_whose_claim_was_voided_is_not_sent_again(recorder_app):
+    """This process was taken for dead while the row waited in its dispatch queue: another
+    process voided the claim and took the job. The row as inserted still names this
+    process, but the backend is not handed the job a second time (an attacker-minded
+    review found this)."""
+    runtime = recorder_app.extensions["pie"]
+    owner = runtime.registration.ensure()
+    with connection():
+        version = lifecycle.get_version("rec", "1")
+        taken = jobs.new_job(version, "inference", {}, runtime.dispatcher.claim_columns())
+        started = jobs.new_job(version, "inference", {}, runtime.dispatcher.claim_columns())
+        voided = processes.void(owner, utcnow() + timedelta(seconds=1))
+        assert voided is not None and sorted(voided.pending) == sorted(
+            [taken.job_id, started.job_id]
+        )
+        other = "0190a000-0b0b-7000-8000-000000000000"
+        assert dispatch.claim(taken.job_id, 60, other)  # another process's, its dispatch on
+        processes.register(owner, "app")  # this process registers again under its id
+        assert runtime.dispatcher.dispatch(started.job_id) is True  # recovered here, by id
+        assert runtime.dispatcher.dispatch(taken) is False
+        assert runtime.dispatcher.dispatch(started) is False
+    assert Recorded.calls == [started.job_id]
 
 
 def test_a_row_claimed_by_another_process_is_not_dispatched_as_inserted(recorder_app):
