@@ -91,7 +91,8 @@ def test_a_retry_after_a_timeout_is_dispatched_while_the_old_attempt_still_runs(
     def second_attempt_started() -> Any:
         recover(app)
         job = client.get(f"/v2/jobs/{job_id}").get_json()
-        return job if job["status"] == "started" else None
+        # Started is recorded just before the implementation is called: wait for both.
+        return job if job["status"] == "started" and len(work.calls) == 2 else None
 
     # Expected: attempt 2 is dispatched after its backoff (at most 1 s), on the free worker.
     # Actual: it stays pending as long as attempt 1's implementation runs.

@@ -214,8 +214,11 @@ def test_a_slow_endpoint_does_not_hold_up_another(make_app, receiver):  # noqa: 
         # The fast endpoint gets all four while the slow one's first request hangs: that
         # endpoint holds one request, not the pool.
         wait_for(lambda: len(fast_recv.received) == 4)
+        # A delivery is recorded once its answer is back, just after the receiver saw it.
+        wait_for(
+            lambda: {d["status"] for d in deliveries(client, fast["webhook_id"])} == {"delivered"}
+        )
         assert len(slow_recv.received) == 1
-        assert {d["status"] for d in deliveries(client, fast["webhook_id"])} == {"delivered"}
     finally:
         release.set()
 
