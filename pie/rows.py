@@ -18,7 +18,7 @@ from pie.db import database
 _SELECT_SQL: dict[tuple[Any, ...], str] = {}
 
 
-def _equal(table: type[peewee.Model], where: dict[str, Any]) -> Any:
+def equal(table: type[peewee.Model], where: dict[str, Any]) -> Any:
     """peewee's condition that each named column equals its value (for building SQL once)."""
     return functools.reduce(operator.and_, [getattr(table, n) == where[n] for n in where])
 
@@ -58,7 +58,7 @@ def get_with(
         query = (
             table.select(table, parent)
             .join(parent, on=(foreign_key == parent._meta.primary_key))
-            .where(_equal(table, where))
+            .where(equal(table, where))
         )
         sql = _SELECT_SQL[key] = query.sql()[0]
     cursor = database.execute_sql(sql, _params(table, where))
@@ -87,7 +87,7 @@ def lock_with_column(
         query = (
             table.select(table, other)
             .join(joined, peewee.JOIN.LEFT_OUTER, on=condition)
-            .where(_equal(table, where))
+            .where(equal(table, where))
         )
         if database.for_update:
             query = query.for_update(of=table)
@@ -114,7 +114,7 @@ def _select(
     key = (table, names, type(database.obj), lock, order_by)
     sql = _SELECT_SQL.get(key)
     if sql is None:
-        query = table.select().where(_equal(table, where))
+        query = table.select().where(equal(table, where))
         if order_by:
             query = query.order_by(*[getattr(table, name) for name in order_by])
         sql = _SELECT_SQL[key] = (query.for_update() if lock else query).sql()[0]
@@ -205,7 +205,7 @@ def update_rows(table: type[peewee.Model], rows: list[dict[str, Any]], key: str)
     if sql is None:
         sql = _WRITE_SQL[cache_key] = (
             table.update({meta.fields[n]: rows[0][n] for n in names})
-            .where(_equal(table, {key: rows[0][key]}))
+            .where(equal(table, {key: rows[0][key]}))
             .sql()[0]
         )
     converters = [meta.fields[n].db_value for n in (*names, key)]
@@ -226,7 +226,7 @@ def update_row(table: type[peewee.Model], values: dict[str, Any], **where: Any) 
     if sql is None:
         sql = _WRITE_SQL[key] = (
             table.update({meta.fields[n]: values[n] for n in names})
-            .where(_equal(table, where))
+            .where(equal(table, where))
             .sql()[0]
         )
     params = [meta.fields[n].db_value(values[n]) for n in names]

@@ -9,9 +9,7 @@ not start, renew or give back a job that is now another's."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import operator
 import threading
 from collections.abc import Mapping
 from datetime import timedelta
@@ -22,7 +20,7 @@ from pie.daemon_pool import DaemonPool
 from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
-from pie.rows import update_row
+from pie.rows import equal, update_row
 from pie.services import control, jobs, outbox, processes
 from pie.tables import Job, utcnow
 
@@ -132,10 +130,8 @@ def mark_started(
     # with the change.
     with db.transaction() if watched else contextlib.nullcontext():
         if lease_seconds and owner is None:  # a closed registration: unowned claims only
-            condition = functools.reduce(
-                operator.and_, [getattr(Job, n) == v for n, v in where.items()]
-            )
-            started = Job.update(**fields).where(condition & owned_by(None)).execute() == 1
+            condition = equal(Job, where) & owned_by(None)
+            started = Job.update(**fields).where(condition).execute() == 1
         else:
             if lease_seconds:
                 where["claimed_by"] = owner

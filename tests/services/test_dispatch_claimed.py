@@ -25,6 +25,12 @@ def start(app, model: str = "rec") -> str:
     return response.get_json()["inference_job_id"]
 
 
+def claimed_by_another(version, owner: str) -> Job:
+    """A pending job inserted with another process's claim, a minute of it left."""
+    claim = {"claimed_by": owner, "claimed_until": utcnow() + timedelta(seconds=60)}
+    return jobs.new_job(version, "inference", {}, {**claim, "dispatch_attempts": 1})
+
+
 def row(job_id: str) -> Job:
     with connection():
         return jobs.get_job(job_id)
@@ -58,16 +64,7 @@ def test_a_claimed_job_whose_process_is_gone_is_dispatched_by_recovery(recorder_
     runtime = recorder_app.extensions["pie"]
     with connection():
         version = lifecycle.get_version("rec", "1")
-        orphan = jobs.new_job(
-            version,
-            "inference",
-            {},
-            {
-                "claimed_by": "0190a000-dead-7000-8000-000000000000",
-                "claimed_until": utcnow() + timedelta(seconds=60),
-                "dispatch_attempts": 1,
-            },
-        ).job_id
+        orphan = claimed_by_another(version, "0190a000-dead-7000-8000-000000000000").job_id
     assert runtime.dispatcher.recover_once() == 1
     assert Recorded.calls == [orphan]
     assert row(orphan).dispatch_attempts == 2
@@ -123,16 +120,7 @@ def test_a_row_claimed_by_another_process_is_not_dispatched_as_inserted(recorder
     runtime.registration.ensure()
     with connection():
         version = lifecycle.get_version("rec", "1")
-        other = jobs.new_job(
-            version,
-            "inference",
-            {},
-            {
-                "claimed_by": "0190a000-0the-7000-8000-000000000000",
-                "claimed_until": utcnow() + timedelta(seconds=60),
-                "dispatch_attempts": 1,
-            },
-        )
+        other = claimed_by_another(version, "0190a000-0the-7000-8000-000000000000")
         assert runtime.dispatcher.dispatch(other) is False
     assert Recorded.calls == []
 
