@@ -94,7 +94,7 @@ class Runtime:
         must still be claimed by this process (not voided because it was taken for dead).
         The attempt gets its deadline; pass the `job` row (as dispatched) to save a read and
         to start only that attempt."""
-        from pie.services.dispatch import mark_started
+        from pie.services.claims import mark_started
 
         with db.connection():
             return mark_started(
@@ -118,14 +118,14 @@ class Runtime:
 
     def ended_attempts(self, attempts: dict[str, int]) -> set[str]:
         """Of these jobs (id: the attempt running here), those whose attempt is over."""
-        from pie.services.dispatch import ended_attempts
+        from pie.services.claims import ended_attempts
 
         with db.connection():
             return ended_attempts(attempts)
 
     def renew_leases(self, attempts: dict[str, int], lease_seconds: float) -> None:
         """Renew the leases of these jobs, those this process still holds."""
-        from pie.services.dispatch import renew_leases
+        from pie.services.claims import renew_leases
 
         with db.connection():
             renew_leases(attempts, lease_seconds, self.registration.id)

@@ -1,7 +1,7 @@
 """The delivery log (issue 17): claiming due deliveries, recording each attempt's outcome,
 the retry schedule, disabling failing endpoints, listing and redelivering.
 
-Claims follow the jobs' pattern (pie/services/dispatch.py): a delivery is sent by the process
+Claims follow the jobs' pattern (pie/services/claims.py): a delivery is sent by the process
 whose id is in `claimed_by` until `claimed_until`; every write of an outcome is conditional on
 still holding the claim, and the claims of a process that left the registry (it stopped, or
 was taken for dead) are voided by any deliverer. On Postgres the due rows are read

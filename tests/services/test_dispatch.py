@@ -9,7 +9,7 @@ from typing import Any
 
 from pie import hookimpl
 from pie.db import connection
-from pie.services import dispatch, jobs, lifecycle
+from pie.services import claims, dispatch, jobs, lifecycle
 from pie.tables import Job, utcnow
 from tests.helpers import Client, model_body, wait_for_job
 from tests.services.conftest import Recorded
@@ -73,8 +73,8 @@ def test_racing_recovery_workers_never_double_dispatch(recorder_app):
 def test_expired_claim_is_dispatched_again_with_same_id(recorder_app):
     (job_id,) = orphan_jobs(1)
     with connection():
-        assert dispatch.claim(job_id)  # a worker claimed it, then died before dispatching
-        assert not dispatch.claim(job_id)  # the claim holds while its lease runs
+        assert claims.claim(job_id)  # a worker claimed it, then died before dispatching
+        assert not claims.claim(job_id)  # the claim holds while its lease runs
         assert recorder_app.extensions["pie"].dispatcher.recover_once() == 0
         Job.update(claimed_until=utcnow() - timedelta(seconds=1)).where(
             Job.job_id == job_id

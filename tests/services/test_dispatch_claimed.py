@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from pie.db import connection, database, is_postgres
-from pie.services import dispatch, jobs, lifecycle, processes
+from pie.services import claims, dispatch, jobs, lifecycle, processes
 from pie.tables import Job, utcnow
 from tests.helpers import Client, model_body, wait_for_job
 from tests.services.conftest import Recorded
@@ -42,16 +42,16 @@ def test_a_new_job_is_inserted_claimed_and_dispatched_without_a_claim_write(
     runtime = recorder_app.extensions["pie"]
     first = start(recorder_app)  # the process registers at its first dispatch
     wait_for(lambda: first in Recorded.calls)
-    claims: list[str] = []
-    claim = dispatch.claim
-    monkeypatch.setattr(
-        dispatch, "claim", lambda job_id, *a, **k: claims.append(job_id) or claim(job_id, *a, **k)
+    claimed: list[str] = []
+    claim = claims.claim
+    monkeypatch.setattr(  # the name the dispatcher calls
+        dispatch, "claim", lambda job_id, *a, **k: claimed.append(job_id) or claim(job_id, *a, **k)
     )
 
     job_id = start(recorder_app)
     wait_for(lambda: job_id in Recorded.calls)
     stored = row(job_id)
-    assert claims == []  # dispatched as inserted
+    assert claimed == []  # dispatched as inserted
     assert Recorded.calls.count(job_id) == 1
     assert stored.status == "started" and stored.external_id == f"ext-{job_id}"
     assert stored.dispatch_attempts == 1
@@ -84,7 +84,7 @@ def test_a_row_whose_claim_ran_out_or_low_is_retaken(recorder_app):
         running_low = jobs.new_job(
             version, "inference", {}, {**held, "claimed_until": utcnow() + timedelta(seconds=2)}
         )
-        assert not dispatch.holds(expired, owner) and not dispatch.holds(running_low, owner)
+        assert not claims.holds(expired, owner) and not claims.holds(running_low, owner)
         assert runtime.dispatcher.dispatch(expired) is True
         assert runtime.dispatcher.dispatch(running_low) is True
     assert Recorded.calls == [expired.job_id, running_low.job_id]
@@ -107,7 +107,7 @@ def test_a_queued_row_whose_claim_was_voided_is_not_sent_again(recorder_app):
             [taken.job_id, started.job_id]
         )
         other = "0190a000-0b0b-7000-8000-000000000000"
-        assert dispatch.claim(taken.job_id, 60, other)  # another process's, its dispatch on
+        assert claims.claim(taken.job_id, 60, other)  # another process's, its dispatch on
         processes.register(owner, "app")  # this process registers again under its id
         assert runtime.dispatcher.dispatch(started.job_id) is True  # recovered here, by id
         assert runtime.dispatcher.dispatch(taken) is False

@@ -18,7 +18,7 @@ from pie import config, hookimpl, metrics, migrations
 from pie import db as pie_db
 from pie.db import connection, database
 from pie.ids import uuid7
-from pie.services import dispatch, jobs, lifecycle, processes
+from pie.services import claims, dispatch, jobs, lifecycle, processes
 from pie.tables import Job, Process, utcnow
 from tests.helpers import Client, model_body, wait_for, wait_for_job
 from tests.services.conftest import Recorded, RecorderPlugin
@@ -259,7 +259,7 @@ def test_a_process_taken_for_dead_does_not_start_what_it_had_queued(make_app):
     runtime = slow.extensions["pie"]
     runtime.renew_leases({running: 1, queued: 1}, 300)
     assert not runtime.mark_started(queued, lease_seconds=30)
-    dispatch.release(queued, owner)
+    claims.release(queued, owner)
     gate.set()
     client = Client(slow.test_client())
     assert {wait_for_job(client, j)["status"] for j in (running, queued)} == {"success"}
