@@ -4,7 +4,7 @@ profiling and before/after comparisons; `bare-read` and `bare-insert` run the ce
 
     python -m bench.inprocess
         {complete,status,version,inference,get,tenant-get,bare-read,bare-insert}
-        [--requests 2000] [--profile] [--mark]
+        [--requests 2000] [--profile [--sort tottime] [--lines 40]] [--mark]
 
 `tenant-get` is `get` with a tenant's token (a `client_id`, no admin scope) instead of an
 admin's. `inference` starts a job on the direct route with its dispatch left out (that runs
@@ -182,6 +182,10 @@ def main() -> None:
     parser.add_argument("route", choices=ROUTES)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--sort", default="cumulative", help="the cProfile table's order (e.g. tottime)"
+    )
+    parser.add_argument("--lines", type=int, default=40, help="the cProfile table's length")
     parser.add_argument("--mark", action="store_true")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="pie-inprocess-")
@@ -208,7 +212,7 @@ def main() -> None:
         os.getppid()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if profile:
-        pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profile, stream=sys.stdout).sort_stats(args.sort).print_stats(args.lines)
     print(
         f"{args.route}: {args.requests / wall:.0f} req/s, "
         f"{cpu / args.requests * 1e6:.0f} us CPU per request"
