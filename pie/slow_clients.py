@@ -65,6 +65,8 @@ class DeadlineSocket:
         self.blocking = sock.getblocking()
         self.asked: float | None = None  # a timeout the server itself set (a body drain)
         self.closing = False
+        # The wrapped socket's own timeout, set only when a call needs it (see setblocking).
+        self.applied: float | None = sock.gettimeout()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -80,23 +82,36 @@ class DeadlineSocket:
         self.closing = True
         self._sock.shutdown(how)
 
-    # What the server sets is remembered and combined with the deadline at each read.
+    # What the server sets is remembered and combined with the deadline at each read; the
+    # wrapped socket's mode changes only when a call would wait (`_apply`). gunicorn switches
+    # a connection's mode four to six times a request, each a system call, while reads and
+    # writes of bytes that are there (MSG_DONTWAIT) do not depend on it.
     def setblocking(self, flag: bool) -> None:
         self.blocking, self.asked = flag, None
-        self._sock.setblocking(flag)
 
     def settimeout(self, value: float | None) -> None:
         self.blocking, self.asked = value != 0, value
-        self._sock.settimeout(value)
 
     def gettimeout(self) -> float | None:
         return self.asked if self.blocking else 0.0
 
+    def getblocking(self) -> bool:
+        return self.blocking
+
+    def _apply(self, timeout: float | None) -> None:
+        if timeout != self.applied:
+            self._sock.settimeout(timeout)
+            self.applied = timeout
+
+    def _untimed(self) -> None:
+        """Ready for a call with MSG_DONTWAIT: Python polls a socket with a timeout before
+        each call and waits out EAGAIN; a blocking or non-blocking one makes the one call."""
+        if self.applied:
+            self._apply(0.0)
+
     def _arm_read(self) -> None:
-        if self.closing:
-            self._sock.settimeout(0.0)
-            return
-        if not self.blocking:
+        if self.closing or not self.blocking:
+            self._apply(0.0)
             return
         now = time.monotonic()
         if self.deadline is None:
@@ -104,7 +119,7 @@ class DeadlineSocket:
         remaining = self.deadline - now
         if remaining <= 0:
             raise ClientTimeout(self._late())
-        self._sock.settimeout(remaining if self.asked is None else min(remaining, self.asked))
+        self._apply(remaining if self.asked is None else min(remaining, self.asked))
 
     def _late(self) -> str:
         return f"the client did not send its request within {self.seconds:g} s"
@@ -119,6 +134,7 @@ class DeadlineSocket:
                 self.deadline = now + self.seconds
             elif now >= self.deadline:
                 raise ClientTimeout(self._late())
+            self._untimed()
             try:
                 return call(*args[:-1], args[-1] | socket.MSG_DONTWAIT)
             except BlockingIOError:
@@ -128,9 +144,6 @@ class DeadlineSocket:
             return call(*args)
         except TimeoutError as exc:
             raise ClientTimeout(self._late()) from exc
-        finally:
-            if self.blocking and not self.closing:
-                self._sock.settimeout(self.asked)  # back to what the server set
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         return self._read(self._sock.recv, size, flags)
@@ -146,6 +159,7 @@ class DeadlineSocket:
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         if not self.blocking:
+            self._apply(0.0)
             self._sock.sendall(data, flags)
             return
         view = memoryview(data).cast("B")
@@ -156,6 +170,7 @@ class DeadlineSocket:
             # Within the first deadline, what the send buffer takes at once goes without a
             # wait (a response of PIE's usually fits whole): one system call, none of the
             # timeouts and acknowledgement reads below, which only a wait needs.
+            self._untimed()
             try:
                 sent = self._sock.send(view, flags | socket.MSG_DONTWAIT)
             except BlockingIOError:
@@ -167,48 +182,41 @@ class DeadlineSocket:
         # What the client has taken: what was handed to the kernel, less what still waits in
         # its send buffer (megabytes of a large page), not what was handed.
         delivered, progressed = self.written - unsent(self._sock), now
-        try:
-            while view:
-                allowed = self.writing_since + self.seconds + delivered / MIN_WRITE_BYTES_PER_SECOND
-                if now >= allowed:
-                    self._abort()
-                    raise ClientTimeout(
-                        "the client did not take the response at "
-                        f"{MIN_WRITE_BYTES_PER_SECOND // 1000} kB/s"
-                    )
-                if now - progressed >= self.seconds * IDLE_FACTOR:
-                    self._abort()
-                    raise ClientTimeout(
-                        "the client acknowledged nothing of the response for "
-                        f"{self.seconds * IDLE_FACTOR:g} s"
-                    )
-                # Short waits: with a buffer of megabytes the kernel lets a writer on only
-                # once a third of it is free, which a client reading steadily at 150 kB/s
-                # takes longer than the deadline to free. Progress is what it acknowledged.
-                self._sock.settimeout(min(PROGRESS_CHECK_SECONDS, allowed - now))
-                try:
-                    sent = self._sock.send(view, flags)
-                except TimeoutError:
-                    sent = 0
-                self.written += sent
-                view = view[sent:]
-                now = time.monotonic()
-                taken = self.written - unsent(self._sock)
-                if sent or taken > delivered:
-                    progressed = now
-                delivered = max(delivered, taken)
-        finally:
-            self._sock.settimeout(self.asked if self.blocking else 0.0)
+        while view:
+            allowed = self.writing_since + self.seconds + delivered / MIN_WRITE_BYTES_PER_SECOND
+            if now >= allowed:
+                self._abort()
+                raise ClientTimeout(
+                    "the client did not take the response at "
+                    f"{MIN_WRITE_BYTES_PER_SECOND // 1000} kB/s"
+                )
+            if now - progressed >= self.seconds * IDLE_FACTOR:
+                self._abort()
+                raise ClientTimeout(
+                    "the client acknowledged nothing of the response for "
+                    f"{self.seconds * IDLE_FACTOR:g} s"
+                )
+            # Short waits: with a buffer of megabytes the kernel lets a writer on only
+            # once a third of it is free, which a client reading steadily at 150 kB/s
+            # takes longer than the deadline to free. Progress is what it acknowledged.
+            self._apply(min(PROGRESS_CHECK_SECONDS, allowed - now))
+            try:
+                sent = self._sock.send(view, flags)
+            except TimeoutError:
+                sent = 0
+            self.written += sent
+            view = view[sent:]
+            now = time.monotonic()
+            taken = self.written - unsent(self._sock)
+            if sent or taken > delivered:
+                progressed = now
+            delivered = max(delivered, taken)
 
     def send(self, data: Any, flags: int = 0) -> int:
         """One send: gunicorn's interim `100 Continue`, which starts no response clock."""
-        if not self.blocking:
-            return self._sock.send(data, flags)
-        self._sock.settimeout(self.seconds)
+        self._apply(self.seconds if self.blocking else 0.0)
         try:
             return self._sock.send(data, flags)
         except TimeoutError as exc:
             self._abort()
             raise ClientTimeout(f"the client took nothing for {self.seconds:g} s") from exc
-        finally:
-            self._sock.settimeout(self.asked)

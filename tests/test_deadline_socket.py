@@ -41,7 +41,10 @@ def test_a_read_that_must_wait_waits_within_the_deadline(pair):
     wrapped, client = pair
     threading.Timer(0.1, client.sendall, (b"late",)).start()
     assert wrapped.recv(16) == b"late"
-    assert wrapped._sock.gettimeout() is None  # the wait's timeout is taken back
+    client.sendall(b"more")
+    started = time.monotonic()
+    assert wrapped.recv(16) == b"more"  # there already: no wait, though a timeout was armed
+    assert time.monotonic() - started < 0.05
     with pytest.raises(ClientTimeout):
         wrapped.recv(16)  # nothing more comes: the deadline ends the wait
 
@@ -81,10 +84,31 @@ def test_a_response_larger_than_the_buffer_goes_out_whole_to_a_reading_client(pa
     wrapped.sendall(page)
     reader.join(timeout=10)
     assert bytes(received) == page and wrapped.written == len(page)
-    assert wrapped._sock.gettimeout() is None
 
 
 def test_a_response_nobody_reads_is_cut_off(pair):
     wrapped, _ = pair
     with pytest.raises(ClientTimeout):
         wrapped.sendall(b"x" * 20_000_000)
+
+
+def test_the_servers_mode_switches_reach_the_socket_only_when_a_call_needs_them(pair):
+    wrapped, client = pair
+    for _ in range(3):  # what gunicorn does around each request of a kept-alive connection
+        wrapped.setblocking(False)
+        wrapped.settimeout(5.0)
+        wrapped.settimeout(None)
+        wrapped.setblocking(True)
+    assert wrapped._sock.gettimeout() is None  # no system call for any of them
+    wrapped.setblocking(False)
+    assert wrapped.gettimeout() == 0.0 and not wrapped.getblocking()
+    with pytest.raises(BlockingIOError):  # non-blocking, as the server asked
+        wrapped.recv(16)
+    client.sendall(b"x")
+    assert wrapped.recv(16) == b"x"
+    wrapped.settimeout(0.2)
+    wrapped.begin_request()
+    started = time.monotonic()
+    with pytest.raises(ClientTimeout):  # the server's own timeout, within the deadline
+        wrapped.recv(16)
+    assert 0.15 < time.monotonic() - started < 0.45
