@@ -69,34 +69,49 @@ def get_with(
     return row_instance(table, row[:split]), row_instance(parent, row[split:])
 
 
-def lock_with_column(
-    table: type[peewee.Model], other: Any, on: dict[str, str], /, **where: Any
-) -> tuple[Any, Any] | None:
-    """`lock_by`'s row of `table`, and the value of column `other` (a field of another
-    table) in the row its `on` columns ({other table column: table column}) match, or None
-    when there is none: one statement (cached SQL), where the two reads would be two."""
+_JOINED_SQL: dict[tuple, tuple[str, list[Any]]] = {}
+
+
+def lock_with_columns(
+    table: type[peewee.Model], others: tuple[Any, ...], on: dict[str, str], /, **where: Any
+) -> tuple[Any, list[Any]] | None:
+    """`lock_by`'s row of `table`, and the values of `others` in the row of another table
+    its `on` columns ({other table column: table column}) match (None where there is none):
+    one statement (cached SQL), where the reads would be several. `others` are fields of
+    that table, or expressions (a correlated EXISTS, say) built once by the caller, whose
+    identity keys the cached SQL; the first must be a field. Returns the row and the values
+    in `others`' order, or None when there is no row."""
     names = tuple(where)
-    key = ("lock-with", table, other, tuple(on.items()), names, type(database.obj))
-    sql = _SELECT_SQL.get(key)
-    if sql is None:
-        joined = other.model
+    key = (table, tuple(map(id, others)), tuple(on.items()), names, type(database.obj))
+    cached = _JOINED_SQL.get(key)
+    if cached is None:
+        joined = others[0].model
         condition = functools.reduce(
             operator.and_,
             [getattr(joined, mine) == getattr(table, theirs) for mine, theirs in on.items()],
         )
         query = (
-            table.select(table, other)
+            table.select(table, *others)
             .join(joined, peewee.JOIN.LEFT_OUTER, on=condition)
             .where(equal(table, where))
         )
         if database.for_update:
             query = query.for_update(of=table)
-        sql = _SELECT_SQL[key] = query.sql()[0]
-    row = database.execute_sql(sql, _params(table, where)).fetchone()
+        sql, params = query.sql()
+        # The expressions' own parameters come first (the select list), then the key's.
+        cached = _JOINED_SQL[key] = (sql, params[: len(params) - len(where)])
+    sql, constants = cached
+    row = database.execute_sql(sql, [*constants, *_params(table, where)]).fetchone()
     if row is None:
         return None
-    value = row[-1]
-    return row_instance(table, row[:-1]), value if value is None else other.python_value(value)
+    width = len(table._meta.sorted_fields)
+    values = [
+        column.python_value(value)
+        if value is not None and isinstance(column, peewee.Field)
+        else value
+        for column, value in zip(others, row[width:], strict=True)
+    ]
+    return row_instance(table, row[:width]), values
 
 
 def find_all(table: type[peewee.Model], /, order_by: tuple[str, ...], **where: Any) -> list:

@@ -9,9 +9,9 @@ from datetime import datetime
 
 import pytest
 
-from pie import migrations
+from pie import migrations, rows
 from pie.db import connection, database, is_postgres
-from pie.services import job_search, processes, triggers
+from pie.services import job_search, jobs, processes, triggers
 from pie.tables import Job, ModelVersion, RegisteredModel
 
 
@@ -56,6 +56,29 @@ def test_reads_that_must_not_grow_use_an_index(app, name):
         found = plan(READS[name]())
         assert "USING INDEX" in found or "USING COVERING INDEX" in found, found
         assert "TEMP B-TREE" not in found, found  # no sort of every matching row
+
+
+def test_a_completion_reads_its_job_version_and_subscribers_by_index(app):
+    """The completion's one read (jobs.lock_for_completion): the job by its key, its version
+    by its key, and the EXISTS over its model's subscriptions by their index."""
+    with connection():
+        if is_postgres():
+            pytest.skip("Postgres: see test_the_indexes_exist")
+        jobs.lock_for_completion("no-such-job")  # builds and caches the statement
+        [(sql, constants)] = [
+            value
+            for key, value in rows._JOINED_SQL.items()
+            if key[0] is Job and key[-1] is type(database.obj)
+        ]
+        found = " | ".join(
+            str(row[-1])
+            for row in database.execute_sql(
+                f"EXPLAIN QUERY PLAN {sql}", [*constants, "j"]
+            ).fetchall()
+        )
+    steps = [s for s in found.split(" | ") if s.startswith(("SCAN", "SEARCH"))]
+    assert len(steps) == 3 and all(s.startswith("SEARCH") for s in steps), found
+    assert any("subscriptions" in s and "INDEX" in s for s in steps), found
 
 
 def test_the_indexes_exist(app):

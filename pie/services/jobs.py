@@ -6,12 +6,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import peewee
+
 from pie import contracts, counts
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
-from pie.rows import get_by, insert_row, lock_with_column, update_row
+from pie.rows import get_by, insert_row, lock_with_columns, update_row
 from pie.services import lifecycle, policy
-from pie.tables import TRIGGER_COLUMNS, Job, ModelVersion, utcnow
+from pie.tables import TRIGGER_COLUMNS, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -163,16 +165,31 @@ def output_schema(job: Job, output: Any, handler_contracts: Any) -> Any:
     return contracts.schema_in(handler_contracts, job.job_type, "output_schema")
 
 
-def lock_for_completion(job_id: str) -> tuple[Job | None, Any]:
-    """The job's row, locked (`lock_by`), and its version's handler_contracts (None: no
-    version, or none declared), read in one statement."""
-    found = lock_with_column(
+# Whether the job's model has an active inference_complete subscription: read with the job,
+# so that a completion without one (most) sends no query for them.
+_SUBSCRIBED = peewee.fn.EXISTS(
+    Subscription.select(peewee.SQL("1")).where(
+        (Subscription.source_model_id == Job.model_id)
+        & (Subscription.trigger_event == "inference_complete")
+        & (Subscription.status == "active")
+    )
+)
+
+
+def lock_for_completion(job_id: str) -> tuple[Job | None, Any, bool]:
+    """The job's row, locked (`lock_by`), its version's handler_contracts (None: no version,
+    or none declared) and whether an active subscription waits for its model's
+    inference_complete: one statement, in the completion's transaction."""
+    found = lock_with_columns(
         Job,
-        ModelVersion.handler_contracts,
+        (ModelVersion.handler_contracts, _SUBSCRIBED),
         {"model": "model_id", "version": "model_version"},
         job_id=job_id,
     )
-    return found if found is not None else (None, None)
+    if found is None:
+        return None, None, False
+    job, (handler_contracts, subscribed) = found
+    return job, handler_contracts, bool(subscribed)
 
 
 def output_warnings(job_id: str, schema: Any, output: Any) -> list[str]:

@@ -210,7 +210,7 @@ def complete_job(
     retried: float | None = None
     while True:
         with database.atomic():
-            job, handler_contracts = jobs.lock_for_completion(job_id)
+            job, handler_contracts, subscribed = jobs.lock_for_completion(job_id)
             if job is None or (
                 model_id is not None
                 and (job.model_id, job.model_version) != (model_id, model_version)
@@ -234,7 +234,7 @@ def complete_job(
                 break
             schema = jobs.output_schema(job, output, handler_contracts)
             if jobs.same_json(schema, applied):
-                fired = _record_outcome(runtime, job, status, output, error, warnings)
+                fired = _record_outcome(runtime, job, status, output, error, warnings, subscribed)
                 break
             applied = schema  # leave the transaction (nothing written) to apply it outside
         warnings = jobs.output_warnings(job_id, applied, output)
@@ -269,16 +269,26 @@ def complete_job(
 
 
 def _record_outcome(
-    runtime: Runtime, job: Job, status: str, output: Any, error: Any, warnings: list[str]
+    runtime: Runtime,
+    job: Job,
+    status: str,
+    output: Any,
+    error: Any,
+    warnings: list[str],
+    subscribed: bool = True,
 ) -> list[str]:
-    """Store a completion (in the caller's transaction); the ids of the jobs it fired."""
+    """Store a completion (in the caller's transaction); the ids of the jobs it fired.
+    `subscribed`: whether an active inference_complete subscription of the job's model
+    exists (read in the same transaction); without one there is nothing to fire."""
     fired: list[str] = []
     jobs.record_outcome(job, status, output, error, warnings)
     if job.service_id is not None:  # a service's status follows its init job
         follow_init_job(job, "available" if status == "success" else "failed")
     if status == "success" and job.job_type == "inference":
-        job.triggered_events, fired = triggers.fire(
-            runtime, job.model_id, "inference_complete", output or {}, parent=job
+        job.triggered_events, fired = (
+            triggers.fire(runtime, job.model_id, "inference_complete", output or {}, parent=job)
+            if subscribed
+            else ([], [])
         )
     jobs.save_outcome(job)
     outbox.job_ended(job)
