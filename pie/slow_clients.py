@@ -62,6 +62,8 @@ class DeadlineSocket:
         self.deadline: float | None = None  # set by the request's first read
         self.writing_since: float | None = None  # the response's first write
         self.written = 0  # bytes of this response handed to the socket so far
+        self.earlier = 0  # bytes of the connection's earlier responses
+        self.backlog = 0  # of those, still in the send buffer at this response's first write
         self.blocking = sock.getblocking()
         self.asked: float | None = None  # a timeout the server itself set (a body drain)
         self.closing = False
@@ -74,6 +76,7 @@ class DeadlineSocket:
     def begin_request(self) -> None:
         """A new request on this connection: its reads and its response get fresh deadlines."""
         self.deadline = self.writing_since = None
+        self.earlier += self.written
         self.written = 0
 
     def shutdown(self, how: int) -> None:
@@ -166,6 +169,9 @@ class DeadlineSocket:
         now = time.monotonic()
         if self.writing_since is None:
             self.writing_since = now
+            # A pipelined request's response may start while the kernel still holds the
+            # tail of the one before: what the client takes of that counts as its progress.
+            self.backlog = unsent(self._sock) if self.earlier else 0
         if now < self.writing_since + self.seconds:
             # Within the first deadline, what the send buffer takes at once goes without a
             # wait (a response of PIE's usually fits whole): one system call, none of the
@@ -181,7 +187,7 @@ class DeadlineSocket:
                 return
         # What the client has taken: what was handed to the kernel, less what still waits in
         # its send buffer (megabytes of a large page), not what was handed.
-        delivered, progressed = self.written - unsent(self._sock), now
+        delivered, progressed = self.backlog + self.written - unsent(self._sock), now
         while view:
             allowed = self.writing_since + self.seconds + delivered / MIN_WRITE_BYTES_PER_SECOND
             if now >= allowed:
@@ -207,10 +213,25 @@ class DeadlineSocket:
             self.written += sent
             view = view[sent:]
             now = time.monotonic()
-            taken = self.written - unsent(self._sock)
+            taken = self.backlog + self.written - unsent(self._sock)
             if sent or taken > delivered:
                 progressed = now
             delivered = max(delivered, taken)
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """socket.sendfile within the response's deadline: read and written with `sendall`
+        (gunicorn calls it only with its sendfile setting on, which `pie serve` turns off:
+        the kernel's sendfile on the descriptor would bypass the deadlines)."""
+        file.seek(offset)
+        total = 0
+        while count is None or total < count:
+            size = 1 << 16 if count is None else min(1 << 16, count - total)
+            chunk = file.read(size)
+            if not chunk:
+                break
+            self.sendall(chunk)
+            total += len(chunk)
+        return total
 
     def send(self, data: Any, flags: int = 0) -> int:
         """One send: gunicorn's interim `100 Continue`, which starts no response clock."""

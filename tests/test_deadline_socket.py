@@ -112,3 +112,78 @@ def test_the_servers_mode_switches_reach_the_socket_only_when_a_call_needs_them(
     with pytest.raises(ClientTimeout):  # the server's own timeout, within the deadline
         wrapped.recv(16)
     assert 0.15 < time.monotonic() - started < 0.45
+
+
+@pytest.fixture
+def tcp() -> Iterator[tuple[DeadlineSocket, socket.socket]]:
+    """A loopback TCP connection, as a server's client socket (the kernel's send buffer and
+    its acknowledgements are TCP's)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 512 * 1024)  # a tail of ~1 MB
+    wrapped = DeadlineSocket(server, 0.5)
+    wrapped.begin_request()
+    yield wrapped, client
+    server.close()
+    client.close()
+
+
+def paced_reader(
+    client: socket.socket, total: int, rate: float
+) -> tuple[threading.Thread, bytearray]:
+    received = bytearray()
+
+    def read() -> None:
+        started = time.monotonic()
+        while len(received) < total:
+            chunk = client.recv(16384)
+            if not chunk:
+                return
+            received.extend(chunk)
+            time.sleep(max(0.0, started + len(received) / rate - time.monotonic()))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader, received
+
+
+def test_a_pipelined_response_counts_the_tail_of_the_one_before_as_progress(tcp):
+    """The second response of a pipelined pair starts while the kernel still holds the end
+    of the first; a client reading steadily (10 x the minimum rate) gets both whole. It was
+    cut off, and the first response truncated, when that backlog counted against it."""
+    wrapped, client = tcp
+    first, second = b"a" * 2_000_000, b"b" * 2_000_000
+    reader, received = paced_reader(client, len(first) + len(second), 1_000_000)
+    wrapped.sendall(first)
+    wrapped.begin_request()  # the next pipelined request, read at once
+    wrapped.sendall(second)
+    reader.join(timeout=15)
+    assert bytes(received) == first + second
+
+
+def test_a_client_that_stops_reading_is_still_cut_off_after_a_pipelined_response(tcp):
+    wrapped, client = tcp
+    reader, _ = paced_reader(client, 1_000_000, 2_000_000)  # takes the first, then stops
+    wrapped.sendall(b"a" * 1_000_000)
+    reader.join(timeout=10)
+    wrapped.begin_request()
+    started = time.monotonic()
+    with pytest.raises(ClientTimeout):
+        wrapped.sendall(b"b" * 20_000_000)
+    assert time.monotonic() - started < 5
+
+
+def test_sendfile_goes_through_the_deadlines(tcp, tmp_path):
+    wrapped, client = tcp
+    wrapped._sock.setblocking(False)  # as gunicorn leaves a connection before PIE wraps it
+    wrapped = DeadlineSocket(wrapped._sock, 0.5)
+    path = tmp_path / "page"
+    path.write_bytes(bytes(range(256)) * 4000)
+    reader, received = paced_reader(client, 4000 * 256 - 1000, 50_000_000)
+    wrapped.setblocking(True)  # recorded only: the real socket may be in any mode
+    with open(path, "rb") as file:
+        assert wrapped.sendfile(file, offset=1000) == 4000 * 256 - 1000
+    reader.join(timeout=10)
+    assert bytes(received) == path.read_bytes()[1000:]
