@@ -3,14 +3,18 @@ PASS/FAIL.
 
     python -m bench.throughput [--quick] [--postgres URL] [--scale-jobs 1000000]
                                [--json PATH] [--duration 3] [--rounds 3] [--jobs 2000]
+                               [--job-rounds 3]
 
 In this order:
 1. the job figures: bare Celery + Redis echo tasks (bench.bare_celery: one prefork worker
    of 2 processes, Celery's default of one per core), the peer; PIE's in-process echo jobs
    end to end (bench.jobs, `pie serve` at its default worker processes, one per core plus
    one) on SQLite, target >= 1.0 of the peer and created -> completed p99 <= 50 ms, and on
-   Postgres for information; PIE's `celery` handler type end to end (bench.celery, the
-   peer's worker shape, `pie serve` at its default), target >= 0.7 of the peer;
+   Postgres for information. PIE's echo jobs and bare Celery run in --job-rounds pairs,
+   each pair adjacent in time and the order alternating; the pair of median ratio counts
+   (one pair on this machine varied 0.76-0.91 between runs). Then PIE's `celery` handler
+   type end to end (bench.celery, the peer's worker shape, `pie serve` at its default),
+   target >= 0.7 of the peer;
 2. bench.http's figures against `pie serve` with 1 and with 2 worker processes, on SQLite
    and on Postgres (a schema of its own, dropped afterwards): the reads (target >= 0.85 of
    the bare read), the writes (>= 0.8 of the bare insert) and fan-out per subscription at
@@ -49,15 +53,40 @@ from bench.targets import failed, figure, table
 READS = {"GET /v2/models/{id}", "GET /v2/jobs/{id}"}
 
 
+def paired_rounds(rounds: int, peer: Callable[[], dict], mine: Callable[[], dict]) -> dict:
+    """`rounds` measurements of a figure and its peer, each pair adjacent in time (so that
+    the machine's noise hits both alike) and in alternating order (so that a drift favours
+    neither); the round of median ratio, with the ratios of all of them."""
+    pairs = []
+    for number in range(rounds):
+        if number % 2:
+            one = mine()
+            other = peer()
+        else:
+            other = peer()
+            one = mine()
+        pairs.append((one["rate"] / other["rate"], one, other))
+    ratios = sorted(pair[0] for pair in pairs)
+    _, one, other = sorted(pairs, key=lambda pair: pair[0])[len(pairs) // 2]
+    return {"mine": one, "peer": other, "ratios": ratios}
+
+
 def job_rows(args: argparse.Namespace, raw: dict) -> list[dict]:
     """The job figures, each against `pie serve` at its default worker processes (one per
-    core plus one) and bare Celery at its own default (one process per core)."""
-    bare = raw["bare_celery"] = bare_celery.measure(args.jobs)
+    core plus one) and bare Celery at its own default (one process per core). PIE's echo
+    jobs and bare Celery run --job-rounds times, in adjacent pairs: the median pair counts."""
+    paired = raw["echo_vs_bare_celery"] = paired_rounds(
+        args.job_rounds,
+        lambda: bare_celery.measure(args.jobs),
+        lambda: jobs.echo(None, None, args.jobs),
+    )
+    bare, echo = raw["bare_celery"], raw["echo"] = paired["peer"], paired["mine"]
     rows = [figure("bare Celery+Redis echo, 2 procs", bare["rate"], "tasks/s")]
-    echo = raw["echo"] = jobs.echo(None, None, args.jobs)
+    low, high = paired["ratios"][0], paired["ratios"][-1]
     rows += [
         figure(
-            "PIE echo jobs [SQLite, default]",
+            f"PIE echo jobs [SQLite, default] (median of {args.job_rounds} pairs, "
+            f"ratios {low:.2f}-{high:.2f})",
             echo["rate"],
             "jobs/s",
             bare["rate"],
@@ -212,11 +241,18 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, help="jobs (and bare Celery tasks) per job figure (default 2000)"
     )
+    parser.add_argument(
+        "--job-rounds",
+        type=int,
+        help="pairs of PIE echo jobs and bare Celery, alternating (default 3; --quick 1)",
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
-    defaults = (1, 1, 300, 20_000, 20) if args.quick else (3, 3, 2000, 1_000_000, 200)
+    defaults = (1, 1, 300, 20_000, 20, 1) if args.quick else (3, 3, 2000, 1_000_000, 200, 3)
     for name, value in zip(
-        ("duration", "rounds", "jobs", "scale_jobs", "scale_repeats"), defaults, strict=True
+        ("duration", "rounds", "jobs", "scale_jobs", "scale_repeats", "job_rounds"),
+        defaults,
+        strict=True,
     ):
         if getattr(args, name, None) is None:
             setattr(args, name, value)

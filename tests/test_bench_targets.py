@@ -27,3 +27,23 @@ def test_table_has_a_line_per_figure_with_its_result():
     assert lines[1].startswith("read") and "0.90" in lines[1] and lines[1].endswith("PASS")
     assert lines[2].endswith("-")
     assert "broker down" in lines[3] and lines[3].endswith("FAIL")
+
+
+def test_paired_rounds_alternate_and_keep_the_median_pair():
+    from bench.throughput import paired_rounds
+
+    calls: list[str] = []
+    peer_rates, mine_rates = iter([100, 100, 100]), iter([90, 120, 100])
+
+    def peer() -> dict:
+        calls.append("peer")
+        return {"rate": next(peer_rates)}
+
+    def mine() -> dict:
+        calls.append("mine")
+        return {"rate": next(mine_rates)}
+
+    result = paired_rounds(3, peer, mine)
+    assert calls == ["peer", "mine", "mine", "peer", "peer", "mine"]
+    assert result["ratios"] == [0.9, 1.0, 1.2]
+    assert result["mine"]["rate"] == 100 and result["peer"]["rate"] == 100
