@@ -28,6 +28,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -293,8 +294,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def echo_throughput(api: Http, url: str, jobs: int = 1000) -> dict[str, float]:
     """In-process echo jobs per second, submitted by 8 threads on a connection each, from
-    the first request to the last success; p50/p99 of the starting request (client side)
-    and of each job's creation → completion (its stored times)."""
+    the first request to the last success (its stored completed_at; `observed_rate` to
+    when the client's poll saw it); p50/p99 of the starting request (client side) and of
+    each job's creation → completion (its stored times)."""
     from pie.db import database, open_database
     from pie.tables import Job
 
@@ -309,18 +311,22 @@ def echo_throughput(api: Http, url: str, jobs: int = 1000) -> dict[str, float]:
         assert status == 202, (status, body)
         return body["inference_job_id"]
 
-    start = time.perf_counter()
+    start, start_wall = time.perf_counter(), time.time()
     with ThreadPoolExecutor(8) as pool:
         job_ids = list(pool.map(start_one, range(jobs)))
     settle(api, before + jobs)
-    rate = jobs / (time.perf_counter() - start)
+    observed = jobs / (time.perf_counter() - start)
     database.initialize(open_database(url))
     with database.connection_context():
-        rows = Job.select(Job.created_at, Job.completed_at).where(Job.job_id.in_(job_ids))
+        rows = list(Job.select(Job.created_at, Job.completed_at).where(Job.job_id.in_(job_ids)))
         ends = [(row.completed_at - row.created_at).total_seconds() for row in rows]
     database.close_all()
+    # To the last completion as stored (UTC), not when the 50 ms poll noticed it; bare
+    # Celery's figure ends at its last result's stored date_done alike.
+    last = max(row.completed_at for row in rows).replace(tzinfo=UTC).timestamp()
     return {
-        "rate": rate,
+        "rate": jobs / (last - start_wall),
+        "observed_rate": observed,
         "request_p50": percentile(requests, 0.5),
         "request_p99": percentile(requests, 0.99),
         "job_p50": percentile(ends, 0.5),
