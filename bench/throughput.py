@@ -67,7 +67,8 @@ def paired_rounds(rounds: int, peer: Callable[[], dict], mine: Callable[[], dict
             one = mine()
         pairs.append((one["rate"] / other["rate"], one, other))
     ratios = sorted(pair[0] for pair in pairs)
-    _, one, other = sorted(pairs, key=lambda pair: pair[0])[len(pairs) // 2]
+    # The lower middle of an even number: a drift never rounds the figure up.
+    _, one, other = sorted(pairs, key=lambda pair: pair[0])[(len(pairs) - 1) // 2]
     return {"mine": one, "peer": other, "ratios": ratios}
 
 

@@ -47,3 +47,11 @@ def test_paired_rounds_alternate_and_keep_the_median_pair():
     assert calls == ["peer", "mine", "mine", "peer", "peer", "mine"]
     assert result["ratios"] == [0.9, 1.0, 1.2]
     assert result["mine"]["rate"] == 100 and result["peer"]["rate"] == 100
+
+
+def test_paired_rounds_take_the_lower_middle_of_an_even_number():
+    from bench.throughput import paired_rounds
+
+    rates = iter([100, 80, 100, 120])  # peer, mine, mine, peer: ratios 0.8 and 0.83
+    result = paired_rounds(2, lambda: {"rate": next(rates)}, lambda: {"rate": next(rates)})
+    assert result["mine"]["rate"] == 80
