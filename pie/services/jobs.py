@@ -9,6 +9,7 @@ from urllib.parse import quote
 import peewee
 
 from pie import contracts, counts
+from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import get_by, insert_row, lock_with_columns, update_row
@@ -165,8 +166,8 @@ def output_schema(job: Job, output: Any, handler_contracts: Any) -> Any:
     return contracts.schema_in(handler_contracts, job.job_type, "output_schema")
 
 
-# Whether the job's model has an active inference_complete subscription: read with the job,
-# so that a completion without one (most) sends no query for them.
+# Whether the job's model has an active inference_complete subscription: read with the job
+# (on SQLite), so that a completion without one (most) sends no query for them.
 _SUBSCRIBED = peewee.fn.EXISTS(
     Subscription.select(peewee.SQL("1")).where(
         (Subscription.source_model_id == Job.model_id)
@@ -178,18 +179,23 @@ _SUBSCRIBED = peewee.fn.EXISTS(
 
 def lock_for_completion(job_id: str) -> tuple[Job | None, Any, bool]:
     """The job's row, locked (`lock_by`), its version's handler_contracts (None: no version,
-    or none declared) and whether an active subscription waits for its model's
-    inference_complete: one statement, in the completion's transaction."""
+    or none declared) and whether the subscriptions to its model's inference_complete must
+    be read: in one statement on SQLite, whose transactions take the writer first, so the
+    statement sees every subscription committed before. On Postgres the statement may wait
+    for the job's row lock and reads as of its start (READ COMMITTED): a subscription
+    committed meanwhile would be missed, so there they are always read after the lock."""
+    waits = bool(database.for_update)
+    columns = (ModelVersion.handler_contracts,) + (() if waits else (_SUBSCRIBED,))
     found = lock_with_columns(
         Job,
-        (ModelVersion.handler_contracts, _SUBSCRIBED),
+        columns,
         {"model": "model_id", "version": "model_version"},
         job_id=job_id,
     )
     if found is None:
         return None, None, False
-    job, (handler_contracts, subscribed) = found
-    return job, handler_contracts, bool(subscribed)
+    job, values = found
+    return job, values[0], waits or bool(values[1])
 
 
 def output_warnings(job_id: str, schema: Any, output: Any) -> list[str]:

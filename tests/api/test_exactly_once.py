@@ -4,11 +4,15 @@ one completion callback, start each subscription's job once (contract sections 4
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from pie.db import connection, database, is_postgres
+from pie.rows import lock_by
+from pie.tables import Job
 from tests.helpers import Client, Implementations, activate, model_body, wait_for_job
 
 CALLERS = 8
@@ -50,6 +54,65 @@ def subscribe(client, source, target, event, action):
     r = client.post(f"/v2/models/{source}/event-subscriptions", json=body)
     assert r.status_code == 201, r.get_json()
     return r.get_json()["id"]
+
+
+def test_a_subscription_committed_while_a_completion_waits_for_the_job_fires(app, client):
+    """Postgres: the completion's first statement waits for the job's row lock (held here
+    as a concurrent heartbeat or cancel would) and reads as of its start; a subscription
+    created meanwhile, answered before the completion had read anything, must still fire
+    (found by review: a subscription check in that statement missed it)."""
+    if not is_postgres():
+        pytest.skip("SQLite: a transaction takes the writer before it reads anything")
+    create_model(client, "s1", inference="hold")
+    create_model(client, "t1")
+    activate(client, "s1")
+    activate(client, "t1")
+    r = client.post("/v2/models/s1/versions/1/inference", json={"input": {"q": 1}})
+    job_id = r.get_json()["inference_job_id"]
+    wait_for_job(client, job_id, ("started",))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_job() -> None:
+        with connection(), database.atomic():
+            lock_by(Job, job_id=job_id)
+            locked.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_job)
+    holder.start()
+    assert locked.wait(10)
+    answer: list[Any] = []
+    path = f"/v2/models/s1/versions/1/jobs/{job_id}/complete"
+    completing = threading.Thread(
+        target=lambda: answer.append(
+            Client(app.test_client()).post(path, json={"status": "success", "output": {}})
+        )
+    )
+    completing.start()
+    wait_until(lambda: waiting_for_a_lock() > 0)
+    sub = subscribe(client, "s1", "t1", "inference_complete", "inference")
+    release.set()
+    holder.join(10)
+    completing.join(30)
+    assert answer and answer[0].status_code == 200, answer
+    events = answer[0].get_json()["triggered_events"]
+    assert [event["subscription_id"] for event in events] == [sub]
+
+
+def waiting_for_a_lock() -> int:
+    """Postgres sessions of this database waiting for a lock."""
+    with connection():
+        return database.execute_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        ).fetchone()[0]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def race(app, request: Callable[[Client], Any], callers: int = CALLERS) -> list[Any]:
