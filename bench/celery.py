@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC
 from pathlib import Path
 
 from bench.http import (
@@ -29,6 +28,7 @@ from bench.http import (
     shielded,
     start,
     stop,
+    stored_times,
     successes,
 )
 from bench.http import wait_healthy as wait_up
@@ -81,8 +81,6 @@ def measure(
         wait_up(f"http://127.0.0.1:{port}/v2/health")
         sys.path.insert(0, str(ROOT))
         from pie.auth import TokenVerifier
-        from pie.db import database, open_database
-        from pie.tables import Job
 
         token = TokenVerifier(SECRET).mint({"sub": "bench", "scope": "streamline/admin"}, 7200)
         api = Http(f"http://127.0.0.1:{port}", token)
@@ -119,13 +117,7 @@ def measure(
             job_ids = list(executor.map(start_one, range(jobs)))
         settle(api, before + jobs)
         observed = jobs / (time.perf_counter() - began)
-        database.initialize(open_database(url))
-        with database.connection_context():
-            rows = list(Job.select(Job.created_at, Job.completed_at).where(Job.job_id.in_(job_ids)))
-            ends = [(row.completed_at - row.created_at).total_seconds() for row in rows]
-        database.close_all()
-        # To the last stored completion, as bench.http.echo_throughput and bench.bare_celery.
-        last = max(row.completed_at for row in rows).replace(tzinfo=UTC).timestamp()
+        ends, last = stored_times(url, job_ids)
         return {
             "rate": jobs / (last - began_wall),
             "observed_rate": observed,

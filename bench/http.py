@@ -292,14 +292,26 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def stored_times(url: str, job_ids: list[str]) -> tuple[list[float], float]:
+    """Each job's created → completed seconds, and the last completion as a Unix time, as
+    the database at `url` stored them: a rate ends there, not when a client's poll noticed
+    it (bare Celery's ends at its last result's stored date_done alike)."""
+    from pie.db import database, open_database
+    from pie.tables import Job
+
+    database.initialize(open_database(url))
+    with database.connection_context():
+        rows = list(Job.select(Job.created_at, Job.completed_at).where(Job.job_id.in_(job_ids)))
+    database.close_all()
+    ends = [(row.completed_at - row.created_at).total_seconds() for row in rows]
+    return ends, max(row.completed_at for row in rows).replace(tzinfo=UTC).timestamp()
+
+
 def echo_throughput(api: Http, url: str, jobs: int = 1000) -> dict[str, float]:
     """In-process echo jobs per second, submitted by 8 threads on a connection each, from
     the first request to the last success (its stored completed_at; `observed_rate` to
     when the client's poll saw it); p50/p99 of the starting request (client side) and of
     each job's creation → completion (its stored times)."""
-    from pie.db import database, open_database
-    from pie.tables import Job
-
     before = successes(api)
     requests: list[float] = []
     client = KeepAlive(api.base, api.token)
@@ -316,14 +328,7 @@ def echo_throughput(api: Http, url: str, jobs: int = 1000) -> dict[str, float]:
         job_ids = list(pool.map(start_one, range(jobs)))
     settle(api, before + jobs)
     observed = jobs / (time.perf_counter() - start)
-    database.initialize(open_database(url))
-    with database.connection_context():
-        rows = list(Job.select(Job.created_at, Job.completed_at).where(Job.job_id.in_(job_ids)))
-        ends = [(row.completed_at - row.created_at).total_seconds() for row in rows]
-    database.close_all()
-    # To the last completion as stored (UTC), not when the 50 ms poll noticed it; bare
-    # Celery's figure ends at its last result's stored date_done alike.
-    last = max(row.completed_at for row in rows).replace(tzinfo=UTC).timestamp()
+    ends, last = stored_times(url, job_ids)
     return {
         "rate": jobs / (last - start_wall),
         "observed_rate": observed,

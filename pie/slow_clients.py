@@ -62,8 +62,8 @@ class DeadlineSocket:
         self.deadline: float | None = None  # set by the request's first read
         self.writing_since: float | None = None  # the response's first write
         self.written = 0  # bytes of this response handed to the socket so far
-        self.earlier = 0  # bytes of the connection's earlier responses
-        self.backlog = 0  # of those, still in the send buffer at this response's first write
+        self.responded = False  # whether an earlier response on this connection wrote any
+        self.backlog = 0  # of its bytes, those still in the send buffer at this one's first write
         self.blocking = sock.getblocking()
         self.asked: float | None = None  # a timeout the server itself set (a body drain)
         self.closing = False
@@ -76,7 +76,7 @@ class DeadlineSocket:
     def begin_request(self) -> None:
         """A new request on this connection: its reads and its response get fresh deadlines."""
         self.deadline = self.writing_since = None
-        self.earlier += self.written
+        self.responded = self.responded or self.written > 0
         self.written = 0
 
     def shutdown(self, how: int) -> None:
@@ -112,16 +112,22 @@ class DeadlineSocket:
         if self.applied:
             self._apply(0.0)
 
-    def _arm_read(self) -> None:
-        if self.closing or not self.blocking:
-            self._apply(0.0)
-            return
+    def _remaining(self) -> float:
+        """Seconds left to read this request (its first read starts the clock); raises
+        ClientTimeout once none are."""
         now = time.monotonic()
         if self.deadline is None:
             self.deadline = now + self.seconds
         remaining = self.deadline - now
         if remaining <= 0:
             raise ClientTimeout(self._late())
+        return remaining
+
+    def _arm_read(self) -> None:
+        if self.closing or not self.blocking:
+            self._apply(0.0)
+            return
+        remaining = self._remaining()
         self._apply(remaining if self.asked is None else min(remaining, self.asked))
 
     def _late(self) -> str:
@@ -132,11 +138,7 @@ class DeadlineSocket:
             # What has arrived already is taken without a wait, so without a timeout to
             # arm (a request usually arrives whole): one system call, not a mode change, a
             # poll and the read. Within the deadline only, as every read.
-            now = time.monotonic()
-            if self.deadline is None:
-                self.deadline = now + self.seconds
-            elif now >= self.deadline:
-                raise ClientTimeout(self._late())
+            self._remaining()
             self._untimed()
             try:
                 return call(*args[:-1], args[-1] | socket.MSG_DONTWAIT)
@@ -171,7 +173,7 @@ class DeadlineSocket:
             self.writing_since = now
             # A pipelined request's response may start while the kernel still holds the
             # tail of the one before: what the client takes of that counts as its progress.
-            self.backlog = unsent(self._sock) if self.earlier else 0
+            self.backlog = unsent(self._sock) if self.responded else 0
         if now < self.writing_since + self.seconds:
             # Within the first deadline, what the send buffer takes at once goes without a
             # wait (a response of PIE's usually fits whole): one system call, none of the

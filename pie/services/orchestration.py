@@ -275,7 +275,7 @@ def _record_outcome(
     output: Any,
     error: Any,
     warnings: list[str],
-    subscribed: bool = True,
+    subscribed: bool,
 ) -> list[str]:
     """Store a completion (in the caller's transaction); the ids of the jobs it fired.
     `subscribed`: whether an active inference_complete subscription of the job's model
