@@ -48,7 +48,8 @@ def _resolve_storage(app: Flask) -> None:
     """Default the database to a SQLite file in the instance folder, the secret beside it
     (each folder is created when its file is)."""
     from pie import config
-    from pie.auth import check_secret, load_or_create_secret
+    from pie.auth import check_secret
+    from pie.secret_files import load_or_create_secret
 
     app.config["PIE_DATABASE_URL"] = config.database_url(app.config)
     source = "PIE_JWT_SECRET"

@@ -213,7 +213,8 @@ def token(
     It is signed with the server's secret: run it where `pie serve` runs, or with the same
     PIE_JWT_SECRET."""
     from pie import config
-    from pie.auth import TokenVerifier, check_secret, read_secret
+    from pie.auth import TokenVerifier, check_secret
+    from pie.secret_files import read_secret
 
     names = [*granted, scopes.ADMIN_SCOPE] if admin else list(granted)
     if not names:

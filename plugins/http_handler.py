@@ -124,7 +124,7 @@ class HttpHandlerType(HandlerType):
         if self._secrets:
             return self._secrets
         from pie import config
-        from pie.auth import load_or_create_secret
+        from pie.secret_files import load_or_create_secret
 
         with self._lock:
             if not self._secrets:

@@ -15,11 +15,11 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from pie import config, db, metrics
-from pie.auth import load_or_create_secret
 from pie.config import ConfigurationError
 from pie.errors import Conflict
 from pie.outbound import client, dns, guard, signing
 from pie.outbound.secretbox import SecretBox, generate_key, parse_key
+from pie.secret_files import load_or_create_secret
 from pie.services import deliveries, outbox, webhooks
 from pie.tables import Webhook, WebhookDelivery
 
