@@ -88,8 +88,17 @@ class CeleryHandlerType(HandlerType):
             return self._app
 
     def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str:
-        """send_task with the payload as the one argument; the task id is the external id."""
-        options: dict[str, Any] = {"retry": True, "retry_policy": PUBLISH_RETRY_POLICY}
+        """send_task with the payload as the one argument; the task id is the external id.
+        The message's argsrepr names the job instead of repeating the payload: Celery's events,
+        `celery inspect` and monitors such as Flower show argsrepr, and the payload holds the
+        callback token (which completes the job) and the tenant's input. Skipping Celery's
+        repr of the payload also saves about a sixth of a publish's CPU."""
+        options: dict[str, Any] = {
+            "retry": True,
+            "retry_policy": PUBLISH_RETRY_POLICY,
+            "argsrepr": f"(<PIE job {job.job_id}, attempt {job.attempt}>,)",
+            "kwargsrepr": "{}",
+        }
         if handler.get("queue"):
             options["queue"] = handler["queue"]
         result = self.app().send_task(handler["task"], args=[payload], **options)

@@ -10,6 +10,7 @@ them. A broker that is not reachable skips its half (fails it with PIE_REQUIRE_B
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -273,3 +274,37 @@ def test_a_worker_killed_mid_task_fails_the_job_when_no_attempt_remains(world: W
         assert job["error"]["type"] == "HeartbeatTimeout"
     finally:
         world.worker.start()  # for the tests after this one
+
+
+def test_the_task_message_shows_the_job_not_its_payload(world: World) -> None:
+    """Celery's events, `celery inspect` and Flower show a message's argsrepr: it names the
+    job; the callback token and the input travel only in the body, to the worker."""
+    from kombu import Connection
+
+    queue = f"pie-test-raw-{uuid.uuid4().hex[:8]}"  # no worker takes it
+    model_id = f"m-{uuid.uuid4().hex[:8]}"
+    handler = {"type": "celery", "task": "tests.echo", "queue": queue}
+    body = model_body(model_id, handlers={"training": handler, "inference": handler})
+    assert world.server.request("POST", "/v2/models", json=body).status_code == 201
+    world.server.request(
+        "POST", f"/v2/models/{model_id}/versions/1/new_status", json={"status": "active"}
+    )
+    try:
+        job_id = world.run(model_id, {"secret": "tenant-input-7731"})
+        world.wait(job_id, "started")
+        with Connection(world.worker.broker, connect_timeout=3) as connection:
+            channel = connection.default_channel
+            raw = wait_for(lambda: channel.basic_get(queue, no_ack=True), 10, 0.05)
+            message = raw if hasattr(raw, "decode") else channel.message_to_python(raw)
+        headers = message.headers
+        assert headers["id"] == world.job(job_id)["external_id"]
+        assert headers["argsrepr"] == f"(<PIE job {job_id}, attempt 1>,)"
+        assert headers["kwargsrepr"] == "{}"
+        args, kwargs, _ = message.decode()
+        (payload,) = args
+        token = payload["callback"]["token"]
+        assert len(token) > 20 and payload["input"] == {"secret": "tenant-input-7731"}
+        for shown in (headers["argsrepr"], headers["kwargsrepr"], json.dumps(headers)):
+            assert token not in shown and "tenant-input-7731" not in shown
+    finally:
+        delete_queue(world.worker.broker, queue)
