@@ -3,12 +3,13 @@ profiling and before/after comparisons; `bare-read` and `bare-insert` run the ce
 (bench/bare_app.py) through the same loop.
 
     python -m bench.inprocess
-        {complete,status,version,inference,get,tenant-get,bare-read,bare-insert}
+        {echo,complete,status,version,inference,get,tenant-get,job-get,bare-read,bare-insert}
         [--requests 2000] [--profile [--sort tottime] [--lines 40]] [--mark]
 
 `tenant-get` is `get` with a tenant's token (a `client_id`, no admin scope) instead of an
-admin's. `inference` starts a job on the direct route with its dispatch left out (that runs
-on the dispatcher's threads, after the response): the request and the job's insert.
+admin's. `job-get` reads a job (GET /v2/jobs/{id}), as bench.http does. `inference` starts a
+job on the direct route with its dispatch left out (that runs on the dispatcher's threads,
+after the response): the request and the job's insert.
 
 Prints requests per second and CPU microseconds per request (process time, so other load on
 the machine matters less than for wall-clock figures); `--profile` adds a cProfile table;
@@ -38,6 +39,7 @@ ROUTES = (
     "inference",
     "get",
     "tenant-get",
+    "job-get",
     "bare-read",
     "bare-insert",
 )
@@ -73,8 +75,13 @@ def pie_requests(
         client.post("/v2/clients", json={"client_id": "acme", "name": "Acme"}, headers=headers)
         claims = {"sub": "bench", "scope": "streamline/read_models", "client_id": "acme"}
         headers = {"Authorization": "Bearer " + runtime.verifier.mint(claims, 7200)}
-    if route == "inference":
+    if route in ("inference", "job-get"):
         runtime.dispatcher.submit = lambda job_ids: None
+    if route == "job-get":  # a job as bench.http reads it: started over HTTP, left pending
+        started = client.post(
+            "/v2/models/m/versions/1/inference", json={"input": {"a": 1}}, headers=headers
+        ).get_json()
+        job_path = f"/v2/jobs/{started['inference_job_id']}"
     if route == "echo":
         return echo_requests(app, client, headers)
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -105,8 +112,9 @@ def pie_requests(
             path, body = "/v2/models/m/new_version", {}
         elif route == "inference":
             path, body = "/v2/models/m/versions/1/inference", {"input": {"a": n}}
-        else:  # get, tenant-get
-            response = client.get("/v2/models/m", headers=headers)
+        else:  # get, tenant-get, job-get
+            path = job_path if route == "job-get" else "/v2/models/m"
+            response = client.get(path, headers=headers)
             assert response.status_code == 200, response.get_json()
             return
         response = client.post(path, json=body, headers=headers)

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CEILING = {
     "get": "bare-read",
     "tenant-get": "bare-read",
+    "job-get": "bare-read",
     "status": "bare-insert",
     "version": "bare-insert",
     "inference": "bare-insert",
