@@ -19,6 +19,7 @@ from flask import Flask
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from pie.config import sqlite_path
+from pie.writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,14 @@ class SerializedSqliteDatabase(PooledSqliteDatabase):
 
     SQLite admits one writer; a second one waits in SQLite's busy handler, which polls with
     sleeps of up to 100 ms, so under load most of a writer's time is spent asleep. Here the
-    threads of a process queue on a Python lock and the processes on an flock() of a file
-    beside the database; the busy handler remains for anything else writing the file."""
+    threads of a process queue on a Python lock (pie/writer_lock.py: a job's start and its
+    completion ahead of new work) and the processes on an flock() of a file beside the
+    database; the busy handler remains for anything else writing the file."""
 
     def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
         self._lock_path = f"{database}.writelock" if database != ":memory:" else None
-        self._writer = threading.Lock()
+        self._writer = WriterLock()
         self._holding = threading.local()
         self._lock_file: tuple[int, int] | None = None  # (pid, fd): reopened after a fork
 

@@ -18,6 +18,7 @@ from pie import db
 from pie.rows import equal, update_row
 from pie.services import control, jobs, outbox
 from pie.tables import Job, utcnow
+from pie.writer_lock import admitted_work
 
 # How long a claim protects a dispatch in progress (PIE_DISPATCH_LEASE_SECONDS); after it,
 # recovery may dispatch again. Backend calls time out well within it.
@@ -85,6 +86,7 @@ def release(job_id: str, owner: str | None = None) -> None:
     ).execute()
 
 
+@admitted_work
 def mark_started(
     job_id: str,
     external_id: str | None = None,

@@ -12,6 +12,7 @@ from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.services import control, jobs, lifecycle, outbox, registry, subscriptions, triggers
 from pie.tables import TENANT_FIELDS, Job, ModelVersion, RegisteredModel, Service
+from pie.writer_lock import admitted_work
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -179,6 +180,7 @@ def change_status(
     return model, version, events
 
 
+@admitted_work
 def complete_job(
     runtime: Runtime,
     job_id: str,
