@@ -80,8 +80,11 @@ class WriterLock:
                 try:
                     while not self._first_may():
                         self._first.wait()
-                finally:
+                except BaseException:
                     self._first_waiting -= 1
+                    self._wake()  # pass on a notification this thread may have taken
+                    raise
+                self._first_waiting -= 1
                 self._held = True
                 self._streak = self._streak + 1 if self._rest_waiting else 0
         else:
@@ -90,8 +93,11 @@ class WriterLock:
                 try:
                     while not self._rest_may():
                         self._rest.wait()
-                finally:
+                except BaseException:
                     self._rest_waiting -= 1
+                    self._wake()  # pass on a notification this thread may have taken
+                    raise
+                self._rest_waiting -= 1
                 self._held = True
                 self._streak = 0
 
@@ -100,12 +106,17 @@ class WriterLock:
             if not self._held:
                 raise RuntimeError("release of an unheld WriterLock")
             self._held = False
-            # Wake one waiter that may take it now; a thread arriving meanwhile may take it
-            # first, and its release wakes the next.
-            if self._first_waiting and self._first_may():
-                self._first.notify()
-            elif self._rest_waiting:
-                self._rest.notify()
+            self._wake()
+
+    def _wake(self) -> None:
+        # Wake one waiter that may take it now; a thread arriving meanwhile may take it
+        # first, and its release wakes the next.
+        if self._held:
+            return
+        if self._first_waiting and self._first_may():
+            self._first.notify()
+        elif self._rest_waiting:
+            self._rest.notify()
 
     def locked(self) -> bool:
         return self._held

@@ -102,6 +102,39 @@ def test_without_new_work_waiting_admitted_work_has_no_streak_limit() -> None:
     assert sorted(order) == ["a0", "a1", "a2"]
 
 
+def test_a_waiter_interrupted_after_its_wake_up_passes_it_on() -> None:
+    """An exception (KeyboardInterrupt in a main thread) reaching a waiter that was just
+    woken must not take the only wake-up with it: the next waiter gets the free lock."""
+    import ctypes
+
+    lock, got = WriterLock(), []
+
+    def wait(name: str) -> None:
+        try:
+            lock.acquire(False)
+        except SystemExit:
+            got.append(f"{name} interrupted")
+            return
+        got.append(name)
+        lock.release()
+
+    lock.acquire(False)
+    first = threading.Thread(target=wait, args=("r1",), daemon=True)
+    first.start()
+    wait_for(lambda: lock._rest_waiting == 1, 5, 0.001)
+    second = threading.Thread(target=wait, args=("r2",), daemon=True)
+    second.start()
+    wait_for(lambda: lock._rest_waiting == 2, 5, 0.001)
+    with lock._first:  # the lock's mutex: r1 cannot run before its exception is set
+        lock._held = False
+        lock._rest.notify()  # what release does: wake one waiter, r1 (the first)
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(first.ident), ctypes.py_object(SystemExit)
+        )
+    first.join(5), second.join(5)
+    assert got == ["r1 interrupted", "r2"] and not lock.locked()
+
+
 def test_releasing_an_unheld_lock_is_an_error() -> None:
     with pytest.raises(RuntimeError):
         WriterLock().release()
