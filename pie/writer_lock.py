@@ -26,10 +26,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 _admitted = threading.local()
 
 
+def is_admitted() -> bool:
+    return getattr(_admitted, "on", False)
+
+
 @contextmanager
 def admitted() -> Iterator[None]:
     """Writes on this thread inside the block are work already admitted (first class)."""
-    before = getattr(_admitted, "on", False)
+    before = is_admitted()
     _admitted.on = True
     try:
         yield
@@ -46,10 +50,6 @@ def admitted_work(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def is_admitted() -> bool:
-    return getattr(_admitted, "on", False)
 
 
 class WriterLock:
