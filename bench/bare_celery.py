@@ -6,12 +6,13 @@ client threads submit the tasks with apply_async, then every result is fetched (
 
 Prints tasks per second, from the first submit to the last result's date_done as the result
 backend recorded it (PIE's echo figure ends at its last stored completion alike), after 20
-warm-up tasks. The worker is
-ended, the queue deleted and the results forgotten afterwards."""
+warm-up tasks, and the CPU each task cost the worker, the broker and the client (bench.cpu).
+The worker is ended, the queue deleted and the results forgotten afterwards."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import cpu
 from bench.http import free_port, shielded, start, stop
 
 BROKER = "redis://127.0.0.1:6379/13"
@@ -34,8 +36,8 @@ def stamp(moment: datetime | str) -> float:
 def measure(
     tasks: int = 2000, broker: str = BROKER, backend: str | None = None, concurrency: int = 2
 ) -> dict[str, float]:
-    """{rate: tasks/s, seconds} of `tasks` echo tasks; results in `backend` (default: the
-    broker's Redis database)."""
+    """{rate: tasks/s, seconds, cpu_ms: bench.cpu's milliseconds of CPU per task by role} of
+    `tasks` echo tasks; results in `backend` (default: the broker's Redis database)."""
     from kombu import Connection
 
     from bench.bare_celery_tasks import app, echo
@@ -56,6 +58,13 @@ def measure(
         for n in range(20):
             warm.append(echo.apply_async(({"warm": n},), queue=queue))
             warm[-1].get(timeout=60)
+        window = cpu.Window(
+            {
+                "celery worker": [worker.pid],
+                "broker": cpu.broker_processes(broker),
+                "client": [os.getpid()],
+            }
+        )
         began, began_wall = time.perf_counter(), time.time()
         with ThreadPoolExecutor(8) as pool:
             results = list(
@@ -63,12 +72,18 @@ def measure(
             )
         for result in results:
             result.get(timeout=120)
+        spent = window.per_job(tasks)
         observed = time.perf_counter() - began
         # To the last result as the backend recorded it (PIE's figure ends at its last
         # stored completion alike), not when this client got round to reading it.
         last = max(stamp(result.date_done) for result in results)
         seconds = last - began_wall
-        return {"rate": tasks / seconds, "seconds": seconds, "observed_rate": tasks / observed}
+        return {
+            "rate": tasks / seconds,
+            "seconds": seconds,
+            "observed_rate": tasks / observed,
+            "cpu_ms": spent,
+        }
     finally:
         with shielded(), Connection(broker, connect_timeout=3) as connection:
             stop([worker])
@@ -84,7 +99,10 @@ def main() -> None:
     parser.add_argument("--backend", help="result backend (default: the broker)")
     args = parser.parse_args()
     figures = measure(args.tasks, args.broker, args.backend)
-    print(f"bare celery echo: {args.tasks} tasks, {figures['rate']:.0f} tasks/s")
+    print(
+        f"bare celery echo: {args.tasks} tasks, {figures['rate']:.0f} tasks/s; CPU per task "
+        + cpu.described(figures["cpu_ms"])
+    )
 
 
 if __name__ == "__main__":

@@ -5,18 +5,21 @@ made with pie.celery.pie_task) and call back over HTTP.
     python -m bench.celery [--jobs 500] [--workers 2] [--concurrency 4] [--pool threads]
                            [--broker redis://127.0.0.1:6379/14]
 
-Prints jobs per second (first request to last success) and p50/p99 of each job's
-creation → completion (its stored times) and of the starting request (client side)."""
+Prints jobs per second (first request to last success), p50/p99 of each job's creation →
+completion (its stored times) and of the starting request (client side), and the CPU each
+job cost `pie serve`, the workers, the broker and the client (bench.cpu)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench import cpu
 from bench.http import (
     ROOT,
     SECRET,
@@ -44,8 +47,9 @@ def measure(
 ) -> dict[str, float]:
     """Celery jobs end to end with `workers` `celery worker` commands, each a `pool` of
     `concurrency`, against `pie serve --workers {pie_workers}` (None: its default):
-    {rate (jobs/s), job_p50, job_p99 (created → completed), request_p50,
-    request_p99} in seconds. Every process is ended and the queue deleted afterwards."""
+    {rate (jobs/s), job_p50, job_p99 (created → completed), request_p50, request_p99} in
+    seconds, and cpu_ms: bench.cpu's milliseconds of CPU per job by role. Every process is
+    ended and the queue deleted afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="pie-bench-celery-"))
     port = free_port()
     url = f"sqlite:///{folder}/pie.sqlite"
@@ -112,10 +116,19 @@ def measure(
             return body["inference_job_id"]
 
         before = successes(api)
+        window = cpu.Window(
+            {
+                "pie serve": [processes[0].pid],
+                "celery worker": [worker.pid for worker in processes[1:]],
+                "broker": cpu.broker_processes(broker),
+                "client": [os.getpid()],
+            }
+        )
         began, began_wall = time.perf_counter(), time.time()
         with ThreadPoolExecutor(8) as executor:
             job_ids = list(executor.map(start_one, range(jobs)))
         settle(api, before + jobs)
+        spent = window.per_job(jobs)
         observed = jobs / (time.perf_counter() - began)
         ends, last = stored_times(url, job_ids)
         return {
@@ -125,6 +138,7 @@ def measure(
             "job_p99": percentile(ends, 0.99),
             "request_p50": percentile(requests, 0.5),
             "request_p99": percentile(requests, 0.99),
+            "cpu_ms": spent,
         }
     finally:
         from kombu import Connection
@@ -148,7 +162,8 @@ def main() -> None:
         f"{args.pool}): {args.jobs} jobs, {figures['rate']:.0f} jobs/s; created → completed "
         f"p50 {figures['job_p50'] * 1000:.0f} / p99 {figures['job_p99'] * 1000:.0f} ms;"
         f" request p50 {figures['request_p50'] * 1000:.1f} / "
-        f"p99 {figures['request_p99'] * 1000:.1f} ms"
+        f"p99 {figures['request_p99'] * 1000:.1f} ms; CPU per job "
+        + cpu.described(figures["cpu_ms"])
     )
 
 

@@ -4,16 +4,19 @@ counts from the first request to the last success (bench.http.echo_throughput).
 
     python -m bench.jobs [--jobs 2000] [--workers N] [--database URL]
 
-Prints jobs per second, the starting request's p50/p99 and created -> completed p50/p99."""
+Prints jobs per second, the starting request's p50/p99, created -> completed p50/p99 and the
+CPU each job cost `pie serve` and the client (bench.cpu)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench import cpu
 from bench.http import (
     HANDLERS,
     ROOT,
@@ -52,7 +55,9 @@ def echo(url: str | None = None, workers: int | None = None, jobs: int = 2000) -
         assert api.call("POST", "/v2/models", model)[0] == 201
         api.call("POST", "/v2/models/m/versions/1/new_status", {"status": "active"})
         echo_throughput(api, database, WARM_UP)
-        return echo_throughput(api, database, jobs)
+        window = cpu.Window({"pie serve": [server.pid], "client": [os.getpid()]})
+        result = echo_throughput(api, database, jobs)
+        return {**result, "cpu_ms": window.per_job(jobs)}
     finally:
         with shielded():
             stop([server])
@@ -69,7 +74,7 @@ def main() -> None:
         f"in-process echo jobs: {result['rate']:.0f} jobs/s; starting request p50 "
         f"{result['request_p50'] * 1000:.1f} / p99 {result['request_p99'] * 1000:.1f} ms; "
         f"created -> completed p50 {result['job_p50'] * 1000:.0f} / "
-        f"p99 {result['job_p99'] * 1000:.0f} ms"
+        f"p99 {result['job_p99'] * 1000:.0f} ms; CPU per job {cpu.described(result['cpu_ms'])}"
     )
 
 

@@ -1,0 +1,99 @@
+"""Where a benchmark's CPU goes: CPU time per process role over a measured window, read from
+/proc (Linux), in milliseconds per job. The job figures run every process on the machine's
+cores at once, so a rate is bound by the CPU each job costs all of them together; these
+figures say which process pays it.
+
+    window = Window({"pie serve": [server.pid], "client": [os.getpid()]})
+    ...                                   # the measured jobs
+    window.per_job(jobs)                  # {"pie serve": 2.8, "client": 0.5, "total": 3.3}
+
+A role's processes are the given ones and their descendants when the window opens (gunicorn
+workers, a prefork pool's children) but for other roles' processes among them; one that
+exits inside the window is left out. A job
+figure's peer is measured alike, so the two totals are comparable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HERTZ = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone, or no /proc
+        return None
+    return text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+
+
+def descendants(roots: list[int]) -> set[int]:
+    """`roots` and every process under them."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(int(entry))) is not None:
+            parents[int(entry)] = int(fields[1])
+    found = set(roots)
+    grew = True
+    while grew:
+        grown = {pid for pid, parent in parents.items() if parent in found}
+        grew = not grown <= found
+        found |= grown
+    return found
+
+
+def named(name: str) -> list[int]:
+    """The processes whose command name is `name` (e.g. the machine's redis-server)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def ticks(pid: int) -> int | None:
+    """User plus system CPU of `pid` (all its threads) in clock ticks."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[11]) + int(fields[12])
+
+
+class Window:
+    """CPU per role from now until `per_job`."""
+
+    def __init__(self, roles: dict[str, list[int]]) -> None:
+        trees = {role: descendants(pids) for role, pids in roles.items()}
+        self.start = {}
+        for role, tree in trees.items():
+            # A role's tree less the roles inside it: the bench's own process (the client)
+            # started the servers and workers, which are roles of their own.
+            inside = [other for name, other in trees.items() if name != role and other < tree]
+            own = tree.difference(*inside)
+            self.start[role] = {pid: ticks(pid) for pid in own}
+
+    def per_job(self, jobs: int) -> dict[str, float]:
+        """Milliseconds of CPU per job for each role and in all ("total")."""
+        spent: dict[str, float] = {}
+        for role, before in self.start.items():
+            used = 0
+            for pid, began in before.items():
+                now = ticks(pid)
+                if began is not None and now is not None:
+                    used += now - began
+            spent[role] = used / HERTZ * 1000 / jobs
+        spent["total"] = sum(spent.values())
+        return spent
+
+
+def broker_processes(url: str) -> list[int]:
+    """The machine's broker processes for a Redis or RabbitMQ URL."""
+    return named("redis-server" if url.startswith("redis") else "beam.smp")
+
+
+def described(spent: dict[str, float]) -> str:
+    """`spent` (per_job's) as text: "2.80 ms (celery worker 1.33, broker 0.31, client 1.16)"."""
+    parts = ", ".join(f"{role} {ms:.2f}" for role, ms in spent.items() if role != "total")
+    return f"{spent['total']:.2f} ms ({parts})"
