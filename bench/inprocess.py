@@ -1,9 +1,11 @@
 """CPU per request of one route in process (Flask's test client, no HTTP server), for
 profiling and before/after comparisons; `bare-read` and `bare-insert` run the ceiling app
-(bench/bare_app.py) through the same loop.
+(bench/bare_app.py) through the same loop, `floor-insert` the same insert on flask-smorest
+and marshmallow (bench/floor_app.py: the framework's floor for a write route).
 
     python -m bench.inprocess
-        {echo,complete,status,version,inference,get,tenant-get,job-get,bare-read,bare-insert}
+        {echo,complete,status,version,inference,get,tenant-get,job-get,bare-read,bare-insert,
+         floor-insert}
         [--requests 2000] [--profile [--sort tottime] [--lines 40]] [--mark]
 
 `tenant-get` is `get` with a tenant's token (a `client_id`, no admin scope) instead of an
@@ -42,6 +44,7 @@ ROUTES = (
     "job-get",
     "bare-read",
     "bare-insert",
+    "floor-insert",
 )
 WARMUP = 50
 
@@ -170,7 +173,10 @@ def echo_requests(
 
 def bare_requests(route: str, folder: str) -> tuple[Callable[[int], None], Callable[[], None]]:
     os.environ["BARE_DB"] = f"{folder}/bare.sqlite"
-    from bench.bare_app import app, setup
+    if route == "floor-insert":  # the same insert on flask-smorest + marshmallow
+        from bench.floor_app import app, setup
+    else:
+        from bench.bare_app import app, setup
 
     setup()
     client = app.test_client()
@@ -198,7 +204,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="pie-inprocess-")
     sys.stderr = open(f"{folder}/access.log", "w")  # noqa: SIM115  (the log, for the run)
-    if args.route.startswith("bare-"):
+    if args.route.startswith(("bare-", "floor-")):
         request, close = bare_requests(args.route, folder)
     else:
         request, close = pie_requests(args.route, args.requests, folder)

@@ -33,6 +33,7 @@ CEILING = {
     "version": "bare-insert",
     "inference": "bare-insert",
     "complete": "bare-insert",
+    "floor-insert": "bare-insert",
 }
 
 
@@ -69,6 +70,17 @@ def instructions(route: str, requests: int) -> float:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def counts(routes: list[str], requests: int) -> dict[str, float]:
+    """Instructions per request of each route and of each one's ceiling, in that order."""
+    routes = list(routes)
+    for route in list(routes):
+        if route in CEILING and CEILING[route] not in routes:
+            routes.append(CEILING[route])
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # counts don't depend on load
+        measured = pool.map(lambda route: instructions(route, requests), routes)
+        return dict(zip(routes, measured, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("routes", nargs="*", choices=[[], *ROUTES], default=[])
@@ -76,18 +88,12 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind not found: apt-get install valgrind")
-    routes = list(args.routes or ROUTES)
-    for route in list(routes):
-        if route in CEILING and CEILING[route] not in routes:
-            routes.append(CEILING[route])
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # counts don't depend on load
-        measured = pool.map(lambda route: instructions(route, args.requests), routes)
-        counts = dict(zip(routes, measured, strict=True))
+    measured = counts(args.routes or ROUTES, args.requests)
     print(f"{'route':<14}{'instructions/request':>22}{'ratio':>8}  ceiling")
-    for route in routes:
+    for route, count in measured.items():
         ceiling = CEILING.get(route)
-        ratio = f"{counts[ceiling] / counts[route]:8.2f}" if ceiling else " " * 8
-        print(f"{route:<14}{counts[route]:>22,.0f}{ratio}  {ceiling or ''}")
+        ratio = f"{measured[ceiling] / count:8.2f}" if ceiling else " " * 8
+        print(f"{route:<14}{count:>22,.0f}{ratio}  {ceiling or ''}")
 
 
 if __name__ == "__main__":

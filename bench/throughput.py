@@ -14,7 +14,11 @@ In this order:
    each pair adjacent in time and the order alternating; the pair of median ratio counts
    (one pair on this machine varied 0.76-0.91 between runs). Then PIE's `celery` handler
    type end to end (bench.celery, the peer's worker shape, `pie serve` at its default),
-   target >= 0.7 of the peer;
+   target >= 0.7 of the peer. Then, for information, the CPU each job cost (bench.cpu):
+   bare Celery's processes, `pie serve` and the rest for an echo job and for a celery job,
+   and what `pie serve` may use per celery job for the 0.7 target (bare Celery's CPU per
+   task / 0.7, less what the celery job's workers, broker and client use), beside what it
+   uses for an in-process echo job;
 2. bench.http's figures against `pie serve` with 1 and with 2 worker processes, on SQLite
    and on Postgres (a schema of its own, dropped afterwards): the reads (target >= 0.85 of
    the bare read), the writes (>= 0.8 of the bare insert) and fan-out per subscription at
@@ -22,7 +26,10 @@ In this order:
    with 2 gunicorn workers in every case: the ceiling for all rows. With 2 workers, also
    the echo jobs (after the HTTP figures, on their grown database), for information;
 3. bench.scale's reads at 1,000 rows and after growing to --scale-jobs jobs (and a tenth as
-   many models), target large/small <= 1.5.
+   many models), target large/small <= 1.5;
+4. for information, the write routes in instructions per request (bench.instructions, with
+   valgrind), beside the bare insert and the framework's floor: the same insert on
+   flask-smorest and marshmallow alone (bench/floor_app.py).
 
 Prints one line per figure (name, value, unit, peer, ratio, target, PASS/FAIL), then the
 run's wall time; --json writes the same rows (and the raw figures) so that two runs can be
@@ -40,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -47,7 +55,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import bare_celery, celery, http, jobs, scale
+from bench import bare_celery, celery, http, instructions, jobs, scale
 from bench.targets import failed, figure, table
 
 READS = {"GET /v2/models/{id}", "GET /v2/jobs/{id}"}
@@ -135,7 +143,30 @@ def job_rows(args: argparse.Namespace, raw: dict) -> list[dict]:
             "ms",
         ),
     ]
-    return rows
+    return rows + cpu_rows(bare["cpu_ms"], echo["cpu_ms"], handler["cpu_ms"])
+
+
+def cpu_rows(bare: dict, echo: dict, handler: dict) -> list[dict]:
+    """Where the job figures' CPU goes (bench.cpu, ms per job), for information. Every
+    process shares the machine's cores, so a rate is bound by the CPU per job of all of them:
+    for the celery type to reach 0.7 x bare Celery, `pie serve` may use at most bare
+    Celery's CPU per task / 0.7 less what the workers, broker and client use per job; its
+    peer is what `pie serve` uses for an in-process echo job, which does less (no publish,
+    no callback request)."""
+    outside = handler["total"] - handler["pie serve"]
+    return [
+        figure("CPU per job: bare Celery, all processes", bare["total"], "ms"),
+        figure("CPU per job: PIE echo, pie serve", echo["pie serve"], "ms"),
+        figure("CPU per job: PIE echo, all processes", echo["total"], "ms", bare["total"]),
+        figure("CPU per job: PIE celery, pie serve", handler["pie serve"], "ms"),
+        figure("CPU per job: PIE celery, workers+broker+client", outside, "ms", bare["total"]),
+        figure(
+            "CPU per job: pie serve's budget for celery 0.7x",
+            bare["total"] / 0.7 - outside,
+            "ms",
+            echo["pie serve"],
+        ),
+    ]
 
 
 def http_rows(args: argparse.Namespace, raw: dict, database: str, workers: int) -> list[dict]:
@@ -198,6 +229,28 @@ def scale_rows(args: argparse.Namespace, raw: dict) -> list[dict]:
     return rows
 
 
+def instruction_rows(args: argparse.Namespace, raw: dict) -> list[dict]:
+    """The write routes in instructions per request (bench.instructions, in process, which
+    noise cannot move), beside the framework's floor: the bare insert on flask-smorest and
+    marshmallow alone (bench/floor_app.py). For information: the targets are bench.http's.
+    As requests per 10^9 instructions, so that the ratio reads like a rate's."""
+    if shutil.which("valgrind") is None:
+        return [failed("instructions", RuntimeError("valgrind not found"))]
+    routes = ["floor-insert", "version", "status", "complete"]
+    counts = raw["instructions"] = instructions.counts(routes, args.instruction_requests)
+    bare = 1e9 / counts["bare-insert"]
+    names = {
+        "floor-insert": "flask-smorest floor insert",
+        "version": "POST new_version",
+        "status": "POST new_status (0 subs)",
+        "complete": "POST complete (callback)",
+    }
+    rows = [figure("in process: bare insert", bare, "req/Ginstr")]
+    for route in routes:
+        rows.append(figure(f"in process: {names[route]}", 1e9 / counts[route], "req/Ginstr", bare))
+    return rows
+
+
 def sections(args: argparse.Namespace) -> list[tuple[str, Callable[[dict], list[dict]]]]:
     parts = [("jobs", lambda raw: job_rows(args, raw))]
     databases = ["SQLite"] + (["Postgres"] if args.postgres else [])
@@ -210,6 +263,7 @@ def sections(args: argparse.Namespace) -> list[tuple[str, Callable[[dict], list[
                 )
             )
     parts.append(("scale", lambda raw: scale_rows(args, raw)))
+    parts.append(("instructions", lambda raw: instruction_rows(args, raw)))
     return parts
 
 
@@ -249,9 +303,19 @@ def main() -> None:
     )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
-    defaults = (1, 1, 300, 20_000, 20, 1) if args.quick else (3, 3, 2000, 1_000_000, 200, 3)
+    defaults = (
+        (1, 1, 300, 20_000, 20, 1, 20) if args.quick else (3, 3, 2000, 1_000_000, 200, 3, 200)
+    )
     for name, value in zip(
-        ("duration", "rounds", "jobs", "scale_jobs", "scale_repeats", "job_rounds"),
+        (
+            "duration",
+            "rounds",
+            "jobs",
+            "scale_jobs",
+            "scale_repeats",
+            "job_rounds",
+            "instruction_requests",
+        ),
         defaults,
         strict=True,
     ):
