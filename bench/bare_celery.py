@@ -6,8 +6,9 @@ client threads submit the tasks with apply_async, then every result is fetched (
 
 Prints tasks per second, from the first submit to the last result's date_done as the result
 backend recorded it (PIE's echo figure ends at its last stored completion alike), after 20
-warm-up tasks, and the CPU each task cost the worker, the broker and the client (bench.cpu).
-The worker is ended, the queue deleted and the results forgotten afterwards."""
+warm-up tasks, and the CPU each task cost the worker (its consumer and its pool), the broker
+and the client (bench.cpu). The worker is ended, the queue deleted and the results
+forgotten afterwards."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def measure(
             warm[-1].get(timeout=60)
         window = cpu.Window(
             {
-                "celery worker": [worker.pid],
+                **cpu.celery_roles([worker.pid]),
                 "broker": cpu.broker_processes(broker),
                 "client": [os.getpid()],
             }

@@ -7,7 +7,7 @@ made with pie.celery.pie_task) and call back over HTTP.
 
 Prints jobs per second (first request to last success), p50/p99 of each job's creation →
 completion (its stored times) and of the starting request (client side), and the CPU each
-job cost `pie serve`, the workers, the broker and the client (bench.cpu)."""
+job cost `pie serve`, the workers (consumers and pools), the broker and the client (bench.cpu)."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def measure(
         window = cpu.Window(
             {
                 "pie serve": [processes[0].pid],
-                "celery worker": [worker.pid for worker in processes[1:]],
+                **cpu.celery_roles([worker.pid for worker in processes[1:]]),
                 "broker": cpu.broker_processes(broker),
                 "client": [os.getpid()],
             }

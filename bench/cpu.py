@@ -88,12 +88,20 @@ class Window:
         return spent
 
 
+def celery_roles(workers: list[int]) -> dict[str, list[int]]:
+    """`celery worker` processes as two roles: the consumer (the worker process: it takes
+    messages off the broker and hands them to its pool) and the pool (its children, which run
+    the tasks: for PIE's celery type, pie.celery.pie_task's callback too)."""
+    children = sorted(descendants(workers) - set(workers))
+    return {"celery consumer": list(workers), "celery pool": children}
+
+
 def broker_processes(url: str) -> list[int]:
     """The machine's broker processes for a Redis or RabbitMQ URL."""
     return named("redis-server" if url.startswith("redis") else "beam.smp")
 
 
 def described(spent: dict[str, float]) -> str:
-    """`spent` (per_job's) as text: "2.80 ms (celery worker 1.33, broker 0.31, client 1.16)"."""
+    """`spent` (per_job's) as text: "2.80 ms (broker 0.31, client 1.16)"."""
     parts = ", ".join(f"{role} {ms:.2f}" for role, ms in spent.items() if role != "total")
     return f"{spent['total']:.2f} ms ({parts})"

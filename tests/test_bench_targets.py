@@ -97,11 +97,21 @@ def test_cpu_rows_budget_is_the_peer_per_task_over_the_target_less_the_rest():
 
     bare = {"total": 2.8}
     echo = {"pie serve": 2.0, "total": 2.3}
-    handler = {"pie serve": 6.0, "celery worker": 2.0, "broker": 0.2, "client": 0.3, "total": 8.5}
+    handler = {
+        "pie serve": 6.0,
+        "celery consumer": 1.2,
+        "celery pool": 0.8,
+        "broker": 0.2,
+        "client": 0.3,
+        "total": 8.5,
+    }
     rows = {row["name"]: row for row in cpu_rows(bare, echo, handler)}
     budget = rows["CPU per job: pie serve's budget for celery 0.7x"]
     assert abs(budget["value"] - (2.8 / 0.7 - 2.5)) < 1e-9
     assert budget["peer"] == 2.0 and budget["pass"] is None
+    lenient = rows["CPU per job: the same if the pool cost nothing"]
+    assert abs(lenient["value"] - (2.8 / 0.7 - 1.7)) < 1e-9
+    assert abs(rows["CPU per job: PIE celery, the rest"]["value"] - 1.7) < 1e-9
 
 
 def test_floor_app_inserts_through_flask_smorest(tmp_path, monkeypatch):
