@@ -8,13 +8,17 @@ figures say which process pays it.
     window.per_job(jobs)                  # {"pie serve": 2.8, "client": 0.5, "total": 3.3}
 
 A role's processes are the given ones and their descendants when the window opens (gunicorn
-workers, a prefork pool's children) but for other roles' processes among them; one that
-exits inside the window is left out. A job
+workers, a prefork pool's children), each counted for one role only: the role with the
+smallest tree that holds it. A process that exits inside the window, or starts inside it (a
+worker replaced meanwhile), is left out, and a pid reused meanwhile is told apart by its
+start time. The window runs from just before the first job to the last job's end as the
+benchmark waits for it, a little longer than its rate's window. A job
 figure's peer is measured alike, so the two totals are comparable."""
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 HERTZ = os.sysconf("SC_CLK_TCK")
@@ -61,18 +65,26 @@ def ticks(pid: int) -> int | None:
     return None if fields is None else int(fields[11]) + int(fields[12])
 
 
+def _sample(pid: int) -> tuple[int, int] | None:
+    """(CPU ticks, start time) of `pid`: the start time tells a reused pid apart."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12]), int(fields[19]))
+
+
 class Window:
     """CPU per role from now until `per_job`."""
 
     def __init__(self, roles: dict[str, list[int]]) -> None:
         trees = {role: descendants(pids) for role, pids in roles.items()}
-        self.start = {}
-        for role, tree in trees.items():
-            # A role's tree less the roles inside it: the bench's own process (the client)
-            # started the servers and workers, which are roles of their own.
-            inside = [other for name, other in trees.items() if name != role and other < tree]
-            own = tree.difference(*inside)
-            self.start[role] = {pid: ticks(pid) for pid in own}
+        # Each process counts once, for the role with the smallest tree that holds it: the
+        # bench's own process (the client) started the servers and workers, which are roles
+        # of their own.
+        owner: dict[int, str] = {}
+        for role, tree in sorted(trees.items(), key=lambda item: -len(item[1])):
+            owner.update(dict.fromkeys(tree, role))
+        self.start: dict[str, dict[int, tuple[int, int] | None]] = {role: {} for role in roles}
+        for pid, role in owner.items():
+            self.start[role][pid] = _sample(pid)
 
     def per_job(self, jobs: int) -> dict[str, float]:
         """Milliseconds of CPU per job for each role and in all ("total")."""
@@ -80,9 +92,9 @@ class Window:
         for role, before in self.start.items():
             used = 0
             for pid, began in before.items():
-                now = ticks(pid)
-                if began is not None and now is not None:
-                    used += now - began
+                now = _sample(pid)
+                if began is not None and now is not None and now[1] == began[1]:
+                    used += now[0] - began[0]
             spent[role] = used / HERTZ * 1000 / jobs
         spent["total"] = sum(spent.values())
         return spent
@@ -97,8 +109,23 @@ def celery_roles(workers: list[int]) -> dict[str, list[int]]:
 
 
 def broker_processes(url: str) -> list[int]:
-    """The machine's broker processes for a Redis or RabbitMQ URL."""
-    return named("redis-server" if url.startswith("redis") else "beam.smp")
+    """The broker processes on this machine that listen on the port of a Redis or RabbitMQ
+    URL (by their command line; RabbitMQ's is not checked): none for a broker elsewhere."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return []
+    if not url.startswith("redis"):
+        return named("beam.smp")
+    port = f":{parts.port or 6379}"
+    found = []
+    for pid in named("redis-server"):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+        except OSError:
+            continue
+        if port in command:
+            found.append(pid)
+    return found
 
 
 def described(spent: dict[str, float]) -> str:

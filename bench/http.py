@@ -5,7 +5,9 @@
 
 Starts `pie serve` (SQLite unless --database, 2 worker processes unless --workers) and a
 bare Flask + peewee + SQLite app on the same WSGI server (bench/bare_app.py; SQLite whatever
-PIE's database: the ceiling), drives both with wrk (Debian package `wrk`) and prints each
+PIE's database: the ceiling), and the same insert on flask-smorest + marshmallow
+(bench/floor_app.py: the framework's floor for a write, measured like PIE's figures, for
+information), drives them with wrk (Debian package `wrk`) and prints each
 figure with its ratio to the bare read or insert, and p50/p99 latency; then in-process echo
 jobs end to end and fan-out per subscription. `measure` returns the same figures."""
 
@@ -38,6 +40,7 @@ HANDLERS = {
     "training": {"type": "in_process", "value": "echo"},
     "inference": {"type": "in_process", "value": "echo"},
 }
+FLOOR = "POST floor insert (flask-smorest)"
 EXTERNAL = {"type": "bench_external"}  # not loaded: its jobs stay pending for callbacks
 
 
@@ -413,39 +416,31 @@ def measure(
         "PIE_INSTANCE_PATH": str(folder),
         "PIE_EMBEDDED_WORKER": "0",
     }
+    floor_port = free_port()
     bare_env = {"BARE_DB": str(folder / "bare.sqlite")}
-    subprocess.run(
-        [sys.executable, "-c", "from bench.bare_app import setup; setup()"],
-        env={**os.environ, **bare_env},
-        cwd=ROOT,
-        check=True,
-    )
+    floor_env = {"BARE_DB": str(folder / "floor.sqlite")}
+    for env in (bare_env, floor_env):
+        subprocess.run(
+            [sys.executable, "-c", "from bench.bare_app import setup; setup()"],
+            env={**os.environ, **env},
+            cwd=ROOT,
+            check=True,
+        )
     serve = [sys.executable, "-m", "pie", "serve", "--port", str(pie_port)]
     servers = [start(serve + ["--workers", str(workers)], pie_env, folder / "pie.log")]
-    servers.append(
-        start(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "2",
-                "-k",
-                "gthread",
-                "--threads",
-                "4",
-                "-b",
-                f"127.0.0.1:{bare_port}",
-                "bench.bare_app:app",
-            ],
-            bare_env,
-            folder / "bare.log",
-        )
-    )
+    for app, port, env in (
+        ("bench.bare_app:app", bare_port, bare_env),
+        ("bench.floor_app:app", floor_port, floor_env),
+    ):
+        gunicorn = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread"]
+        gunicorn += ["--threads", "4", "-b", f"127.0.0.1:{port}", app]
+        servers.append(start(gunicorn, env, folder / f"{app.split(':')[0]}.log"))
     try:
         pie, bare = f"http://127.0.0.1:{pie_port}", f"http://127.0.0.1:{bare_port}"
+        floor = f"http://127.0.0.1:{floor_port}"
         wait_healthy(f"{pie}/v2/health")
         wait_healthy(f"{bare}/items/item-1")
+        wait_healthy(f"{floor}/health")
         sys.path.insert(0, str(ROOT))
         from pie.auth import TokenVerifier
 
@@ -467,6 +462,11 @@ def measure(
             ),
         }
         figures = [
+            (  # the framework's floor for a write (bench/floor_app.py), for information
+                FLOOR,
+                "insert",
+                lambda r: wrk(f"{floor}/items", args, post_script({"name": "x", "body": {"a": 1}})),
+            ),
             ("GET /v2/models/{id}", "read", lambda r: wrk(f"{pie}/v2/models/m", args, token=token)),
             (
                 "GET /v2/jobs/{id}",
