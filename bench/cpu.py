@@ -61,8 +61,8 @@ def named(name: str) -> list[int]:
 
 def ticks(pid: int) -> int | None:
     """User plus system CPU of `pid` (all its threads) in clock ticks."""
-    fields = _stat(pid)
-    return None if fields is None else int(fields[11]) + int(fields[12])
+    sample = _sample(pid)
+    return None if sample is None else sample[0]
 
 
 def _sample(pid: int) -> tuple[int, int] | None:
