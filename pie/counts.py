@@ -9,6 +9,10 @@ On Postgres each backend writes to its own shard (its pid), so no two transactio
 share a counter row: writers never wait on one another and cannot deadlock. `fold` (run by
 the recovery loop) moves the rows of backends that have ended into shard 0, so a total stays
 a sum over the live connections. SQLite has one writer at a time, so one shard (0).
+
+On Postgres, inserts and deletes of jobs are counted once per statement, over its transition
+table: a fan-out's multi-row INSERT of N jobs (mostly under one key) is one counter change,
+not N changes of the same row. SQLite has row triggers only.
 """
 
 from __future__ import annotations
@@ -92,12 +96,11 @@ def postgres_triggers() -> list[str]:
         "CREATE OR REPLACE FUNCTION pie_count_truncated() RETURNS trigger LANGUAGE plpgsql "
         f"{PINNED} AS $$ "
         "BEGIN EXECUTE 'DELETE FROM ' || quote_ident(TG_ARGV[0]); RETURN NULL; END $$",
-        "CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs "
-        "FOR EACH ROW EXECUTE FUNCTION pie_count_job()",
+        *job_statement_triggers(),
+        # Transition tables cannot go with a column list (UPDATE OF), and most updates of a
+        # job (claims, leases, heartbeats) change no key: updates stay counted per row.
         f"CREATE TRIGGER jobs_counted_update AFTER UPDATE OF {columns} ON jobs "
         f"FOR EACH ROW WHEN ({_key_changed()}) EXECUTE FUNCTION pie_count_job()",
-        "CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs "
-        "FOR EACH ROW EXECUTE FUNCTION pie_count_job()",
         "CREATE TRIGGER jobs_counted_truncate AFTER TRUNCATE ON jobs "
         "FOR EACH STATEMENT EXECUTE FUNCTION pie_count_truncated('job_counts')",
         "CREATE TRIGGER models_counted AFTER INSERT OR DELETE ON models "
@@ -105,6 +108,47 @@ def postgres_triggers() -> list[str]:
         "CREATE TRIGGER models_counted_truncate AFTER TRUNCATE ON models "
         "FOR EACH STATEMENT EXECUTE FUNCTION pie_count_truncated('model_counts')",
     ]
+
+
+def _upsert_jobs_of(rows: str, sign: str) -> str:
+    """One counter change per key among the jobs of the transition table `rows`."""
+    key = ", ".join((*JOB_KEY, "shard"))
+    return (
+        f"INSERT INTO job_counts ({key}, n) SELECT model_id, model_version, job_type, status, "
+        f"COALESCE(client_id, ''), pg_backend_pid(), {sign}COUNT(*) FROM {rows} "
+        "GROUP BY 1, 2, 3, 4, 5 "
+        f"ON CONFLICT ({key}) DO UPDATE SET n = job_counts.n + excluded.n"
+    )
+
+
+def job_statement_triggers() -> list[str]:
+    """Postgres: the jobs' insert and delete counters, once per statement (replacing the
+    row triggers of the same names, which migration 14 drops)."""
+    return [
+        "CREATE OR REPLACE FUNCTION pie_count_jobs_inserted() RETURNS trigger "
+        f"LANGUAGE plpgsql {PINNED} AS $$ "
+        f"BEGIN {_upsert_jobs_of('inserted', '')}; RETURN NULL; END $$",
+        "CREATE OR REPLACE FUNCTION pie_count_jobs_deleted() RETURNS trigger "
+        f"LANGUAGE plpgsql {PINNED} AS $$ "
+        f"BEGIN {_upsert_jobs_of('deleted', '-')}; RETURN NULL; END $$",
+        "DROP TRIGGER IF EXISTS jobs_counted_insert ON jobs",
+        "CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs "
+        "REFERENCING NEW TABLE AS inserted "
+        "FOR EACH STATEMENT EXECUTE FUNCTION pie_count_jobs_inserted()",
+        "DROP TRIGGER IF EXISTS jobs_counted_delete ON jobs",
+        "CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs "
+        "REFERENCING OLD TABLE AS deleted "
+        "FOR EACH STATEMENT EXECUTE FUNCTION pie_count_jobs_deleted()",
+    ]
+
+
+def count_job_statements(db: peewee.Database) -> None:
+    """Migration 14: count job inserts and deletes per statement on Postgres (no change on
+    SQLite). Replacing the triggers inside the migration's transaction, no write in between
+    goes uncounted or is counted twice."""
+    if isinstance(db, peewee.PostgresqlDatabase):
+        for statement in job_statement_triggers():
+            db.execute_sql(statement)
 
 
 def install(db: peewee.Database) -> None:

@@ -220,3 +220,10 @@ def create_webhooks(db: peewee.Database) -> None:
         'CREATE INDEX IF NOT EXISTS "webhook_deliveries_claimed" ON "webhook_deliveries" '
         '("claimed_by") WHERE "claimed_by" IS NOT NULL'
     )
+
+
+@migration
+def count_job_statements(db: peewee.Database) -> None:
+    # Postgres: job inserts and deletes counted once per statement (a fan-out's multi-row
+    # INSERT was one counter update per row, all on the same counter row).
+    counts.count_job_statements(db)

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import pie.cli
-from pie import counts
+from pie import counts, migrations
 from pie import db as pie_db
-from pie.db import connection, database, is_postgres
+from pie.db import SchemaVersion, connection, database, is_postgres
 from pie.ids import uuid7
 from pie.tables import Job, JobCount, utcnow
 from tests.helpers import (
@@ -313,3 +313,69 @@ def test_postgres_triggers_work_from_a_session_with_another_search_path(app, dat
     assert_counts_match()
     with connection():
         assert counts.job_total("psql", "1") == 1
+
+
+# Migration 13's row triggers for job inserts and deletes, as a database from before
+# migration 14 has them.
+ROW_TRIGGERS = [
+    "DROP TRIGGER jobs_counted_insert ON jobs",
+    "DROP TRIGGER jobs_counted_delete ON jobs",
+    "CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs "
+    "FOR EACH ROW EXECUTE FUNCTION pie_count_job()",
+    "CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs "
+    "FOR EACH ROW EXECUTE FUNCTION pie_count_job()",
+]
+
+
+def per_row(trigger: str) -> bool:
+    """Whether a trigger on jobs fires per row (bit 0 of pg_trigger.tgtype), not per statement."""
+    (tgtype,) = database.execute_sql(
+        "SELECT tgtype FROM pg_trigger WHERE tgname = %s AND tgrelid = 'jobs'::regclass",
+        (trigger,),
+    ).fetchone()
+    return bool(tgtype & 1)
+
+
+def test_postgres_counts_job_inserts_and_deletes_once_per_statement(app):
+    """A fan-out's multi-row INSERT, and a bulk DELETE, under several keys and clients: each
+    statement's jobs are counted by key, on this connection's shard, exactly."""
+    if not is_postgres():
+        pytest.skip("Postgres: SQLite has row triggers only")
+    with connection():
+        assert not per_row("jobs_counted_insert") and not per_row("jobs_counted_delete")
+        assert per_row("jobs_counted_update")  # UPDATE OF: transition tables not allowed
+        rows = [raw_job("fan") for _ in range(150)]
+        rows += [raw_job("fan", client_id="t1") for _ in range(7)]
+        rows += [raw_job("fan", status="success") for _ in range(3)]
+        Job.insert_many(rows).execute()
+        assert counts.job_total("fan", "1") == 160
+        assert counts.job_total("fan", "1", clients=[]) == 153
+        assert counts.job_total("fan", "1", status="success") == 3
+        assert_counts_match()
+        Job.delete().where((Job.model_id == "fan") & (Job.status == "pending")).execute()
+        assert counts.job_total("fan", "1") == 3
+        Job.delete().where(Job.job_id == "no such job").execute()  # counts nothing
+        assert_counts_match()
+
+
+def test_upgrade_to_statement_counters_keeps_counts_exact(make_app, monkeypatch):
+    """Migration 14 on a database counting job inserts and deletes per row (migration 13):
+    the counts before stay, and the writes after are counted once per statement."""
+    if not is_postgres():
+        pytest.skip("Postgres")
+    number = pie_db.MIGRATIONS.index(migrations.count_job_statements) + 1
+    make_app()
+    with connection():
+        for statement in ROW_TRIGGERS:
+            database.execute_sql(statement)
+        SchemaVersion.delete().where(SchemaVersion.version >= number).execute()
+        assert per_row("jobs_counted_insert")
+        Job.insert_many([raw_job("old") for _ in range(4)]).execute()
+        assert counts.job_total("old", "1") == 4
+    assert pie_db.upgrade() == [number]
+    with connection():
+        assert not per_row("jobs_counted_insert") and not per_row("jobs_counted_delete")
+        Job.insert_many([raw_job("old") for _ in range(5)]).execute()
+        Job.delete().where(Job.job_id.in_([r.job_id for r in Job.select().limit(2)])).execute()
+        assert counts.job_total("old", "1") == 7
+        assert_counts_match()
