@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import glob
 import json
 import logging
@@ -83,7 +84,18 @@ class PieServer(BaseApplication):
             # Now, not at the first request: an idle server must still recover jobs. The loop
             # registers this worker (never the master) in the process registry.
             app.extensions["pie"].start_background()
+        settle_heap()
         return app
+
+
+def settle_heap() -> None:
+    """Collect what building the app left behind, then freeze the rest (modules, the app,
+    its schemas and tables: tens of thousands of objects that live as long as the worker)
+    out of the garbage collector's reach. Its full collections then scan only what requests
+    create: one over the whole heap stopped every thread of the worker for ~120 ms on the
+    2-core bench machine, which a request caught behind it paid in full."""
+    gc.collect()
+    gc.freeze()
 
 
 class GunicornLogger(Logger):
