@@ -51,6 +51,14 @@ class HandlerType(abc.ABC):
         passed, before a model's handlers are stored; any answer is a 422 naming the field."""
         return {}
 
+    def start_lease(self) -> float | None:
+        """For a type that `starts_itself`: the lease (seconds) a job dispatched now would
+        start with, when a worker of this process is free to run it at once; None when it
+        would have to wait (the default: never). PIE then inserts the job already started
+        (status `started`, this process's lease, the attempt's deadline from now), and
+        `dispatch` is handed that row: the type runs it without `runtime.mark_started`."""
+        return None
+
     @abc.abstractmethod
     def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str | None:
         """Start the job on the backend; return the backend's id for it, or None."""

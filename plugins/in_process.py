@@ -118,6 +118,15 @@ class InProcessHandlerType(HandlerType):
             except Exception:
                 log.exception("could not renew in-process job leases")
 
+    def start_lease(self) -> float | None:
+        """A worker is free (fewer jobs queued or running here than workers): a job
+        dispatched now runs at once, so its insert may start it, with this lease. Two
+        requests that see the last free worker at once both start theirs; the second waits
+        for one job's run, as a started job of any type waits for its backend."""
+        if self._closed or len(self._running) >= self.workers:
+            return None
+        return self.lease
+
     def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
         known = self.runtime.in_process_handlers
         if handler["value"] in known:
@@ -167,9 +176,12 @@ class InProcessHandlerType(HandlerType):
         """Run one job and complete it through the same path as an HTTP callback."""
         job_id, attempt = job.job_id, job.attempt
         try:
-            if self._closed:  # shutting down before it started: left pending for recovery
+            if self._closed and job.status != "started":  # left pending for recovery
                 return
-            if not self.runtime.mark_started(job_id, lease_seconds=self.lease, job=job):
+            started_by_insert = job.status == "started"  # see start_lease
+            if not started_by_insert and not self.runtime.mark_started(
+                job_id, lease_seconds=self.lease, job=job
+            ):
                 return  # a re-dispatched copy: the job already runs (or ran) elsewhere
             try:
                 if takes_context(implementation):

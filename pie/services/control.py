@@ -33,7 +33,14 @@ def timestamp(value: datetime | None) -> str | None:
 
 def start_fields(job: Job, config: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The columns that start an attempt's clocks: its deadline, and when it expires."""
-    rules = policy.for_job(job.policy, config)
+    return clock_fields(job.policy, config, now)
+
+
+def clock_fields(
+    stored: Mapping[str, Any] | None, config: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """`start_fields` for a job whose stored policy is `stored` (a row not yet written)."""
+    rules = policy.for_job(stored, config)
     deadline = now + timedelta(seconds=rules.timeout_seconds)
     return {"deadline_at": deadline, "expires_at": rules.expires_at(deadline, now)}
 

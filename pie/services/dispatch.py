@@ -14,7 +14,7 @@ from pie.daemon_pool import DaemonPool
 from pie.db import database
 from pie.errors import PieError
 from pie.handler_types import DispatchDeferred
-from pie.services import control, jobs, processes
+from pie.services import control, jobs, policy, processes
 from pie.services.claims import (
     LEASE_SECONDS,
     claim,
@@ -26,7 +26,7 @@ from pie.services.claims import (
     retake,
     stalled,
 )
-from pie.tables import Job, utcnow
+from pie.tables import Job, ModelVersion, utcnow
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -48,20 +48,39 @@ class Dispatcher:
         self._stop = threading.Event()
         self._recovery: threading.Thread | None = None
 
-    def claim_columns(self) -> dict[str, Any]:
+    def claim_columns(
+        self, version: ModelVersion | None = None, job_type: str | None = None
+    ) -> dict[str, Any]:
         """The claim a new job's row takes at its insert when this process dispatches it after
         commit: the dispatch then needs neither a claim write nor a read of the row (see
         `submit`). None before this process registered (its first dispatch registers it) or
-        once it is stopping; then the job is claimed when dispatched, as any other."""
+        once it is stopping; then the job is claimed when dispatched, as any other.
+
+        With the job's `version` and `job_type`, a job whose type would run it at once here
+        (`HandlerType.start_lease`) is also started by its insert: one write where the
+        type's own start was a second, each waiting for the one writer lock."""
         owner = self.runtime.registration.id
         if owner is None or self._stop.is_set():
             return {}
+        now = utcnow()
         lease = self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)
-        return {
+        columns = {
             "claimed_by": owner,
-            "claimed_until": utcnow() + timedelta(seconds=lease),
+            "claimed_until": now + timedelta(seconds=lease),
             "dispatch_attempts": 1,
         }
+        if version is not None and job_type is not None:
+            handler_type = self.runtime.handler_types.get(version.handlers[job_type]["type"])
+            run_lease = handler_type.start_lease() if handler_type is not None else None
+            if run_lease and handler_type is not None and handler_type.starts_itself:
+                stored = policy.of_type(version.job_policy, job_type)
+                columns.update(
+                    status="started",
+                    started_at=now,
+                    claimed_until=now + timedelta(seconds=run_lease),
+                    **control.clock_fields(stored, self.runtime.config, now),
+                )
+        return columns
 
     def submit(self, jobs: list[str] | list[Job]) -> None:
         """Dispatch these jobs (ids, or rows as inserted) once the current transaction
@@ -123,7 +142,8 @@ class Dispatcher:
         else:
             known = self.runtime.handler_types.get(job.handler_type)
             starts_itself = known is not None and known.starts_itself
-            if not (starts_itself and holds(job, owner)) and not retake(job, lease, owner):
+            ours = holds(job, owner) or job.status == "started"  # started by its insert
+            if not (starts_itself and ours) and not retake(job, lease, owner):
                 return False  # voided and another's now, or no longer pending
         job_id = job.job_id
         handler_type = self.runtime.handler_types.get(job.handler_type)

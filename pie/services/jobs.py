@@ -13,7 +13,7 @@ from pie.db import database
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.ids import uuid7
 from pie.rows import get_by, insert_row, lock_with_columns, update_row
-from pie.services import lifecycle, policy
+from pie.services import lifecycle, outbox, policy
 from pie.tables import TRIGGER_COLUMNS, Job, ModelVersion, Subscription, utcnow
 
 if TYPE_CHECKING:
@@ -85,27 +85,31 @@ def new_job(
     **context: Any,
 ) -> Job:
     """Insert a pending job for `version` (the caller owns the transaction); `claim`: the
-    dispatch claim it starts with (Dispatcher.claim_columns), if any."""
+    dispatch claim it starts with (Dispatcher.claim_columns), if any, which may also start it
+    (then its job.started event is written with it)."""
     handler = version.handlers[job_type]
-    return insert_row(
-        Job,
-        {
-            "job_id": uuid7(),
-            "job_type": job_type,
-            "model_id": version.model_id,
-            "model_version": version.version,
-            "status": "pending",
-            "input": job_input,
-            "warnings": [],
-            "handler_type": handler["type"],
-            "handler": handler,
-            "policy": policy.of_type(version.job_policy, job_type),
-            "created_at": utcnow(),
-            **trigger_columns(context.get("trigger")),
-            **(claim or {}),
-            **context,
-        },
-    )
+    row = {
+        "job_id": uuid7(),
+        "job_type": job_type,
+        "model_id": version.model_id,
+        "model_version": version.version,
+        "status": "pending",
+        "input": job_input,
+        "warnings": [],
+        "handler_type": handler["type"],
+        "handler": handler,
+        "policy": policy.of_type(version.job_policy, job_type),
+        "created_at": (claim or {}).get("started_at") or utcnow(),
+        **trigger_columns(context.get("trigger")),
+        **(claim or {}),
+        **context,
+    }
+    if row["status"] != "started" or not outbox.has_receivers("job.started"):
+        return insert_row(Job, row)
+    with database.atomic():  # the event commits with the row
+        job = insert_row(Job, row)
+        outbox.emit("job.started", *outbox.job_event(job))
+    return job
 
 
 def trigger_columns(trigger: dict[str, Any] | None) -> dict[str, Any]:

@@ -43,7 +43,11 @@ def start_inference(
         tenant = {"client_id": subscriber}
     if not subscribe:  # one INSERT, atomic by itself: no transaction around it
         job = jobs.new_job(
-            version, "inference", job_input, runtime.dispatcher.claim_columns(), **context
+            version,
+            "inference",
+            job_input,
+            runtime.dispatcher.claim_columns(version, "inference"),
+            **context,
         )
         runtime.dispatcher.submit([job])
         return job
@@ -56,7 +60,11 @@ def start_inference(
             if not jobs.same_json(subscriptions.replay_schema(model_id), schema):
                 continue
             job = jobs.new_job(
-                version, "inference", job_input, runtime.dispatcher.claim_columns(), **context
+                version,
+                "inference",
+                job_input,
+                runtime.dispatcher.claim_columns(version, "inference"),
+                **context,
             )
             subscriptions.subscribe_replay(model_id, job_input, tenant, warnings, max_owned)
         break
@@ -81,7 +89,11 @@ def add_checked_inference(
     """An inference job, in the caller's transaction, whose input the caller has checked
     against `version` before that transaction began; dispatched once it commits."""
     job = jobs.new_job(
-        version, "inference", job_input, runtime.dispatcher.claim_columns(), **context
+        version,
+        "inference",
+        job_input,
+        runtime.dispatcher.claim_columns(version, "inference"),
+        **context,
     )
     runtime.dispatcher.submit([job])
     return job
@@ -102,7 +114,11 @@ def start_training(
         if previous not in TRAINABLE:  # a racing request moved it first
             raise Unprocessable(f"version '{model_version}' is already training")
         job = jobs.new_job(
-            version, "training", job_input, runtime.dispatcher.claim_columns(), **context
+            version,
+            "training",
+            job_input,
+            runtime.dispatcher.claim_columns(version, "training"),
+            **context,
         )
     runtime.dispatcher.submit([job])
     return job
@@ -126,7 +142,11 @@ def train_new_version(
                 continue
             version = registry.add_version(model, None, status="training")
             job = jobs.new_job(
-                version, "training", job_input, runtime.dispatcher.claim_columns(), **context
+                version,
+                "training",
+                job_input,
+                runtime.dispatcher.claim_columns(version, "training"),
+                **context,
             )
         break
     runtime.dispatcher.submit([job])

@@ -4,13 +4,16 @@ complete their jobs through the same path as an HTTP callback (contract 6.4)."""
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 from typing import Any
 
 import pytest
 
 from pie import hookimpl
+from pie.db import connection
 from pie.plugin_manager import PluginError
+from pie.tables import Job
 from tests.helpers import Client, activate, assert_envelope, model_body, wait_for, wait_for_job
 
 
@@ -218,3 +221,88 @@ def test_successful_in_process_inference_fires_subscriptions(client):
 def test_bad_implementations_stop_start_up(make_app, implementations):
     with pytest.raises(PluginError):
         make_app(plugins=[Implementations(**implementations)])
+
+
+class Sent(logging.Handler):
+    """Every statement sent to the database, on any thread, with its parameters."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[tuple[str, list]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, tuple):  # peewee's (sql, params)
+            self.statements.append((record.msg[0], list(record.msg[1] or ())))
+
+
+@pytest.fixture
+def sent():
+    handler, logger = Sent(), logging.getLogger("peewee")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler.statements
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def start_writes(sent: list[tuple[str, list]], job_id: str) -> list[str]:
+    """The statements that started the job after its insert (runtime.mark_started)."""
+    return [
+        sql
+        for sql, params in sent
+        if sql.startswith('UPDATE "jobs"') and "started" in params and job_id in params
+    ]
+
+
+def held_app(make_app: Any, workers: int = 4) -> tuple[Any, Client, threading.Event]:
+    """An app whose model m1 runs `slow` (held until the event is set), with this process
+    registered (its first dispatch, of an echo job of model e, registers it)."""
+    release = threading.Event()
+
+    def slow(job_input: dict[str, Any]) -> dict[str, Any]:
+        assert release.wait(10), "the test never released the implementation"
+        return {"done": True}
+
+    app = make_app({"PIE_IN_PROCESS_WORKERS": workers}, plugins=[Implementations(slow=slow)])
+    client = Client(app.test_client())
+    create_model(client, "slow")
+    create_model(client, "echo", model_id="e")
+    run_inference(client, {}, model_id="e")
+    return app, client, release
+
+
+def test_a_job_a_free_worker_runs_at_once_is_started_by_its_insert(make_app, sent):
+    """One write where there were two: the insert starts the job (its attempt's deadline
+    from then), and the worker runs it without a start of its own."""
+    app, client, release = held_app(make_app)
+    timeout = datetime.timedelta(seconds=app.config["PIE_JOB_TIMEOUT_SECONDS"])
+    sent.clear()
+    r = client.post("/v2/models/m1/versions/1/inference", json={"input": {}})
+    job_id = r.get_json()["inference_job_id"]
+    with connection():
+        row = Job.get_by_id(job_id)
+    assert row.status == "started"
+    assert row.started_at == row.created_at
+    assert row.deadline_at - row.started_at == timeout
+    release.set()
+    assert wait_for_job(client, job_id)["output"] == {"done": True}
+    assert start_writes(sent, job_id) == []
+
+
+def test_a_job_that_waits_for_a_worker_is_pending_until_one_starts_it(make_app, sent):
+    """With every worker busy, a new job waits pending (no clock of its attempt running),
+    and the worker that takes it starts it."""
+    _, client, release = held_app(make_app, workers=1)
+    first = client.post("/v2/models/m1/versions/1/inference", json={"input": {}}).get_json()
+    sent.clear()
+    r = client.post("/v2/models/m1/versions/1/inference", json={"input": {"n": 2}})
+    second = r.get_json()["inference_job_id"]
+    with connection():
+        row = Job.get_by_id(second)
+    assert (row.status, row.started_at, row.deadline_at) == ("pending", None, None)
+    release.set()
+    done = wait_for_job(client, second)
+    assert done["status"] == "success"
+    assert wait_for_job(client, first["inference_job_id"])["status"] == "success"
+    assert len(start_writes(sent, second)) == 1
