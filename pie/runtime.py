@@ -88,12 +88,16 @@ class Runtime:
         external_id: str | None = None,
         lease_seconds: float | None = None,
         job: Any = None,
+        restart: bool = False,
     ) -> bool:
         """Take a pending job to run it here; False when it is not pending any more (another
         process runs it, or it ended). With a lease, renew it while the job runs: the job
         must still be claimed by this process (not voided because it was taken for dead).
         The attempt gets its deadline; pass the `job` row (as dispatched) to save a read and
-        to start only that attempt."""
+        to start only that attempt. `restart`: the job's insert started it
+        (`HandlerType.start_lease`) but it waited for a worker: start its clocks again now,
+        and False when it is no longer this process's started attempt (cancelled, timed out,
+        taken over): do not run it."""
         from pie.services.claims import mark_started
 
         with db.connection():
@@ -104,6 +108,7 @@ class Runtime:
                 self.registration.id,
                 job=job,
                 config=self.config,
+                restart=restart,
             )
 
     def heartbeat(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,6 +18,10 @@ from pie import DispatchDeferred, HandlerType, hookimpl, jsonio
 from pie.errors import Conflict
 
 log = logging.getLogger(__name__)
+
+# A worker `start_lease` reserves is free again if its job is not dispatched within this
+# long (an insert that failed): a dispatch follows its insert's commit at once.
+RESERVATION_SECONDS = 1.0
 
 
 class InProcessHandlerSchema(ma.Schema):
@@ -40,6 +46,8 @@ class JobContext:
         self.job_id = job_id
         self.attempt = attempt
         self.cancelled = threading.Event()
+        # Its insert started it (start_lease), yet it found every worker busy: it waits.
+        self._waits = False
 
     def heartbeat(self, progress: float | None = None, message: str | None = None) -> bool:
         try:
@@ -98,6 +106,7 @@ class InProcessHandlerType(HandlerType):
         self._lock = threading.Lock()
         self._closed = False
         self._running: dict[str, JobContext] = {}  # queued or running here
+        self._reserved: deque[float] = deque()  # start_lease's workers, not yet dispatched
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -119,13 +128,17 @@ class InProcessHandlerType(HandlerType):
                 log.exception("could not renew in-process job leases")
 
     def start_lease(self) -> float | None:
-        """A worker is free (fewer jobs queued or running here than workers): a job
-        dispatched now runs at once, so its insert may start it, with this lease. Two
-        requests that see the last free worker at once both start theirs; the second waits
-        for one job's run, as a started job of any type waits for its backend."""
-        if self._closed or len(self._running) >= self.workers:
-            return None
-        return self.lease
+        """A worker is free: fewer jobs queued or running here, or reserved by this call for
+        jobs being inserted, than workers. It is reserved for the job whose insert asks
+        (until that job's dispatch, at most RESERVATION_SECONDS), which may start it."""
+        with self._lock:
+            now = time.monotonic()
+            while self._reserved and self._reserved[0] < now - RESERVATION_SECONDS:
+                self._reserved.popleft()
+            if self._closed or len(self._running) + len(self._reserved) >= self.workers:
+                return None
+            self._reserved.append(now)
+            return self.lease
 
     def check(self, handler: dict[str, Any]) -> dict[str, list[str]]:
         known = self.runtime.in_process_handlers
@@ -152,6 +165,10 @@ class InProcessHandlerType(HandlerType):
                 )
                 self._heartbeat.start()
             context = JobContext(self.runtime, job.job_id, job.attempt)
+            if job.status == "started":  # its insert started it, on a reserved worker
+                if self._reserved:
+                    self._reserved.popleft()
+                context._waits = len(self._running) >= self.workers  # a reservation lapsed
             self._running[job.job_id] = context
             self._pool.submit(self.run, implementation, job, payload["input"], context)
         return None
@@ -176,13 +193,20 @@ class InProcessHandlerType(HandlerType):
         """Run one job and complete it through the same path as an HTTP callback."""
         job_id, attempt = job.job_id, job.attempt
         try:
-            if self._closed and job.status != "started":  # left pending for recovery
-                return
-            started_by_insert = job.status == "started"  # see start_lease
-            if not started_by_insert and not self.runtime.mark_started(
-                job_id, lease_seconds=self.lease, job=job
+            if job.status != "started":
+                if self._closed:  # shutting down before it started: left pending for recovery
+                    return
+                if not self.runtime.mark_started(job_id, lease_seconds=self.lease, job=job):
+                    return  # a re-dispatched copy: the job already runs (or ran) elsewhere
+            elif context.cancelled.is_set():
+                return  # its insert started it, and it ended (cancelled) before it ran
+            elif context._waits and (
+                self._closed
+                or not self.runtime.mark_started(
+                    job_id, lease_seconds=self.lease, job=job, restart=True
+                )
             ):
-                return  # a re-dispatched copy: the job already runs (or ran) elsewhere
+                return  # it waited, and is no longer this process's to run (or we stop)
             try:
                 if takes_context(implementation):
                     output = implementation(job_input, context)

@@ -94,20 +94,24 @@ def mark_started(
     owner: str | None = None,
     job: Job | None = None,
     config: Mapping[str, Any] | None = None,
+    restart: bool = False,
 ) -> bool:
     """Record that the backend has the job; returns whether this call moved it from pending.
     With a lease (in-process jobs) this process runs it, only if it still owns the claim, and
     must keep renewing the lease; a lease that runs out, or an owner taken for dead, means
     the process died (see `stalled`). Without one the job runs elsewhere and is no one's.
     With the job row and the settings, the attempt gets its deadline (its policy's timeout
-    from now), and only that attempt of the job is started."""
+    from now), and only that attempt of the job is started. `restart`: a job its insert
+    started (HandlerType.start_lease) that then had to wait for a worker: its clocks start
+    again now, if it is still this attempt's, `started` and this owner's (not cancelled, not
+    timed out, not taken over); its job.started event was written with its insert."""
     now = utcnow()
     if config is not None and job is None:  # a handler type that starts jobs itself
         job = Job.get_or_none(Job.job_id == job_id)
     fields: dict[str, Any] = {"status": "started", "started_at": now}
     if external_id is not None:
         fields["external_id"] = external_id
-    where: dict[str, Any] = {"job_id": job_id, "status": "pending"}
+    where: dict[str, Any] = {"job_id": job_id, "status": "started" if restart else "pending"}
     if lease_seconds:
         fields["claimed_until"] = now + timedelta(seconds=lease_seconds)
     else:
@@ -115,7 +119,7 @@ def mark_started(
     if job is not None and config is not None:
         fields.update(control.start_fields(job, config, now))
         where["attempt"] = job.attempt
-    watched = outbox.has_receivers("job.started")
+    watched = not restart and outbox.has_receivers("job.started")
     # One UPDATE is atomic by itself; with an endpoint for job.started, its event commits
     # with the change.
     with db.transaction() if watched else contextlib.nullcontext():

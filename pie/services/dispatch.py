@@ -58,7 +58,9 @@ class Dispatcher:
 
         With the job's `version` and `job_type`, a job whose type would run it at once here
         (`HandlerType.start_lease`) is also started by its insert: one write where the
-        type's own start was a second, each waiting for the one writer lock."""
+        type's own start was a second, each waiting for the one writer lock. Only an insert
+        that commits by itself: a transaction may insert many jobs (a domain's services
+        re-initialised) and dispatches them only when it commits, later."""
         owner = self.runtime.registration.id
         if owner is None or self._stop.is_set():
             return {}
@@ -69,7 +71,7 @@ class Dispatcher:
             "claimed_until": now + timedelta(seconds=lease),
             "dispatch_attempts": 1,
         }
-        if version is not None and job_type is not None:
+        if version is not None and job_type is not None and not database.in_transaction():
             handler_type = self.runtime.handler_types.get(version.handlers[job_type]["type"])
             run_lease = handler_type.start_lease() if handler_type is not None else None
             if run_lease and handler_type is not None and handler_type.starts_itself:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -306,3 +307,119 @@ def test_a_job_that_waits_for_a_worker_is_pending_until_one_starts_it(make_app, 
     assert done["status"] == "success"
     assert wait_for_job(client, first["inference_job_id"])["status"] == "success"
     assert len(start_writes(sent, second)) == 1
+
+
+class Recorded:
+    """`hold` (held until `release`) and `nap` (1.5 s), each recording the inputs it ran."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.ran: list[dict[str, Any]] = []
+
+    def hold(self, job_input: dict[str, Any]) -> dict[str, Any]:
+        self.ran.append(job_input)
+        self.release.wait(20)
+        return dict(job_input)
+
+    def nap(self, job_input: dict[str, Any]) -> dict[str, Any]:
+        self.ran.append(job_input)
+        time.sleep(1.5)
+        return dict(job_input)
+
+    @hookimpl
+    def pie_register_in_process_handlers(self, app: Any) -> dict[str, Any]:
+        return {"hold": self.hold, "nap": self.nap}
+
+
+def services_on(make_app: Any, implementation: str, config: dict[str, Any]) -> tuple:
+    """Four services of domain d1 initialised on model m1 (echo); then its assignment moved
+    to model h (`implementation`), so that re-initialising them starts four jobs of h in one
+    transaction."""
+    from tests.api.test_services import FEATURES, C, D
+
+    recorded = Recorded()
+    app = make_app(config, plugins=[recorded])
+    client = Client(app.test_client())
+    assert client.post("/v2/clients", json={"client_id": "acme", "name": "Acme"}).status_code == 201
+    r = client.post(f"{C}/domains", json={"domain_id": "d1", "features": FEATURES})
+    assert r.status_code == 201
+    create_model(client, "echo")
+    create_model(client, implementation, model_id="h")
+    r = client.put(f"{D}/assignments/default", json={"model_id": "m1", "model_version": "1"})
+    assert r.status_code in (200, 201)
+    for n in range(1, 5):
+        body = {"service_id": f"s{n}", "static_features": {"max_batch": n}}
+        r = client.post(f"{D}/service/init", json=body)
+        assert r.status_code == 202, r.get_json()
+        wait_for_job(client, r.get_json()["job_id"])
+    r = client.put(f"{D}/assignments/default", json={"model_id": "h", "model_version": "1"})
+    assert r.status_code in (200, 201)
+    assert client.post(f"{D}/services/init").status_code == 202
+    return app, client, recorded
+
+
+def test_jobs_a_transaction_inserts_together_are_not_started_by_their_inserts(make_app):
+    """Re-initialising a domain's services inserts its jobs in one transaction and
+    dispatches them at its commit: with one worker, one runs and the others wait pending, and
+    one cancelled while it waits never runs (a free worker counted once per insert started
+    all four, and ran the cancelled one)."""
+    app, client, recorded = services_on(make_app, "hold", {"PIE_IN_PROCESS_WORKERS": 1})
+    jobs = client.get("/v2/models/h/versions/1/jobs").get_json()
+    wait_for(lambda: len(recorded.ran) == 1)
+    assert sorted(job["status"] for job in jobs) == ["pending", "pending", "pending", "started"]
+    victim = next(job for job in jobs if job["input"] != recorded.ran[0])
+    assert client.post(f"/v2/jobs/{victim['job_id']}/cancel", json={}).status_code == 200
+    recorded.release.set()
+    for job in jobs:
+        if job["job_id"] != victim["job_id"]:
+            assert wait_for_job(client, job["job_id"])["status"] == "success"
+    assert victim["input"] not in recorded.ran
+
+
+def test_time_waiting_for_a_worker_does_not_count_against_the_timeout(make_app):
+    config = {"PIE_IN_PROCESS_WORKERS": 1, "PIE_JOB_TIMEOUT_SECONDS": 2}
+    app, client, recorded = services_on(make_app, "nap", config)
+    runtime = app.extensions["pie"]
+
+    def ended() -> bool:
+        with connection():
+            runtime.dispatcher.recover_once()  # ends attempts past their deadline
+        jobs = client.get("/v2/models/h/versions/1/jobs").get_json()
+        return all(job["status"] in ("success", "failure") for job in jobs)
+
+    wait_for(ended, timeout=20)
+    jobs = client.get("/v2/models/h/versions/1/jobs").get_json()
+    assert [job["status"] for job in jobs] == ["success"] * 4, jobs
+    assert len(recorded.ran) == 4
+
+
+def test_a_job_its_insert_started_that_waits_after_all_starts_again_when_it_runs(make_app):
+    """Two requests that both took the last free worker (here: a type that always says a
+    worker is free): the second job, started by its insert, waits; the worker that takes it
+    starts its clocks again, and does not run it once it was cancelled meanwhile."""
+    recorded = Recorded()
+    app = make_app({"PIE_IN_PROCESS_WORKERS": 1}, plugins=[recorded])
+    in_process = app.extensions["pie"].handler_types["in_process"]
+    client = Client(app.test_client())
+    create_model(client, "hold")
+    create_model(client, "echo", model_id="e")
+    run_inference(client, {}, model_id="e")  # registers this process
+    in_process.start_lease = lambda: in_process.lease  # a lapsed reservation, as it were
+    start = "/v2/models/m1/versions/1/inference"
+    first = client.post(start, json={"input": {"n": 1}}).get_json()["inference_job_id"]
+    waits = client.post(start, json={"input": {"n": 2}}).get_json()["inference_job_id"]
+    cancelled = client.post(start, json={"input": {"n": 3}}).get_json()["inference_job_id"]
+    with connection():
+        inserted = Job.get_by_id(waits)
+    assert (inserted.status, inserted.started_at) == ("started", inserted.created_at)
+    assert client.post(f"/v2/jobs/{cancelled}/cancel", json={}).status_code == 200
+    wait_for(lambda: len(recorded.ran) == 1)
+    recorded.release.set()
+    assert wait_for_job(client, first)["status"] == "success"
+    assert wait_for_job(client, waits)["status"] == "success"
+    with connection():
+        ran = Job.get_by_id(waits)
+    assert ran.started_at > inserted.started_at
+    assert ran.deadline_at > inserted.deadline_at
+    assert [job_input["n"] for job_input in recorded.ran] == [1, 2]
+    assert client.get(f"/v2/jobs/{cancelled}").get_json()["error"]["type"] == "Cancelled"
