@@ -364,12 +364,16 @@ def test_jobs_a_transaction_inserts_together_are_not_started_by_their_inserts(ma
     one cancelled while it waits never runs (a free worker counted once per insert started
     all four, and ran the cancelled one)."""
     app, client, recorded = services_on(make_app, "hold", {"PIE_IN_PROCESS_WORKERS": 1})
-    jobs = client.get("/v2/models/h/versions/1/jobs").get_json()
-    wait_for(lambda: len(recorded.ran) == 1)
-    assert sorted(job["status"] for job in jobs) == ["pending", "pending", "pending", "started"]
-    victim = next(job for job in jobs if job["input"] != recorded.ran[0])
-    assert client.post(f"/v2/jobs/{victim['job_id']}/cancel", json={}).status_code == 200
-    recorded.release.set()
+    try:
+        wait_for(lambda: len(recorded.ran) == 1)
+        # read once the one worker runs its job: before, that job may still be pending
+        jobs = client.get("/v2/models/h/versions/1/jobs").get_json()
+        statuses = sorted(job["status"] for job in jobs)
+        assert statuses == ["pending", "pending", "pending", "started"]
+        victim = next(job for job in jobs if job["input"] != recorded.ran[0])
+        assert client.post(f"/v2/jobs/{victim['job_id']}/cancel", json={}).status_code == 200
+    finally:
+        recorded.release.set()
     for job in jobs:
         if job["job_id"] != victim["job_id"]:
             assert wait_for_job(client, job["job_id"])["status"] == "success"
