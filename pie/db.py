@@ -243,6 +243,10 @@ class SchemaVersion(peewee.Model):
 def current_version() -> int:
     if not database.table_exists(SchemaVersion._meta.table_name):
         return 0
+    return _applied_version()
+
+
+def _applied_version() -> int:
     return SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
 
 
@@ -253,12 +257,14 @@ def upgrade() -> list[int]:
     applied = []
     with database.connection_context():
         SchemaVersion.create_table(safe=True)
+        if _applied_version() >= len(MIGRATIONS):
+            return applied  # up to date: versions only grow, so no lock is needed to know
         for number, fn in enumerate(MIGRATIONS, start=1):
             with database.atomic():
                 if is_postgres():
                     # Serialise concurrent upgraders; the lock ends with the transaction.
                     database.execute_sql("SELECT pg_advisory_xact_lock(7163)")
-                if current_version() >= number:
+                if _applied_version() >= number:
                     continue
                 fn(database.obj)
                 SchemaVersion.create(version=number)
