@@ -21,7 +21,7 @@ from pie.schemas.common import Schema
 from pie import create_app
 from pie import db as pie_db
 from pie.testing import drop_postgres_schema, postgres_schema_url
-from tests.helpers import SECRET, Client
+from tests.helpers import SECRET, Client, peewee_statements
 
 POSTGRES_URL = os.environ.get("PIE_TEST_DATABASE_URL")
 
@@ -69,13 +69,9 @@ class StatementLog(logging.Handler):
 
 @pytest.fixture
 def statements():
-    handler, logger = StatementLog(), logging.getLogger("peewee")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler.statements
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    handler = StatementLog()
+    with peewee_statements(handler):
+        yield handler.statements
 
 
 @pytest.fixture(autouse=True)

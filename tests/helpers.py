@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -237,3 +240,17 @@ VERSION_FIELDS = {
     "created_at",
     "updated_at",
 }
+
+
+@contextlib.contextmanager
+def peewee_statements(handler: logging.Handler) -> Iterator[None]:
+    """`handler` receives every statement peewee sends (its debug log) while inside."""
+    logger = logging.getLogger("peewee")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

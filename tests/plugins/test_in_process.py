@@ -15,7 +15,15 @@ from pie import hookimpl
 from pie.db import connection
 from pie.plugin_manager import PluginError
 from pie.tables import Job
-from tests.helpers import Client, activate, assert_envelope, model_body, wait_for, wait_for_job
+from tests.helpers import (
+    Client,
+    activate,
+    assert_envelope,
+    model_body,
+    peewee_statements,
+    wait_for,
+    wait_for_job,
+)
 
 
 def in_process(name: str) -> dict[str, dict[str, str]]:
@@ -238,13 +246,9 @@ class Sent(logging.Handler):
 
 @pytest.fixture
 def sent():
-    handler, logger = Sent(), logging.getLogger("peewee")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler.statements
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    handler = Sent()
+    with peewee_statements(handler):
+        yield handler.statements
 
 
 def start_writes(sent: list[tuple[str, list]], job_id: str) -> list[str]:
