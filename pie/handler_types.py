@@ -36,6 +36,11 @@ class HandlerType(abc.ABC):
     # False when the type completes its jobs through the runtime (`runtime.complete_job`),
     # never over HTTP: its payload's `callback` then carries no token (none is signed).
     needs_callback_token: ClassVar[bool] = True
+    # True when `dispatch_many` hands the backend several jobs for less than a `dispatch`
+    # each (one round trip): the jobs of this process that queue up while one batch is out
+    # then go in the next, on one dispatch thread, with one claim write and one start write
+    # for the whole batch; one job alone still goes at once.
+    dispatches_in_batches: ClassVar[bool] = False
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -62,6 +67,21 @@ class HandlerType(abc.ABC):
     @abc.abstractmethod
     def dispatch(self, handler: dict[str, Any], job: Any, payload: dict[str, Any]) -> str | None:
         """Start the job on the backend; return the backend's id for it, or None."""
+
+    def dispatch_many(
+        self, items: list[tuple[dict[str, Any], Any, dict[str, Any]]]
+    ) -> list[str | None | Exception]:
+        """Start several jobs, each given as (handler, job, payload): for each, in order,
+        what `dispatch` would return for it, or the exception it would raise. Raising
+        instead means none of them was handed over: PIE then dispatches each alone. The
+        default calls `dispatch` for one after the other."""
+        outcomes: list[str | None | Exception] = []
+        for handler, job, payload in items:
+            try:
+                outcomes.append(self.dispatch(handler, job, payload))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def cancel(  # noqa: B027  (optional hook: a backend that cannot stop work ignores it)
         self, handler: dict[str, Any], job: Any, external_id: str | None, reason: str

@@ -31,6 +31,9 @@ PUBLISH_RETRY_POLICY = {
     "interval_max": 1,
 }
 
+# kombu flushes a publish batch early once it holds this many Redis commands: never, here.
+UNFLUSHED = 1 << 30
+
 
 class CeleryHandlerSchema(ma.Schema):
     task = ma.fields.String(
@@ -48,6 +51,7 @@ class CeleryHandlerType(HandlerType):
     name = "celery"
     schema = CeleryHandlerSchema
     description = "A Celery task (send_task) with the payload as its argument."
+    dispatches_in_batches = True
 
     def __init__(self, runtime: Any) -> None:
         super().__init__(runtime)
@@ -93,6 +97,31 @@ class CeleryHandlerType(HandlerType):
         `celery inspect` and monitors such as Flower show argsrepr, and the payload holds the
         callback token (which completes the job) and the tenant's input. Skipping Celery's
         repr of the payload also saves about a sixth of a publish's CPU."""
+        return self._send(handler, job, payload, None)
+
+    def dispatch_many(
+        self, items: list[tuple[dict[str, Any], Any, dict[str, Any]]]
+    ) -> list[str | None | Exception]:
+        """The tasks of several jobs through one producer, in one of kombu's publish batches:
+        on Redis one pipelined round trip (kombu also builds one Redis client for it instead
+        of one per message), on transports without batches one publish after the other. The
+        batch is never flushed in parts: if it fails to go out this raises and PIE sends
+        each job alone, with the publish retries (as with those, a message Redis had taken
+        before the connection broke may then be sent twice; its second completion is
+        refused as the first's was recorded)."""
+        app = self.app()
+        outcomes: list[str | None | Exception] = []
+        with app.producer_or_acquire() as producer, producer.batch(max_size=UNFLUSHED):
+            for handler, job, payload in items:
+                try:
+                    outcomes.append(self._send(handler, job, payload, producer))
+                except Exception as exc:
+                    outcomes.append(exc)
+        return outcomes
+
+    def _send(
+        self, handler: dict[str, Any], job: Any, payload: dict[str, Any], producer: Any
+    ) -> str:
         options: dict[str, Any] = {
             "retry": True,
             "retry_policy": PUBLISH_RETRY_POLICY,
@@ -101,6 +130,8 @@ class CeleryHandlerType(HandlerType):
         }
         if handler.get("queue"):
             options["queue"] = handler["queue"]
+        if producer is not None:
+            options["producer"] = producer
         result = self.app().send_task(handler["task"], args=[payload], **options)
         return result.id
 

@@ -189,6 +189,14 @@ def activate(client: Client, model_id: str, version: str = "1") -> None:
         assert r.status_code == 200, r.get_json()
 
 
+def register_active(client: Client, model_id: str, handler: dict[str, Any]) -> None:
+    """A new model with `handler` for both job types, its version 1 moved straight to active."""
+    body = model_body(model_id, handlers={"training": handler, "inference": handler})
+    assert client.post("/v2/models", json=body).status_code == 201
+    r = client.post(f"/v2/models/{model_id}/versions/1/new_status", json={"status": "active"})
+    assert r.status_code == 200, r.get_json()
+
+
 class Implementations:
     """In-process implementations for tests, registered as a plugin besides `echo`: `hold`
     stays `started` until `release` is set (so a test completes the job by callback), `fail`

@@ -14,7 +14,7 @@ import pytest
 from pie.db import database
 from pie.writer_lock import WriterLock, admitted, admitted_work, is_admitted
 from tests.conftest import POSTGRES_URL
-from tests.helpers import Client, model_body, wait_for
+from tests.helpers import Client, register_active, wait_for
 from tests.services.conftest import RecorderPlugin
 
 
@@ -159,11 +159,7 @@ def test_admitted_marks_the_thread_and_nests() -> None:
 def test_a_waiting_completion_commits_before_a_new_version_that_waited_first(make_app) -> None:
     app = make_app({"PIE_DISPATCH_GRACE_SECONDS": 5}, plugins=[RecorderPlugin()])
     client = Client(app.test_client())
-    handler = {"type": "recorder"}
-    body = model_body("rec", handlers={"training": handler, "inference": handler})
-    assert client.post("/v2/models", json=body).status_code == 201
-    r = client.post("/v2/models/rec/versions/1/new_status", json={"status": "active"})
-    assert r.status_code == 200
+    register_active(client, "rec", {"type": "recorder"})
     r = client.post("/v2/models/rec/versions/1/inference", json={"input": {}})
     job_id = r.get_json()["inference_job_id"]
     wait_for(lambda: client.get(f"/v2/jobs/{job_id}").get_json()["status"] == "started", 10)

@@ -27,6 +27,7 @@ from pie.services.claims import (
     stalled,
 )
 from pie.tables import Job, ModelVersion, utcnow
+from pie.writer_lock import admitted
 
 if TYPE_CHECKING:
     from pie.runtime import Runtime
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # A job whose process dies while running it is dispatched at most this many times in all.
 MAX_ATTEMPTS = 3
+# The most jobs one `dispatch_many` call is handed (HandlerType.dispatches_in_batches).
+BATCH_LIMIT = 100
 
 
 class Dispatcher:
@@ -47,6 +50,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._recovery: threading.Thread | None = None
+        self._batches: dict[str, list[Job]] = {}  # batching type -> its jobs waiting
+        self._draining: set[str] = set()  # batching types with a thread sending their jobs
 
     def claim_columns(
         self, version: ModelVersion | None = None, job_type: str | None = None
@@ -94,16 +99,27 @@ class Dispatcher:
         owner = self.runtime.registration.id
         inline: list[str | Job] = []
         queued: list[str | Job] = []
+        batched: list[Job] = []
         for job in jobs:
-            (inline if self._inline(job, owner) else queued).append(job)
+            if self._inline(job, owner):
+                inline.append(job)
+            elif self._batched(job, owner):
+                batched.append(job)  # type: ignore[arg-type]
+            else:
+                queued.append(job)
         with self._lock:
             if self._stop.is_set():  # shutting down: the rows are durable, recovery sends them
                 log.info("shutting down; %d job(s) left pending for recovery", len(jobs))
                 return
-            if queued and self._pool is None:
+            if (queued or batched) and self._pool is None:
                 self._pool = DaemonPool(self.workers, "pie-dispatch")
             for job in queued:
                 self._pool.submit(self._dispatch_logged, job)
+            for job in batched:
+                self._batches.setdefault(job.handler_type, []).append(job)
+            for name in {job.handler_type for job in batched} - self._draining:
+                self._draining.add(name)
+                self._pool.submit(self._drain, name)
         for job in inline:  # no I/O: on this thread, right after the commit
             self._dispatch_logged(job)
 
@@ -114,6 +130,39 @@ class Dispatcher:
             return False
         handler_type = self.runtime.handler_types.get(job.handler_type)
         return handler_type is not None and handler_type.dispatches_inline
+
+    def _batched(self, job: str | Job, owner: str | None) -> bool:
+        """Whether to dispatch in a batch: a row inserted with this process's claim, of a
+        type that sends batches (and does not start its jobs itself)."""
+        if isinstance(job, str) or not holds(job, owner):
+            return False
+        handler_type = self.runtime.handler_types.get(job.handler_type)
+        return (
+            handler_type is not None
+            and handler_type.dispatches_in_batches
+            and not handler_type.starts_itself
+        )
+
+    def _drain(self, name: str) -> None:
+        """One dispatch thread sends a batching type's queued jobs, a batch at a time: what
+        queued up while a batch was out goes in the next one."""
+        while True:
+            with self._lock:
+                queued = self._batches.get(name, [])
+                batch, self._batches[name] = queued[:BATCH_LIMIT], queued[BATCH_LIMIT:]
+                if not batch:
+                    self._draining.discard(name)
+                    return
+            try:
+                with db.connection():
+                    self.dispatch_batch(batch)
+            except Exception:  # a background thread must never die silently
+                log.exception(
+                    "dispatch of %d %s job(s) failed unexpectedly; left to the recovery loop",
+                    len(batch),
+                    name,
+                    extra={"handler_type": name, "job_ids": [job.job_id for job in batch]},
+                )
 
     def _dispatch_logged(self, job: str | Job) -> None:
         try:
@@ -147,49 +196,141 @@ class Dispatcher:
             ours = holds(job, owner) or job.status == "started"  # started by its insert
             if not (starts_itself and ours) and not retake(job, lease, owner):
                 return False  # voided and another's now, or no longer pending
-        job_id = job.job_id
         handler_type = self.runtime.handler_types.get(job.handler_type)
         try:
             if handler_type is None:
                 raise LookupError(f"handler type '{job.handler_type}' is not loaded")
             payload = jobs.payload(self.runtime, job, handler_type.needs_callback_token)
             external_id = handler_type.dispatch(job.handler, job, payload)
-        except DispatchDeferred as exc:
+        except Exception as exc:
+            return self._not_handed(job, exc, owner)
+        if not handler_type.starts_itself and not mark_started(
+            job.job_id, external_id, job=job, config=self.runtime.config
+        ):
+            self._not_started(job, external_id)
+        self._handed(job, external_id)
+        return True
+
+    def dispatch_batch(self, batch: list[Job]) -> int:
+        """Dispatch rows of one batching type (`HandlerType.dispatches_in_batches`) that this
+        process inserted with its claim; returns how many it dispatched. As `dispatch` does
+        for each, with one conditional claim write for the batch before the backend is
+        handed it, one `dispatch_many`, and one start write for those it took. Rows whose
+        claim is no longer this process's go one by one (`dispatch` claims them again)."""
+        owner = self.runtime.registration.ensure()
+        handler_type = self.runtime.handler_types.get(batch[0].handler_type)
+        mine = [job for job in batch if owner is not None and job.claimed_by == owner]
+        done = sum(self.dispatch(job) for job in batch if owner is None or job.claimed_by != owner)
+        if len(mine) < 2 or handler_type is None or owner is None:
+            return done + sum(self.dispatch(job) for job in mine)
+        lease = self.runtime.config.get("PIE_DISPATCH_LEASE_SECONDS", LEASE_SECONDS)
+        with db.transaction():  # the claims, confirmed in one turn of the writer
+            taken = [job for job in mine if retake(job, lease, owner)]
+        items, ready = [], []
+        for job in taken:
+            try:
+                payload = jobs.payload(self.runtime, job, handler_type.needs_callback_token)
+            except Exception as exc:
+                done += self._not_handed(job, exc, owner)
+                continue
+            items.append((job.handler, job, payload))
+            ready.append(job)
+        if not items:
+            return done
+        try:
+            outcomes = handler_type.dispatch_many(items)
+            if len(outcomes) != len(items):
+                raise TypeError(f"{len(outcomes)} outcomes for {len(items)} jobs")
+        except Exception:
+            log.warning(
+                "batch dispatch of %d job(s) to %s failed; dispatching them one by one",
+                len(items),
+                handler_type.name,
+                exc_info=True,
+                extra={"handler_type": handler_type.name},
+            )
+            with self._lock:  # on the dispatch threads, side by side, as unbatched jobs go
+                pool = self._pool
+                for job in ready if pool is not None else ():
+                    pool.submit(self._dispatch_logged, job)
+            return done + (sum(self.dispatch(job) for job in ready) if pool is None else 0)
+        handed = []
+        for job, outcome in zip(ready, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                done += self._not_handed(job, outcome, owner)
+            else:
+                handed.append((job, outcome))
+        for job, external_id in self._start_all(handed):
+            self._not_started(job, external_id)
+        for job, external_id in handed:
+            self._handed(job, external_id, len(items))
+        return done + len(handed)
+
+    def _start_all(self, handed: list[tuple[Job, str | None]]) -> list[tuple[Job, str | None]]:
+        """Mark the handed jobs started in one transaction (each conditionally, as
+        `dispatch` does; one failing statement, a deadlock victim, say, makes it one by
+        one); returns those that were not moved from pending."""
+        config = self.runtime.config
+        try:
+            with admitted(), db.transaction():
+                return [
+                    (job, external_id)
+                    for job, external_id in handed
+                    if not mark_started(job.job_id, external_id, job=job, config=config)
+                ]
+        except Exception:
+            log.warning("batch start failed; starting one by one", exc_info=True)
+            return [
+                (job, external_id)
+                for job, external_id in handed
+                if not mark_started(job.job_id, external_id, job=job, config=config)
+            ]
+
+    def _not_handed(self, job: Job, exc: Exception, owner: str | None) -> bool:
+        """A dispatch that raised: deferred (the job stays pending, its claim given back),
+        or failed (the attempt fails retryably). Returns whether the job was dealt with."""
+        if isinstance(exc, DispatchDeferred):
             log.info(
                 "job %s: dispatch deferred (%s); left pending for recovery",
-                job_id,
+                job.job_id,
                 exc,
-                extra={"job_id": job_id, "handler_type": job.handler_type},
+                extra={"job_id": job.job_id, "handler_type": job.handler_type},
             )
             metrics.dispatched(job.job_type, job.handler_type, "deferred")
-            release(job_id, owner)
+            release(job.job_id, owner)
             return False
-        except Exception as exc:  # any backend failure fails the job, readably
-            log.warning(
-                "job %s: dispatch to %s failed: %s",
-                job_id,
-                job.handler_type,
-                exc,
-                extra={"job_id": job_id, "handler_type": job.handler_type},
-            )
-            metrics.dispatched(job.job_type, job.handler_type, "failed")
-            self.fail(job, exc)
-            return True
-        if not handler_type.starts_itself and not mark_started(
-            job_id, external_id, job=job, config=self.runtime.config
-        ):
-            now = jobs.get_job(job_id)
-            if control.ended_by_pie(now):  # cancelled while the backend was handed it
-                control.stop_on_backend(self.runtime, now, external_id, now.error["type"])
+        log.warning(
+            "job %s: dispatch to %s failed: %s",
+            job.job_id,
+            job.handler_type,
+            exc,
+            extra={"job_id": job.job_id, "handler_type": job.handler_type},
+        )
+        metrics.dispatched(job.job_type, job.handler_type, "failed")
+        self.fail(job, exc)
+        return True
+
+    def _not_started(self, job: Job, external_id: str | None) -> None:
+        """The backend has a job that was not pending any more when it was to be marked
+        started: if PIE ended it meanwhile (cancelled), the backend is told to stop it."""
+        now = jobs.get_job(job.job_id)
+        if control.ended_by_pie(now):
+            control.stop_on_backend(self.runtime, now, external_id, now.error["type"])
+
+    def _handed(self, job: Job, external_id: str | None, batch: int = 1) -> None:
         log.info(
             "job %s dispatched to %s (external id %s)",
-            job_id,
+            job.job_id,
             job.handler_type,
             external_id,
-            extra={"job_id": job_id, "handler_type": job.handler_type, "external_id": external_id},
+            extra={
+                "job_id": job.job_id,
+                "handler_type": job.handler_type,
+                "external_id": external_id,
+                "batch": batch,  # how many jobs went to the backend together
+            },
         )
         metrics.dispatched(job.job_type, job.handler_type, "dispatched")
-        return True
 
     def fail(self, job: Job, exc: Exception) -> None:
         self._fail(

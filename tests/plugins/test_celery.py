@@ -308,3 +308,57 @@ def test_the_task_message_shows_the_job_not_its_payload(world: World) -> None:
             assert token not in shown and "tenant-input-7731" not in shown
     finally:
         delete_queue(world.worker.broker, queue)
+
+
+def test_a_burst_of_jobs_is_each_sent_once_and_succeeds(world: World) -> None:
+    """Jobs started side by side, so that some queue while a dispatch is out and go to the
+    broker in one batch: each is sent once and succeeds with its own output."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model_id = world.model("tests.echo")
+    with ThreadPoolExecutor(8) as pool:
+        job_ids = list(pool.map(lambda n: world.run(model_id, {"n": n}), range(40)))
+    for n, job_id in enumerate(job_ids):
+        job = world.wait(job_id, timeout=60)
+        assert job["status"] == "success" and job["output"] == {"echo": {"n": n}}, job
+    sent = [
+        line
+        for line in map(json.loads, (world.tmp / "server.log").read_text().splitlines())
+        if line.get("job_id") in job_ids and line.get("external_id")
+    ]
+    assert sorted(line["job_id"] for line in sent) == sorted(job_ids)  # one "dispatched" each
+
+
+def test_a_batch_of_tasks_reaches_the_broker_as_its_celery_messages(world: World) -> None:
+    """The type's dispatch_many against the real broker: one message per job, in order, each
+    with the task id it returned and the job's payload as its argument."""
+    from types import SimpleNamespace
+
+    from kombu import Connection
+
+    from plugins.celery_handler import CeleryHandlerType
+
+    queue = f"pie-test-batch-{uuid.uuid4().hex[:8]}"  # no worker takes it
+    handler_type = CeleryHandlerType(
+        SimpleNamespace(config={"PIE_CELERY_BROKER_URL": world.worker.broker})
+    )
+    handler = {"type": "celery", "task": "tests.echo", "queue": queue}
+    jobs = [SimpleNamespace(job_id=f"job-{n}", attempt=1) for n in range(5)]
+    items = [
+        (handler, job, {"job_id": job.job_id, "input": {"n": n}}) for n, job in enumerate(jobs)
+    ]
+    try:
+        task_ids = handler_type.dispatch_many(items)
+        assert len(task_ids) == 5 and all(isinstance(t, str) for t in task_ids)
+        with Connection(world.worker.broker, connect_timeout=3) as connection:
+            channel = connection.default_channel
+            messages = []
+            for _ in jobs:
+                raw = wait_for(lambda: channel.basic_get(queue, no_ack=True), 10, 0.05)
+                messages.append(raw if hasattr(raw, "decode") else channel.message_to_python(raw))
+        assert [m.headers["id"] for m in messages] == task_ids
+        assert [m.headers["task"] for m in messages] == ["tests.echo"] * 5
+        assert [m.decode()[0][0] for m in messages] == [payload for _, _, payload in items]
+    finally:
+        handler_type.close()
+        delete_queue(world.worker.broker, queue)

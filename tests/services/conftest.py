@@ -10,7 +10,7 @@ import marshmallow as ma
 import pytest
 
 from pie import HandlerType, hookimpl
-from tests.helpers import Client, model_body
+from tests.helpers import Client, register_active
 
 
 class Recorded:
@@ -48,12 +48,5 @@ def recorder_app(make_app):
     Recorded.calls = []
     Recorded.fail_with = None
     app = make_app({"PIE_DISPATCH_GRACE_SECONDS": 5}, plugins=[RecorderPlugin()])
-    client = Client(app.test_client())
-    handler = {"type": "recorder"}
-    body = model_body("rec", handlers={"training": handler, "inference": handler})
-    assert client.post("/v2/models", json=body).status_code == 201
-    assert (
-        client.post("/v2/models/rec/versions/1/new_status", json={"status": "active"}).status_code
-        == 200
-    )
+    register_active(Client(app.test_client()), "rec", {"type": "recorder"})
     return app
