@@ -21,6 +21,7 @@ from pie.schemas.common import Schema
 from pie import create_app
 from pie import db as pie_db
 from pie.testing import drop_postgres_schema, postgres_schema_url
+from tests import migrated
 from tests.helpers import SECRET, Client, peewee_statements
 
 POSTGRES_URL = os.environ.get("PIE_TEST_DATABASE_URL")
@@ -34,6 +35,38 @@ hypothesis.configuration.set_hypothesis_home_dir(HYPOTHESIS_HOME)
 
 # Each pytest process gets its own schema, so parallel runs on one database never collide.
 TEST_SCHEMA = f"pie_test_{os.getpid()}"
+
+
+# What does not depend on the database backend runs once, in the SQLite suite: the JSON
+# Schema and pattern checks (no database), the server's socket deadlines, the OpenAPI
+# document and the tools that read it, the docs page and the console in a browser, the
+# packaging, and the Python client (a client of the HTTP API, whose server side every API
+# test covers on Postgres too). `.ci/run` runs the two suites side by side; these took some
+# 4 of the Postgres suite's 30 minutes on the 2-core CI machine.
+BACKEND_INDEPENDENT = (
+    "tests/services/test_contracts.py",
+    "tests/services/test_patterns.py",
+    "tests/test_slow_clients.py",
+    "tests/test_deadline_socket.py",
+    "tests/api/test_schema_cost.py",
+    "tests/api/test_openapi.py",
+    "tests/api/test_openapi_tools.py",
+    "tests/api/test_openapi_generators.py",
+    "tests/test_docs_browser.py",
+    "tests/console/test_browser.py",
+    "tests/test_packaging.py",
+    "tests/client/",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not POSTGRES_URL:
+        return
+    skip = pytest.mark.skip(reason="backend-independent: runs in the SQLite suite")
+    root = str(config.rootpath) + os.sep
+    for item in items:
+        if str(item.path).removeprefix(root).startswith(BACKEND_INDEPENDENT):
+            item.add_marker(skip)
 
 
 def reset_postgres(url: str, schema: str = TEST_SCHEMA) -> str:
@@ -121,6 +154,8 @@ def make_app(tmp_path: Any, database_url: str) -> Iterator[Callable[..., Flask]]
     apps: list[Flask] = []
 
     def factory(config: dict[str, Any] | None = None, plugins: Any = ()) -> Flask:
+        if POSTGRES_URL:
+            migrated.migrate(database_url)
         app = create_app(app_settings(tmp_path / "instance", database_url, config), plugins=plugins)
         apps.append(app)
         return app
@@ -139,6 +174,8 @@ def make_module_app(tmp_path_factory: Any) -> Iterator[Callable[..., Flask]]:
         close_apps(apps)
         folder = tmp_path_factory.mktemp("app")
         url = reset_postgres(POSTGRES_URL) if POSTGRES_URL else f"sqlite:///{folder}/pie.sqlite"
+        if POSTGRES_URL:
+            migrated.migrate(url)
         app = create_app(app_settings(folder / "instance", url, config), plugins=plugins)
         apps.append(app)
         return app
