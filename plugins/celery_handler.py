@@ -6,8 +6,10 @@ registers no type and `pie plugins` says why. Workers use `pie.celery.pie_task`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
+from uuid import uuid4
 
 import marshmallow as ma
 
@@ -17,6 +19,8 @@ try:
     import celery
 except ImportError:  # the optional extra is not installed
     celery = None
+
+log = logging.getLogger(__name__)
 
 # What `pie plugins` shows under "unavailable" when the extra is missing.
 UNAVAILABLE = None if celery is not None else "not available - install pie-registry[celery]"
@@ -97,30 +101,45 @@ class CeleryHandlerType(HandlerType):
         `celery inspect` and monitors such as Flower show argsrepr, and the payload holds the
         callback token (which completes the job) and the tenant's input. Skipping Celery's
         repr of the payload also saves about a sixth of a publish's CPU."""
-        return self._send(handler, job, payload, None)
+        return self._send(handler, job, payload, None, None)
 
     def dispatch_many(
         self, items: list[tuple[dict[str, Any], Any, dict[str, Any]]]
     ) -> list[str | None | Exception]:
         """The tasks of several jobs through one producer, in one of kombu's publish batches:
         on Redis one pipelined round trip (kombu also builds one Redis client for it instead
-        of one per message), on transports without batches one publish after the other. The
-        batch is never flushed in parts: if it fails to go out this raises and PIE sends
-        each job alone, with the publish retries (as with those, a message Redis had taken
-        before the connection broke may then be sent twice; its second completion is
-        refused as the first's was recorded)."""
+        of one per message), on transports without batches one publish after the other.
+        The batch is never flushed in parts. If anything fails before or while it goes out,
+        each task is sent again alone, with the publish retries and the task id it had in
+        the batch: a message Redis took before the connection broke then arrives twice
+        under one id (a revoke stops both; the second run's completion of the same outcome
+        is taken as a repeat, a different one refused with 409)."""
         app = self.app()
+        task_ids = [str(uuid4()) for _ in items]
+        try:
+            with app.producer_or_acquire() as producer, producer.batch(max_size=UNFLUSHED):
+                for (handler, job, payload), task_id in zip(items, task_ids, strict=True):
+                    self._send(handler, job, payload, task_id, producer)
+            return list(task_ids)
+        except Exception:  # the batch did not (surely) go out: each alone
+            log.warning(
+                "a batch of %d task(s) failed; sending each alone", len(items), exc_info=True
+            )
         outcomes: list[str | None | Exception] = []
-        with app.producer_or_acquire() as producer, producer.batch(max_size=UNFLUSHED):
-            for handler, job, payload in items:
-                try:
-                    outcomes.append(self._send(handler, job, payload, producer))
-                except Exception as exc:
-                    outcomes.append(exc)
+        for (handler, job, payload), task_id in zip(items, task_ids, strict=True):
+            try:
+                outcomes.append(self._send(handler, job, payload, task_id, None))
+            except Exception as exc:
+                outcomes.append(exc)
         return outcomes
 
     def _send(
-        self, handler: dict[str, Any], job: Any, payload: dict[str, Any], producer: Any
+        self,
+        handler: dict[str, Any],
+        job: Any,
+        payload: dict[str, Any],
+        task_id: str | None,
+        producer: Any,
     ) -> str:
         options: dict[str, Any] = {
             "retry": True,
@@ -130,6 +149,8 @@ class CeleryHandlerType(HandlerType):
         }
         if handler.get("queue"):
             options["queue"] = handler["queue"]
+        if task_id is not None:
+            options["task_id"] = task_id
         if producer is not None:
             options["producer"] = producer
         result = self.app().send_task(handler["task"], args=[payload], **options)

@@ -68,10 +68,18 @@ def holds(job: Job, owner: str | None) -> bool:
 
 def retake(job: Job, lease_seconds: float, owner: str) -> bool:
     """Confirm and renew `owner`'s claim on a pending job it inserted claimed (one
-    conditional UPDATE); False when the claim was voided, or the job is no longer pending."""
+    conditional UPDATE); False when the claim was voided, or the job is no longer pending.
+    The claim must be the one the row was inserted with: a claim taken since (recovery's,
+    even this process's own once it registered again, counts one more dispatch attempt)
+    belongs to whoever took it, and that one dispatches the job."""
     until = utcnow() + timedelta(seconds=lease_seconds)
     if update_row(
-        Job, {"claimed_until": until}, job_id=job.job_id, status="pending", claimed_by=owner
+        Job,
+        {"claimed_until": until},
+        job_id=job.job_id,
+        status="pending",
+        claimed_by=owner,
+        dispatch_attempts=job.dispatch_attempts,
     ):
         job.claimed_until = until
         return True

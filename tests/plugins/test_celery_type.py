@@ -229,3 +229,25 @@ def test_pie_task_registers_a_named_task_taking_the_payload(fake_pie) -> None:
     assert add.name == "models.add" and "models.add" in app.tasks
     add(fake_pie.payload())  # what the worker calls with the one argument
     assert fake_pie.completions == [("Bearer tok", {"status": "success", "output": {"sum": 2}})]
+
+
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_a_batch_to_a_dead_broker_gives_each_job_its_error(scheme) -> None:
+    """dispatch_many never raises: a batch that cannot go out is sent task by task, and
+    each task that fails alone too is that job's outcome (a retryable DispatchError)."""
+    from types import SimpleNamespace
+
+    from plugins.celery_handler import CeleryHandlerType
+
+    broker = f"{scheme}://127.0.0.1:{free_port()}/"
+    handler_type = CeleryHandlerType(SimpleNamespace(config={"PIE_CELERY_BROKER_URL": broker}))
+    jobs = [SimpleNamespace(job_id=f"job-{n}", attempt=1) for n in range(3)]
+    started = time.monotonic()
+    try:
+        outcomes = handler_type.dispatch_many(
+            [(CELERY, job, {"job_id": job.job_id}) for job in jobs]
+        )
+    finally:
+        handler_type.close()
+    assert len(outcomes) == 3 and all(isinstance(o, Exception) for o in outcomes), outcomes
+    assert time.monotonic() - started < 30

@@ -200,3 +200,19 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.01)
+
+
+def test_a_queued_row_that_this_processs_recovery_claimed_again_is_not_sent_twice(recorder_app):
+    """Taken for dead and registered again under its id, this process's recovery claims a
+    queued row anew (a second dispatch attempt) and dispatches it by id: the row as inserted,
+    still waiting in the dispatch queue, is not sent as well."""
+    runtime = recorder_app.extensions["pie"]
+    owner = runtime.registration.ensure()
+    with connection():
+        version = lifecycle.get_version("rec", "1")
+        queued = jobs.new_job(version, "inference", {}, runtime.dispatcher.claim_columns())
+        assert processes.void(owner, utcnow() + timedelta(seconds=1)) is not None
+        processes.register(owner, "app")
+        assert claims.claim(queued.job_id, 60, owner)  # recovery's claim, attempt 2
+        assert runtime.dispatcher.dispatch(queued) is False  # the queued row
+    assert Recorded.calls == []
