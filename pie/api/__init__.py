@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,34 @@ SWAGGER_UI_CONFIG = {"validatorUrl": None}
 
 
 class Api(flask_smorest.Api):
+    """flask-smorest's Api, whose blueprints are documented when the document is first asked
+    for, not when the app starts: writing their pages (apispec resolving every schema) was
+    over half of an app's start, and a `pie serve` worker may never serve /openapi.json."""
+
     ERROR_SCHEMA = ErrorSchema
+
+    def init_app(self, app: Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:
+        self._undocumented: list[tuple[Any, str, Any]] = []
+        self._documenting = threading.Lock()
+        super().init_app(app, spec_kwargs=spec_kwargs)
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        """As flask-smorest's, the blueprint's documentation left for `document`."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, name, parameters))
 
     def document(self) -> dict[str, Any]:
         """The OpenAPI document PIE serves (/openapi.json, `pie openapi`)."""
-        return finish(self.spec.to_dict())
+        with self._documenting:
+            for blp, name, parameters in self._undocumented:
+                blp.register_views_in_doc(
+                    self, self._app, self.spec, name=name, parameters=parameters
+                )
+                self.spec.tag({"name": name, "description": blp.description})
+            self._undocumented.clear()
+            return finish(self.spec.to_dict())
 
     def _openapi_json(self) -> Any:
         return current_app.response_class(
