@@ -154,8 +154,7 @@ def make_app(tmp_path: Any, database_url: str) -> Iterator[Callable[..., Flask]]
     apps: list[Flask] = []
 
     def factory(config: dict[str, Any] | None = None, plugins: Any = ()) -> Flask:
-        if POSTGRES_URL:
-            migrated.migrate(database_url)
+        migrated.migrate(database_url)
         app = create_app(app_settings(tmp_path / "instance", database_url, config), plugins=plugins)
         apps.append(app)
         return app
@@ -174,8 +173,7 @@ def make_module_app(tmp_path_factory: Any) -> Iterator[Callable[..., Flask]]:
         close_apps(apps)
         folder = tmp_path_factory.mktemp("app")
         url = reset_postgres(POSTGRES_URL) if POSTGRES_URL else f"sqlite:///{folder}/pie.sqlite"
-        if POSTGRES_URL:
-            migrated.migrate(url)
+        migrated.migrate(url)
         app = create_app(app_settings(folder / "instance", url, config), plugins=plugins)
         apps.append(app)
         return app
