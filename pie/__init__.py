@@ -62,10 +62,9 @@ def _resolve_storage(app: Flask) -> None:
 def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[Any] = ()) -> Flask:
     """Build a PIE app: settings, database, plugins, API. `plugins` are registered after the
     built-ins, exactly like entry-point plugins."""
-    from flask import Flask
-
     from pie import api, config, console, db, logs, metrics
     from pie.auth import TokenVerifier
+    from pie.flask_app import PieFlask
     from pie.plugin_manager import (
         build_plugin_manager,
         collect_handler_types,
@@ -82,7 +81,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, plugins: Iterable[A
         **config.coerce(test_config or {}),
     }
     config.check(settings)
-    app = Flask("pie", instance_path=config.instance_path(settings), static_folder=None)
+    app = PieFlask("pie", instance_path=config.instance_path(settings), static_folder=None)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = app.config["PIE_MAX_BODY_BYTES"]
     app.json = api.JSONProvider(app)

@@ -221,7 +221,8 @@ def _start_request() -> None:
 
 def route_label() -> str:
     """The URL rule that matched (`/v2/models/<model_id>`), never the raw path."""
-    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+    rule = request.url_rule
+    return rule.rule if rule is not None else "unmatched"
 
 
 def _finish_request(response: Response) -> Response:

@@ -272,7 +272,9 @@ def _start_timer() -> None:
 
 
 def _observe(response: Response) -> Response:
-    method = request.method if request.method in HTTP_METHODS else "other"  # bounded labels
+    method = request.method
+    if method not in HTTP_METHODS:  # bounded labels
+        method = "other"
     labels = (method, route_label(), str(response.status_code))
     HTTP_REQUESTS.labels(*labels).inc()
     started = g.get("pie_metrics_started")
