@@ -10,22 +10,26 @@ from flask import Flask
 
 
 class PieFlask(Flask):
-    """Flask, less asking a dozen times per request whether each hook and view is a
-    coroutine function: the answer is kept per function. An `async def` hook or view is
-    still run through `async_to_sync`, as by Flask."""
+    """Flask, less asking a dozen times per request whether each hook, error handler and
+    view is a coroutine function: the answer is kept. An `async def` one is still run
+    through `async_to_sync`, as by Flask."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._is_coroutine: dict[Any, bool] = {}
 
     def ensure_sync(self, func: Any) -> Any:
-        # A MethodView's handler is a new bound method on every request: its function is
-        # the key. Other callables (partials, callable objects) are asked each time.
-        key = func.__func__ if type(func) is MethodType else func
-        if type(key) is not FunctionType:
+        # For a plain function (or a method of one) the answer is its code object's flag
+        # (inspect._has_code_flag), so it is kept per code object: a MethodView's handler
+        # is a new bound method on every request and a closure given to after_this_request
+        # a new function, but they share their code. Anything else (a partial, a callable
+        # object, a function marked by inspect.markcoroutinefunction) is asked each time.
+        function = func.__func__ if type(func) is MethodType else func
+        if type(function) is not FunctionType or "_is_coroutine_marker" in function.__dict__:
             return super().ensure_sync(func)
+        code = function.__code__
         try:
-            coroutine = self._is_coroutine[key]
+            coroutine = self._is_coroutine[code]
         except KeyError:
-            coroutine = self._is_coroutine[key] = iscoroutinefunction(key)
+            coroutine = self._is_coroutine[code] = iscoroutinefunction(function)
         return self.async_to_sync(func) if coroutine else func

@@ -1,9 +1,12 @@
 """PieFlask: each hook and view is asked once whether it is a coroutine function, and the
-answer kept per function, without growing per request; an async one is still wrapped."""
+answer kept per code object, without growing per request; an async one is still wrapped;
+what is not a plain function is left to Flask."""
 
 from __future__ import annotations
 
-import pytest
+import functools
+
+from flask import Flask
 from flask.views import MethodView
 
 import pie.flask_app
@@ -27,20 +30,30 @@ def test_hooks_and_views_are_asked_once_and_the_answers_do_not_grow(app, client)
             assert client.get("/v2/models").status_code == 200
             assert client.get("/v2/models/none").status_code == 404
         # Nothing was asked again, and the MethodViews' bound methods (new ones on every
-        # request) are kept by their functions: the answers do not grow.
+        # request) share their answers: the answers do not grow.
         assert len(asked) == len(app._is_coroutine) == known
     finally:
         pie.flask_app.iscoroutinefunction = original
 
 
-def test_a_method_views_handler_is_kept_by_its_function(app):
+def test_new_methods_and_closures_of_one_definition_share_an_answer(app):
     class View(MethodView):
         def get(self) -> str:
             return "ok"
 
+    def closure(n: int) -> object:
+        def after(response: object) -> object:  # as given to after_this_request
+            return n and response
+
+        return after
+
+    before = len(app._is_coroutine)
     one, two = View().get, View().get
     assert app.ensure_sync(one) is one and app.ensure_sync(two) is two
-    assert list(app._is_coroutine).count(View.get) == 1
+    for n in range(100):
+        function = closure(n)
+        assert app.ensure_sync(function) is function
+    assert len(app._is_coroutine) == before + 2
 
 
 def test_an_async_function_is_still_run_through_async_to_sync(app, monkeypatch):
@@ -54,9 +67,17 @@ def test_an_async_function_is_still_run_through_async_to_sync(app, monkeypatch):
     assert wrapped == [hook, hook]
 
 
-@pytest.mark.parametrize(
-    "make", [lambda: lambda: None, lambda: __import__("functools").partial(print)]
-)
-def test_other_callables_are_answered_as_flask_does(app, make):
-    func = make()
-    assert app.ensure_sync(func) is func
+def test_what_is_not_a_plain_function_is_asked_of_flask_each_time(app, monkeypatch):
+    asked: list[object] = []
+    original = Flask.ensure_sync
+    monkeypatch.setattr(Flask, "ensure_sync", lambda self, f: asked.append(f) or original(self, f))
+
+    def marked() -> None:  # as inspect.markcoroutinefunction (Python 3.12) marks one
+        return None
+
+    marked._is_coroutine_marker = object()  # type: ignore[attr-defined]
+    partial = functools.partial(print)
+    assert app.ensure_sync(partial) is partial
+    assert app.ensure_sync(marked) is marked
+    assert app.ensure_sync(marked) is marked
+    assert asked == [partial, marked, marked]
