@@ -377,6 +377,35 @@ def test_the_readme_lists_every_verb() -> None:
     assert missing == []
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("jobs", "run", "m", "--input", "not json"),
+            "'--input': expected a JSON object, got text that is not JSON",
+        ),
+        (
+            ("jobs", "train", "m@1", "--input", "[1]"),
+            "'--input': expected a JSON object, got a JSON array",
+        ),
+        (
+            ("services", "init", "c", "d", "s", "--features", "3"),
+            "'--features': expected a JSON object, got a JSON number",
+        ),
+    ],
+)
+def test_an_option_that_is_no_json_object_is_named_with_what_it_held(pie: Run, args, message):
+    result = pie(*args, code=2)
+
+    assert f"Invalid value for {message}" in result.stderr
+
+
+def test_a_body_file_that_cannot_be_read_is_named_with_the_reason(pie: Run) -> None:
+    result = pie("models", "create", "-f", "absent.json", code=1)
+
+    assert result.stderr.strip() == "error: cannot read absent.json: No such file or directory"
+
+
 def test_bad_json_input_says_what_is_wrong_as_json(pie: Run) -> None:
     result = pie("jobs", "run", "m@1", "--input", "{bad json", code=2)
 

@@ -90,7 +90,10 @@ def reported_errors() -> Iterator[None]:
         fail(exc, EXIT_CONNECTION)
     except errors.JobTimeout as exc:
         fail(exc, EXIT_TIMEOUT)
-    except (ValueError, OSError) as exc:  # a config file or a -f file that cannot be read
+    except OSError as exc:  # a config file or a -f file that cannot be read
+        named = f"cannot read {exc.filename}: " if exc.filename else ""
+        fail(OSError(f"{named}{exc.strerror or exc}"), EXIT_ERROR)
+    except ValueError as exc:
         fail(exc, EXIT_ERROR)
 
 
@@ -142,11 +145,23 @@ def parse_text(text: str, source: str) -> Any:
         raise click.BadParameter(f"{source} is neither JSON nor YAML: {exc}") from exc
 
 
-def json_object(value: str) -> dict[str, Any]:
+def json_object(value: str, option: str = "--input") -> dict[str, Any]:
+    """The JSON object an option gives (inline, or `@file`); anything else is a usage error
+    naming the option and what it held."""
     found = json_argument(value)
     if not isinstance(found, dict):
-        raise click.BadParameter("expected a JSON object")
+        kind = _kind(found)
+        held = "text that is not JSON" if isinstance(found, str) else f"a JSON {kind}"
+        raise click.BadParameter(f"expected a JSON object, got {held}", param_hint=f"'{option}'")
     return found
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {list: "array", int: "number", float: "number"}.get(type(value), type(value).__name__)
 
 
 def body_call(function: Callable[..., T], *args: Any, body: Any, source: str) -> T:

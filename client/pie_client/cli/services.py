@@ -76,7 +76,7 @@ def services_init(
 
     With --wait: 0 once the init job succeeded (or there was none), 8 failed, 9 timed out."""
     api = client()
-    found = json_object(features) if features else None
+    found = json_object(features, "--features") if features else None
     started = api.services.init(
         client_id, domain_id, service_id, static_features=found, departure_datetime=departure
     )
@@ -102,7 +102,7 @@ def services_update(
     client_id: str, domain_id: str, service_id: str, features: str | None, departure: str | None
 ) -> None:
     """Change a service's features or departure (no job is started)."""
-    found = json_object(features) if features else None
+    found = json_object(features, "--features") if features else None
     emit(
         client().services.update(
             client_id, domain_id, service_id, static_features=found, departure_datetime=departure
