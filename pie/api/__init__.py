@@ -12,7 +12,7 @@ from typing import Any
 import flask_smorest
 import peewee
 from flask import Blueprint as FlaskBlueprint
-from flask import Flask, current_app, g, request, send_from_directory
+from flask import Flask, current_app, g, redirect, request, send_from_directory, url_for
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import (
     ClientDisconnected,
@@ -160,6 +160,10 @@ def docs_assets_blueprint() -> FlaskBlueprint:
     @blueprint.route(f"{DOCS_ASSETS_URL}<path:filename>")
     def docs_asset(filename: str) -> Any:
         return send_from_directory(SWAGGER_UI_FOLDER, filename, max_age=86400)
+
+    @blueprint.route("/docs/")
+    def docs_with_a_slash() -> Any:  # as /ui goes to /ui/, the one spelling leads to the other
+        return redirect(url_for("api-docs.openapi_swagger_ui"), 308)
 
     return blueprint
 

@@ -309,6 +309,14 @@ def test_docs_asset_404_is_not_a_crash(anon):
     assert anon.get("/docs/assets/no-such-file.js").status_code == 404
 
 
+def test_docs_with_a_trailing_slash_leads_to_the_docs_page(anon):
+    response = anon.get("/docs/")
+
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/docs"
+    assert anon.get(response.headers["Location"]).status_code == 200
+
+
 # --- meta-test: every documented route is exercised by some test --------------------------
 #
 # A static scan of tests/: every `client.<method>(path)` call and every `("METHOD", path, ...)`
