@@ -8,6 +8,11 @@ from typing import Any
 
 from flask import Flask
 
+# Attributes of a function that inspect.iscoroutinefunction also consults, beside its code:
+# inspect.markcoroutinefunction's mark (3.12) and a partialmethod's (3.13; before, named
+# _partialmethod and not consulted), whose functions all share functools._method's code.
+MARKS = frozenset({"_is_coroutine_marker", "__partialmethod__", "_partialmethod"})
+
 
 class PieFlask(Flask):
     """Flask, less asking a dozen times per request whether each hook, error handler and
@@ -23,9 +28,9 @@ class PieFlask(Flask):
         # (inspect._has_code_flag), so it is kept per code object: a MethodView's handler
         # is a new bound method on every request and a closure given to after_this_request
         # a new function, but they share their code. Anything else (a partial, a callable
-        # object, a function marked by inspect.markcoroutinefunction) is asked each time.
+        # object, a function with one of MARKS) is asked each time.
         function = func.__func__ if type(func) is MethodType else func
-        if type(function) is not FunctionType or "_is_coroutine_marker" in function.__dict__:
+        if type(function) is not FunctionType or not MARKS.isdisjoint(function.__dict__):
             return super().ensure_sync(func)
         code = function.__code__
         try:

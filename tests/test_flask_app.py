@@ -76,8 +76,21 @@ def test_what_is_not_a_plain_function_is_asked_of_flask_each_time(app, monkeypat
         return None
 
     marked._is_coroutine_marker = object()  # type: ignore[attr-defined]
+
+    class Handlers:  # a partialmethod's functions all share functools._method's code
+        async def run(self, step: int) -> None:
+            return None
+
+        def stop(self, step: int) -> None:
+            return None
+
+        run_first = functools.partialmethod(run, 1)
+        stop_first = functools.partialmethod(stop, 1)
+
     partial = functools.partial(print)
     assert app.ensure_sync(partial) is partial
     assert app.ensure_sync(marked) is marked
     assert app.ensure_sync(marked) is marked
-    assert asked == [partial, marked, marked]
+    stop_first = Handlers.stop_first
+    assert app.ensure_sync(stop_first) is stop_first
+    assert asked == [partial, marked, marked, stop_first]

@@ -163,7 +163,9 @@ def docs_assets_blueprint() -> FlaskBlueprint:
 
     @blueprint.route("/docs/")
     def docs_with_a_slash() -> Any:  # as /ui goes to /ui/, the one spelling leads to the other
-        return redirect(url_for("api-docs.openapi_swagger_ui"), 308)
+        query = request.query_string.decode("latin-1")
+        target = url_for("api-docs.openapi_swagger_ui")
+        return redirect(f"{target}?{query}" if query else target, 308)
 
     return blueprint
 

@@ -315,6 +315,7 @@ def test_docs_with_a_trailing_slash_leads_to_the_docs_page(anon):
     assert response.status_code == 308
     assert response.headers["Location"] == "/docs"
     assert anon.get(response.headers["Location"]).status_code == 200
+    assert anon.get("/docs/?deepLinking=1").headers["Location"] == "/docs?deepLinking=1"
 
 
 # --- meta-test: every documented route is exercised by some test --------------------------

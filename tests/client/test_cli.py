@@ -403,7 +403,7 @@ def test_an_option_that_is_no_json_object_is_named_with_what_it_held(pie: Run, a
 def test_a_body_file_that_cannot_be_read_is_named_with_the_reason(pie: Run) -> None:
     result = pie("models", "create", "-f", "absent.json", code=1)
 
-    assert result.stderr.strip() == "error: cannot read absent.json: No such file or directory"
+    assert result.stderr.strip() == "error: absent.json: No such file or directory"
 
 
 def test_bad_json_input_says_what_is_wrong_as_json(pie: Run) -> None:

@@ -90,9 +90,11 @@ def reported_errors() -> Iterator[None]:
         fail(exc, EXIT_CONNECTION)
     except errors.JobTimeout as exc:
         fail(exc, EXIT_TIMEOUT)
-    except OSError as exc:  # a config file or a -f file that cannot be read
-        named = f"cannot read {exc.filename}: " if exc.filename else ""
-        fail(OSError(f"{named}{exc.strerror or exc}"), EXIT_ERROR)
+    except OSError as exc:  # a -f file that cannot be read, a config file not written
+        if exc.filename is not None and exc.strerror:
+            files = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else f"{exc.filename}"
+            exc = OSError(f"{files}: {exc.strerror}")
+        fail(exc, EXIT_ERROR)
     except ValueError as exc:
         fail(exc, EXIT_ERROR)
 
