@@ -12,28 +12,22 @@ from flask.views import MethodView
 import pie.flask_app
 
 
-def test_hooks_and_views_are_asked_once_and_the_answers_do_not_grow(app, client):
+def test_hooks_and_views_are_asked_once_and_the_answers_do_not_grow(app, client, monkeypatch):
     asked: list[object] = []
     original = pie.flask_app.iscoroutinefunction
-
-    def counting(func: object) -> bool:
-        asked.append(func)
-        return original(func)
-
-    pie.flask_app.iscoroutinefunction = counting
-    try:
+    monkeypatch.setattr(
+        pie.flask_app, "iscoroutinefunction", lambda func: asked.append(func) or original(func)
+    )
+    assert client.get("/v2/models").status_code == 200
+    assert client.get("/v2/models/none").status_code == 404  # a view, an error handler
+    known = len(app._is_coroutine)
+    assert known > 0 and len(asked) == known  # each function asked once
+    for _ in range(20):
         assert client.get("/v2/models").status_code == 200
-        assert client.get("/v2/models/none").status_code == 404  # a view, an error handler
-        known = len(app._is_coroutine)
-        assert known > 0 and len(asked) == known  # each function asked once
-        for _ in range(20):
-            assert client.get("/v2/models").status_code == 200
-            assert client.get("/v2/models/none").status_code == 404
-        # Nothing was asked again, and the MethodViews' bound methods (new ones on every
-        # request) share their answers: the answers do not grow.
-        assert len(asked) == len(app._is_coroutine) == known
-    finally:
-        pie.flask_app.iscoroutinefunction = original
+        assert client.get("/v2/models/none").status_code == 404
+    # Nothing was asked again, and the MethodViews' bound methods (new ones on every
+    # request) share their answers: the answers do not grow.
+    assert len(asked) == len(app._is_coroutine) == known
 
 
 def test_new_methods_and_closures_of_one_definition_share_an_answer(app):

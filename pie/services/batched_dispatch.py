@@ -167,24 +167,24 @@ class BatchedDispatch:
         `dispatch` does; one failing statement, a deadlock victim, say, makes it one by
         one); returns those that were not moved from pending."""
         config = self.runtime.config
+
+        def not_started(job: Job, external_id: str | None) -> bool:
+            return not mark_started(job.job_id, external_id, job=job, config=config)
+
         if not handed:
             return []
         try:
             with admitted(), db.transaction():
-                return [
-                    (job, external_id)
-                    for job, external_id in handed
-                    if not mark_started(job.job_id, external_id, job=job, config=config)
-                ]
+                return [(job, external) for job, external in handed if not_started(job, external)]
         except Exception:
             log.warning("batch start failed; starting one by one", exc_info=True)
-        not_started = []
+        left = []
         for job, external_id in handed:
             try:
-                if not mark_started(job.job_id, external_id, job=job, config=config):
-                    not_started.append((job, external_id))
+                if not_started(job, external_id):
+                    left.append((job, external_id))
             except Exception:  # left pending with its claim: recovery's, once it lapses
                 log.exception(
                     "job %s: could not be marked started", job.job_id, extra={"job_id": job.job_id}
                 )
-        return not_started
+        return left

@@ -92,7 +92,7 @@ def reported_errors() -> Iterator[None]:
         fail(exc, EXIT_TIMEOUT)
     except OSError as exc:  # a -f file that cannot be read, a config file not written
         if exc.filename is not None and exc.strerror:
-            files = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else f"{exc.filename}"
+            files = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
             exc = OSError(f"{files}: {exc.strerror}")
         fail(exc, EXIT_ERROR)
     except ValueError as exc:
@@ -152,8 +152,7 @@ def json_object(value: str, option: str = "--input") -> dict[str, Any]:
     naming the option and what it held."""
     found = json_argument(value)
     if not isinstance(found, dict):
-        kind = _kind(found)
-        held = "text that is not JSON" if isinstance(found, str) else f"a JSON {kind}"
+        held = "text that is not JSON" if isinstance(found, str) else f"a JSON {_kind(found)}"
         raise click.BadParameter(f"expected a JSON object, got {held}", param_hint=f"'{option}'")
     return found
 
