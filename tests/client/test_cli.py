@@ -359,6 +359,25 @@ def test_help_loads_no_http_machinery(args: list[str], tmp_path: Path) -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_the_client_alone_names_its_version(flag: str, tmp_path: Path) -> None:
+    """`python -m pie_client` (a client-only install's command) says which release it is,
+    as the server's `pie --version` does, and builds no client for it."""
+    from importlib.metadata import version
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pie_client", flag],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in ("PIE_URL", "PIE_TOKEN")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"pie-client {version('pie-client')}\n"
+    assert result.stderr == ""
+
+
 def test_the_readme_lists_every_verb() -> None:
     import click
     from pie_client.cli import COMMANDS
