@@ -7,7 +7,8 @@ Starts `pie serve` (SQLite unless --database, 2 worker processes unless --worker
 bare Flask + peewee + SQLite app on the same WSGI server (bench/bare_app.py; SQLite whatever
 PIE's database: the ceiling), and the same insert on flask-smorest + marshmallow
 (bench/floor_app.py: the framework's floor for a write, measured like PIE's figures, for
-information), drives them with wrk (Debian package `wrk`) and prints each
+information), both on gunicorn's threaded worker with `pie serve`'s connection balancing
+(bench/gunicorn_balanced.py), drives them with wrk (Debian package `wrk`) and prints each
 figure with its ratio to the bare read or insert, and p50/p99 latency; then in-process echo
 jobs end to end and fan-out per subscription. `measure` returns the same figures."""
 
@@ -436,8 +437,8 @@ def measure(
         ("bench.bare_app:app", bare_port, bare_env),
         ("bench.floor_app:app", floor_port, floor_env),
     ):
-        gunicorn = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread"]
-        gunicorn += ["--threads", "4", "-b", f"127.0.0.1:{port}", app]
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:bench.gunicorn_balanced"]
+        gunicorn += ["-w", "2", "--threads", "4", "-b", f"127.0.0.1:{port}", app]
         servers.append(start(gunicorn, env, folder / f"{app.split(':')[0]}.log"))
     try:
         pie, bare = f"http://127.0.0.1:{pie_port}", f"http://127.0.0.1:{bare_port}"

@@ -27,6 +27,7 @@ from gunicorn.glogging import Logger
 from gunicorn.workers import gthread
 from gunicorn.workers.gthread import ThreadWorker
 
+from pie.accept_balance import BalancedAccept, Board, close_when_crowded, give_slot
 from pie.errors import envelope
 from pie.slow_clients import ClientTimeout, DeadlineSocket
 
@@ -134,10 +135,11 @@ def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: st
     gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-class PieWorker(ThreadWorker):
+class PieWorker(BalancedAccept, ThreadWorker):
     """gunicorn's gthread worker; on SIGTERM the app starts closing at once, while gunicorn
     drains the in-flight requests: no queued in-process job starts after the signal. Its own
-    error pages are the JSON envelope."""
+    error pages are the JSON envelope. It takes new connections in turn with its siblings
+    (pie.accept_balance)."""
 
     closing: threading.Thread | None = None
     quitting = False
@@ -171,6 +173,7 @@ class PieWorker(ThreadWorker):
         if self.quitting:
             return
         self.quitting = True
+        self.leave_board()
         super().handle_quit(sig, frame)
 
     def init_process(self) -> None:
@@ -181,6 +184,7 @@ class PieWorker(ThreadWorker):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
+        self.leave_board()  # its siblings no longer wait for it to take connections
         begin_closing(self)
 
 
@@ -342,6 +346,8 @@ def options(
         # Files (the docs' assets) go out through the socket's writes, which carry the client
         # deadlines, not through os.sendfile on its descriptor, which would bypass them.
         "sendfile": False,
+        "pre_fork": give_slot,
+        "pre_request": close_when_crowded,
         "worker_exit": close_worker_app,
         "child_exit": forget_worker,
         # gunicorn's control socket has one default path per user, which several `pie serve`
@@ -365,6 +371,7 @@ def run(
     from pie import logs
 
     PieWorker.client_timeout = client_timeout
+    PieWorker.board = Board()
     url = public_url or f"http://{bind}"
     banner = sys.stderr.isatty() and logs.current_format() == "text"
     ready = announcer(bind, url, database, workers, threads, banner)

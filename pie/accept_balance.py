@@ -1,0 +1,184 @@
+"""Connections spread over `pie serve`'s worker processes.
+
+Every worker polls the one listening socket, and whichever wakes first takes a connection.
+A worker already awake (busy with requests) wins that race, so a handful of keep-alive
+clients arriving together (a proxy's upstream pool, a load generator, a client's
+connection pool) could all land on one process and stay there, its requests sharing one
+interpreter lock while the other processes idle: with 8 connections on 2 workers,
+bench.http measured 1,600-1,700 reads a second in that case against 4,100-4,200 when they
+spread, and it happened in 3 of 8 tries.
+
+The master maps a small table into shared memory before it forks (`Board`): each worker
+writes, once per turn of its event loop, how many connections it holds, whether it
+accepts, and when it last wrote. A worker that holds more than one connection above a live
+sibling that accepts stops accepting for a moment (`should_defer`), so that the sibling
+takes the next one; one that holds two more answers its next request with
+`Connection: close` (`should_shed`), so that its client connects again, to the sibling.
+The worker with the fewest connections always accepts, so new connections are never left
+waiting for every worker at once; a sibling that has not written for STALE_SECONDS (hung,
+dead, or stopping) does not count."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import time
+from collections.abc import Iterable
+from typing import Any
+
+# pid, open connections, accepting (0/1), last write (time.monotonic, the same clock in every
+# process of the host)
+RECORD = struct.Struct("qqqd")
+HEADER = struct.Struct("q")  # how many slots the master has given out so far
+SLOTS = 256
+# A worker's event loop turns at least once a second (gunicorn's poll timeout) however idle.
+# Taking a live sibling for a silent one only skips the balancing for a moment; the other
+# way round, a hung sibling would keep new connections waiting this long once.
+STALE_SECONDS = 1.5
+# A worker holding this many connections more than the least-loaded live sibling waits.
+SLACK = 1
+# While it waits, how often a worker looks again (instead of gunicorn's 1 s poll timeout).
+RECHECK_SECONDS = 0.02
+# A crowded worker closes at most one connection in this time: the counts it goes by (its
+# own, its siblings') show a closed connection's client connecting again only after a turn
+# of each event loop, and without the pause one crowd was shed twice over.
+SHED_SECONDS = 0.05
+
+
+class Board:
+    """The shared table: one record per slot, slots given out by the master (`free_slot`)."""
+
+    def __init__(self, slots: int = SLOTS) -> None:
+        self.slots = slots
+        # Anonymous and shared: the workers forked after this see the same pages.
+        self._map = mmap.mmap(-1, HEADER.size + RECORD.size * slots)
+
+    def free_slot(self, taken: Iterable[int]) -> int | None:
+        """The first slot no live worker holds, for a worker about to be forked (in the
+        master); None when all are: that worker then takes no part and never waits."""
+        used = set(taken)
+        slot = next((slot for slot in range(self.slots) if slot not in used), None)
+        if slot is not None:
+            self.write(slot, 0, False, 0.0, pid=0)  # nothing of the slot's last holder
+            if slot >= HEADER.unpack_from(self._map, 0)[0]:
+                HEADER.pack_into(self._map, 0, slot + 1)
+        return slot
+
+    def write(
+        self, slot: int, connections: int, accepting: bool, now: float, pid: int | None = None
+    ) -> None:
+        offset = HEADER.size + slot * RECORD.size
+        pid = os.getpid() if pid is None else pid
+        RECORD.pack_into(self._map, offset, pid, connections, accepting, now)
+
+    def siblings(self, slot: int, now: float) -> list[int]:
+        """Open connections of every other worker that accepts and wrote in the last
+        STALE_SECONDS."""
+        found = []
+        for other in range(HEADER.unpack_from(self._map, 0)[0]):
+            if other == slot:
+                continue
+            offset = HEADER.size + other * RECORD.size
+            pid, connections, accepting, stamp = RECORD.unpack_from(self._map, offset)
+            if pid and accepting and now - stamp < STALE_SECONDS:
+                found.append(connections)
+        return found
+
+    def should_defer(self, slot: int, connections: int, now: float | None = None) -> bool:
+        """Whether the worker in `slot`, holding `connections`, should let a sibling take
+        the next connection."""
+        return self._above(slot, connections, SLACK, now)
+
+    def should_shed(self, slot: int, connections: int, now: float | None = None) -> bool:
+        """Whether the worker in `slot` holds so many more connections than a sibling that
+        it should close one after its response (its client then connects again, to the
+        sibling, since this worker defers): one more than `should_defer`'s margin, so that
+        a worker stops shedding before its siblings would start."""
+        return self._above(slot, connections, SLACK + 1, now)
+
+    def _above(self, slot: int, connections: int, margin: int, now: float | None) -> bool:
+        now = time.monotonic() if now is None else now
+        others = self.siblings(slot, now)
+        return bool(others) and connections > min(others) + margin
+
+
+class BalancedAccept:
+    """Mixed into gunicorn's threaded worker (before it: `class W(BalancedAccept,
+    ThreadWorker)`), whose event loop accepts while `nr_conns < worker_connections`, read
+    once a turn. The class's `board` is set in the master before it forks, and each
+    worker's `balance_slot` by `give_slot`; without them the worker accepts as gunicorn's."""
+
+    board: Board | None = None
+    balance_slot: int | None = None
+    alive: bool
+    nr_conns: int
+    _connection_cap: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._deferring = False
+        self._shed_at = 0.0
+        super().__init__(*args, **kwargs)
+
+    @property
+    def worker_connections(self) -> int:
+        """The configured cap, or the connections held now (no accepting this turn) while
+        a sibling with fewer should take the next one. Each read also publishes this
+        worker's count for its siblings."""
+        board, slot = self.board, self.balance_slot
+        if board is None or slot is None:
+            return self._connection_cap
+        now = time.monotonic()
+        willing = self.alive and self.nr_conns < self._connection_cap
+        board.write(slot, self.nr_conns, willing, now)
+        self._deferring = (
+            willing and self.nr_conns > SLACK and board.should_defer(slot, self.nr_conns, now)
+        )
+        return self.nr_conns if self._deferring else self._connection_cap
+
+    @worker_connections.setter
+    def worker_connections(self, value: int) -> None:
+        self._connection_cap = value
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """While a sibling is to take the next connection, look again soon, not after
+        gunicorn's idle second: if the sibling does not take it, this worker will."""
+        if self._deferring:
+            timeout = min(timeout, RECHECK_SECONDS)
+        super().wait_for_and_dispatch_events(timeout)  # type: ignore[misc]
+
+    def crowded(self) -> bool:
+        """Whether to close the connection after the current response (`close_when_crowded`):
+        at most once per SHED_SECONDS."""
+        if self.nr_conns <= SLACK + 1:  # no sibling can hold fewer than none
+            return False
+        board, slot, now = self.board, self.balance_slot, time.monotonic()
+        if board is None or slot is None or now - self._shed_at < SHED_SECONDS:
+            return False
+        if board.should_shed(slot, self.nr_conns, now):
+            self._shed_at = now
+            return True
+        return False
+
+    def leave_board(self) -> None:
+        """Stopping: siblings no longer wait for this worker to take connections."""
+        if self.board is not None and self.balance_slot is not None:
+            self.board.write(self.balance_slot, self.nr_conns, False, time.monotonic())
+
+
+def close_when_crowded(worker: Any, req: Any) -> None:
+    """gunicorn `pre_request` (on the thread that serves the request): a worker holding
+    more than its share answers with `Connection: close`. Connections that arrived while a
+    sibling was starting, stopped or replaced would otherwise stay where they landed for as
+    long as their clients keep them (a proxy's pool: hours)."""
+    if isinstance(worker, BalancedAccept) and worker.crowded():
+        req.must_close = True
+
+
+def give_slot(arbiter: Any, worker: Any) -> None:
+    """gunicorn `pre_fork` (in the master): the worker about to be forked gets a record of
+    the shared table that no live worker holds."""
+    board = getattr(type(worker), "board", None)
+    if board is not None:
+        taken = (getattr(other, "balance_slot", None) for other in arbiter.WORKERS.values())
+        worker.balance_slot = board.free_slot(slot for slot in taken if slot is not None)
