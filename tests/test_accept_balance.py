@@ -8,13 +8,23 @@ import http.client
 import os
 import random
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.http.parser import RequestParser
 
-from pie.accept_balance import SLACK, STALE_SECONDS, Board
+from pie.accept_balance import (
+    SLACK,
+    STALE_SECONDS,
+    Board,
+    closes_cleanly,
+    give_slot,
+)
 from tests.helpers import SECRET
 from tests.server import ServerProcess
 
@@ -63,23 +73,79 @@ def test_a_slot_given_again_forgets_its_last_holder() -> None:
     assert board.free_slot([0, 1]) is None  # all taken: that worker never waits
 
 
+def test_connections_closed_lately_count_as_the_siblings() -> None:
+    """A client told to close may take its time to connect again: until it has, the
+    connection counts on the sibling's side, and no more are closed for it."""
+    board = Board(slots=2)
+    mine, other = board.free_slot([]), board.free_slot([0])
+    board.write(other, 0, True, NOW)
+    assert board.should_shed(mine, 2 + SLACK, NOW)
+    assert not board.should_shed(mine, 2 + SLACK, NOW, in_transit=1)
+    assert board.should_shed(mine, 3 + SLACK, NOW, in_transit=1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        (b"GET /v2/health HTTP/1.1\r\nHost: pie\r\n\r\n", True),
+        (b"POST /x HTTP/1.1\r\nHost: pie\r\nContent-Length: 0\r\n\r\n", True),
+        (b"GET /v2/health HTTP/1.1\r\nHost: pie\r\nConnection: close\r\n\r\n", False),
+        (b"GET /v2/health HTTP/1.0\r\nHost: pie\r\n\r\n", False),  # closes anyway
+        (b"POST /x HTTP/1.1\r\nHost: pie\r\nContent-Length: 3\r\n\r\nabc", False),
+        (b"POST /x HTTP/1.1\r\nHost: pie\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False),
+        (
+            b"POST /x HTTP/1.1\r\nHost: pie\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+            False,
+        ),
+        (b"GET /a HTTP/1.1\r\nHost: pie\r\n\r\nGET /b HTTP/1.1\r\nHost: pie\r\n\r\n", False),
+    ],
+)
+def test_only_a_request_that_loses_nothing_by_it_is_answered_with_close(raw, clean) -> None:
+    """Not one whose body may still be on its way, nor one with pipelined requests behind
+    it (they would go unanswered), nor one that closes anyway (a turn spent moving nothing)."""
+    request = next(iter(RequestParser(Config(), [raw], ("127.0.0.1", 1))))
+    assert closes_cleanly(request) is clean
+
+
+def test_no_worker_takes_part_when_each_has_a_socket_of_its_own() -> None:
+    """With reuse_port the kernel picks a worker's own socket for each connection; one
+    that waited for its siblings would leave the connections sent to it waiting."""
+
+    class Worker:
+        board = Board(slots=4)
+        balance_slot: int | None = None
+
+    for reuse_port, slot in ((False, 0), (True, None)):
+        arbiter = SimpleNamespace(cfg=SimpleNamespace(reuse_port=reuse_port), WORKERS={})
+        worker = Worker()
+        give_slot(arbiter, worker)
+        assert worker.balance_slot == slot
+
+
 # --- a real pie serve ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def start(tmp_path: Path, threads: int | None = None, **settings: str) -> ServerProcess:
     proc = ServerProcess(
         {
             "PIE_DATABASE_URL": f"sqlite:///{tmp_path}/pie.sqlite",
             "PIE_INSTANCE_PATH": str(tmp_path / "instance"),
             "PIE_JWT_SECRET": SECRET,
             "PIE_EMBEDDED_WORKER": "0",
+            **settings,
         },
         workers=2,
+        threads=threads,
         log_path=str(tmp_path / "serve.log"),
     )
     proc.start()
     serving(proc)
+    return proc
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = start(tmp_path)
     yield proc
     proc.stop()
 
@@ -230,10 +296,10 @@ def test_connections_piled_on_one_worker_spread_out_as_their_clients_go_on(
                 response.read()
                 assert response.status == 200
                 closes += response.getheader("Connection", "").lower() == "close"
+            time.sleep(0.02)
             counts = spread(server)
-            if min(counts.values()) >= 3:
+            if sum(counts.values()) == 8 and min(counts.values()) >= 3:
                 break
-            time.sleep(0.01)
         assert sum(counts.values()) == 8 and min(counts.values()) >= 3, counts
         assert 3 <= closes <= 4, closes  # as many as it took (8-0 to 5-3), give or take one
         for _ in range(20):  # even now: nothing more is closed
@@ -245,3 +311,52 @@ def test_connections_piled_on_one_worker_spread_out_as_their_clients_go_on(
     finally:
         for connection in connections:
             connection.close()
+
+
+def test_no_connection_is_sent_to_a_worker_whose_threads_are_all_taken(tmp_path: Path) -> None:
+    """Counting connections alone, a worker whose two threads were held by slow uploads
+    (two connections) looked less loaded than its sibling with six idle keep-alive ones,
+    which then closed them onto it: its clients waited behind the uploads for seconds. A
+    worker with every thread on a request does not count as one to make room for."""
+    server = start(tmp_path, threads=2, PIE_CLIENT_TIMEOUT_SECONDS="30")
+    uploads: list[socket.socket] = []
+    try:
+        first, second = serving(server)
+        os.kill(first, signal.SIGSTOP)  # the uploads go to the second worker
+        try:
+            body = b'{"id": "slow", "name": "' + b"x" * 5000 + b'"}'
+            for _ in range(2):
+                upload = socket.create_connection(("127.0.0.1", server.port))
+                upload.sendall(
+                    b"POST /v2/models HTTP/1.1\r\nHost: pie\r\nContent-Type: application/json"
+                    b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body[:10])
+                )  # and the rest never comes: each holds a thread of the second worker
+                uploads.append(upload)
+            time.sleep(0.5)
+            assert spread(server) == {first: 0, second: 2}
+        finally:
+            os.kill(first, signal.SIGCONT)
+        os.kill(second, signal.SIGSTOP)  # the pool goes to the first worker
+        try:
+            time.sleep(STALE_SECONDS + 0.2)
+            pool = open_connections(server, 6)
+            assert spread(server) == {first: 6, second: 2}
+        finally:
+            os.kill(second, signal.SIGCONT)
+        closes, slowest, deadline = 0, 0.0, time.monotonic() + 2
+        while time.monotonic() < deadline:
+            for connection in pool:
+                started = time.monotonic()
+                connection.request("GET", "/v2/health")
+                response = connection.getresponse()
+                response.read()
+                slowest = max(slowest, time.monotonic() - started)
+                closes += response.getheader("Connection", "").lower() == "close"
+            time.sleep(0.02)
+        assert closes == 0 and slowest < 0.5, (closes, slowest)
+        for connection in pool:
+            connection.close()
+    finally:
+        for upload in uploads:
+            upload.close()
+        server.stop()
