@@ -37,28 +37,9 @@ def register(group: click.Group) -> None:
         group.add_command(command)
 
 
-def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    """`--version`: the installed distribution's version, as the server's `pie --version`."""
-    if value and not ctx.resilient_parsing:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            shown = version("pie-client")
-        except PackageNotFoundError:  # imported from a source tree that was never installed
-            shown = "unknown (not installed)"
-        click.echo(f"pie-client {shown}")
-        ctx.exit()
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, no_args_is_help=True)
-@click.option(
-    "-V",
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=print_version,
-    help="Show the version and exit.",
+@click.version_option(
+    None, "-V", "--version", package_name="pie-client", message="%(package)s %(version)s"
 )
 def main() -> None:
     """PIE's client verbs (the `pie` command of a client-only install).
