@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import collections
 import mmap
-import os
 import struct
 import time
 from collections.abc import Iterable
 from typing import Any
 
-# pid, open connections, accepting (0/1), last write (time.monotonic, the same clock in every
+# open connections, accepting (0/1), last write (time.monotonic, the same clock in every
 # process of the host)
-RECORD = struct.Struct("qqqd")
+RECORD = struct.Struct("qqd")
 HEADER = struct.Struct("q")  # how many slots the master has given out so far
 SLOTS = 256
 # A worker's event loop turns at least once a second (gunicorn's poll timeout) however idle.
@@ -73,17 +72,13 @@ class Board:
         used = set(taken)
         slot = next((slot for slot in range(self.slots) if slot not in used), None)
         if slot is not None:
-            self.write(slot, 0, False, 0.0, pid=0)  # nothing of the slot's last holder
+            self.write(slot, 0, False, 0.0)  # nothing of the slot's last holder
             if slot >= HEADER.unpack_from(self._map, 0)[0]:
                 HEADER.pack_into(self._map, 0, slot + 1)
         return slot
 
-    def write(
-        self, slot: int, connections: int, accepting: bool, now: float, pid: int | None = None
-    ) -> None:
-        offset = HEADER.size + slot * RECORD.size
-        pid = os.getpid() if pid is None else pid
-        RECORD.pack_into(self._map, offset, pid, connections, accepting, now)
+    def write(self, slot: int, connections: int, accepting: bool, now: float) -> None:
+        RECORD.pack_into(self._map, HEADER.size + slot * RECORD.size, connections, accepting, now)
 
     def siblings(self, slot: int, now: float) -> list[int]:
         """Open connections of every other worker that accepts and wrote in the last
@@ -93,15 +88,20 @@ class Board:
             if other == slot:
                 continue
             offset = HEADER.size + other * RECORD.size
-            pid, connections, accepting, stamp = RECORD.unpack_from(self._map, offset)
-            if pid and accepting and now - stamp < STALE_SECONDS:
+            connections, accepting, stamp = RECORD.unpack_from(self._map, offset)
+            if accepting and now - stamp < STALE_SECONDS:
                 found.append(connections)
         return found
+
+    def fewest(self, slot: int, now: float) -> int | None:
+        """The fewest connections a sibling that takes more holds (None: no such sibling)."""
+        return min(self.siblings(slot, now), default=None)
 
     def should_defer(self, slot: int, connections: int, now: float | None = None) -> bool:
         """Whether the worker in `slot`, holding `connections`, should let a sibling take
         the next connection."""
-        return self._above(slot, connections, SLACK, now)
+        now = time.monotonic() if now is None else now
+        return defers(connections, self.fewest(slot, now))
 
     def should_shed(
         self, slot: int, connections: int, now: float | None = None, in_transit: int = 0
@@ -111,12 +111,18 @@ class Board:
         sibling, since this worker defers): one more than `should_defer`'s margin, so that
         a worker stops shedding before its siblings would start; `in_transit` connections
         it closed lately count as the sibling's."""
-        return self._above(slot, connections, SLACK + 1 + in_transit, now)
-
-    def _above(self, slot: int, connections: int, margin: int, now: float | None) -> bool:
         now = time.monotonic() if now is None else now
-        others = self.siblings(slot, now)
-        return bool(others) and connections > min(others) + margin
+        return sheds(connections, self.fewest(slot, now), in_transit)
+
+
+def defers(connections: int, fewest: int | None) -> bool:
+    """`Board.should_defer`'s rule, given the fewest connections of a sibling that takes more."""
+    return fewest is not None and connections > fewest + SLACK
+
+
+def sheds(connections: int, fewest: int | None, in_transit: int = 0) -> bool:
+    """`Board.should_shed`'s rule, given the fewest connections of a sibling that takes more."""
+    return fewest is not None and connections > fewest + SLACK + 1 + in_transit
 
 
 class BalancedAccept:
@@ -155,10 +161,11 @@ class BalancedAccept:
         busy = held - len(self.keepalived_conns) - len(self.pending_conns)
         willing = self.alive and held < self._connection_cap and busy < self.cfg.threads
         board.write(slot, held, willing, now)
-        self._deferring = held > SLACK and board.should_defer(slot, held, now)
+        fewest = board.fewest(slot, now) if held > SLACK else None  # one scan for both rules
+        self._deferring = defers(held, fewest)
         while self._sheds and now - self._sheds[0] > SHED_MEMORY_SECONDS:
             self._sheds.popleft()
-        if held > SLACK + 1 and board.should_shed(slot, held, now, len(self._sheds)):
+        if sheds(held, fewest, len(self._sheds)):
             self._crowded_since = self._crowded_since or now
         else:
             self._crowded_since = None
@@ -177,9 +184,15 @@ class BalancedAccept:
             timeout = min(timeout, RECHECK_SECONDS)
         super().wait_for_and_dispatch_events(timeout)  # type: ignore[misc]
 
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGQUIT/SIGINT end the process from the signal handler, before the event loop
+        stops accepting: siblings stop waiting for it now."""
+        self.leave_board()
+        super().handle_quit(sig, frame)  # type: ignore[misc]
+
     def set_accept_enabled(self, enabled: bool) -> None:
-        """gunicorn stops accepting here when the worker stops, however it was told to (a
-        signal, its max_requests): siblings no longer wait for it."""
+        """gunicorn stops accepting here when the worker stops gracefully, however it was
+        told to (SIGTERM, its max_requests): siblings no longer wait for it."""
         super().set_accept_enabled(enabled)  # type: ignore[misc]
         if not enabled and not self.alive:
             self.leave_board()

@@ -173,7 +173,6 @@ class PieWorker(BalancedAccept, ThreadWorker):
         if self.quitting:
             return
         self.quitting = True
-        self.leave_board()
         super().handle_quit(sig, frame)
 
     def init_process(self) -> None:
@@ -184,7 +183,6 @@ class PieWorker(BalancedAccept, ThreadWorker):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
-        self.leave_board()  # its siblings no longer wait for it to take connections
         begin_closing(self)
 
 
