@@ -687,7 +687,9 @@ def test_a_subscription_cycle_stops_at_the_depth_limit(client):
     root = start_inference(client, "a", {"hop": 0})
 
     def deepest_done():
-        jobs = all_jobs(client, "a", "b")
+        # b's list first: once it holds the done depth-3 job, a's (read after) holds every
+        # job before it. Read the other way, a's list could predate depth 2 (CI once saw 3).
+        jobs = all_jobs(client, "b", "a")
         deep = [j for j in jobs if (j["trigger"] or {}).get("depth") == 3]
         return jobs if deep and deep[0]["status"] in ("success", "failure") else None
 
